@@ -1,0 +1,3 @@
+from anchorprep.cli import main
+
+main()

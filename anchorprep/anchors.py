@@ -1,0 +1,114 @@
+"""Anchors, per-frame anchor distances and per-frame targets (SPEC §3).
+
+* An anchor is ``(time_s, frame, label, source)``; times are seconds from the start of the
+  utterance (segment), never from the recording.
+* Distance per frame ``t``: ``d_t = t - a(t)`` with ``a(t)`` the nearest anchor frame (ties go to
+  the earlier anchor), int16 saturating at ±32767; an utterance without anchors has
+  ``d_t = NO_ANCHOR = 32767`` everywhere, and ``|d| >= 32767`` means "no anchor in range".
+* Target per frame: the nearest anchor's class id when ``lo <= d_t <= hi`` (the positive window),
+  ``IGNORE_INDEX`` inside the guard band (``guard`` frames on either side of the window), else 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from anchorprep.errors import UsageError
+
+NO_ANCHOR = 32767
+IGNORE_INDEX = -100
+BACKGROUND = "background"
+ANCHOR_SOURCES = ("alignment", "vad", "accel", "manual")
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One anchor: the event time, the model frame it maps to, its class label and its source."""
+
+    time_s: float
+    frame: int
+    label: str
+    source: str
+
+
+@dataclass(frozen=True)
+class TargetWindow:
+    """Frames with ``lo <= d <= hi`` are positive; ``guard`` frames beyond either edge are ignored."""
+
+    lo: int = 0
+    hi: int = 30
+    guard: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lo > self.hi:
+            raise UsageError(f"positive window {self.lo}:{self.hi} is empty (lo > hi)")
+        if self.guard < 0:
+            raise UsageError(f"guard must be >= 0, got {self.guard}")
+
+    @classmethod
+    def parse(cls, text: str, guard: int = 0) -> "TargetWindow":
+        """Parse ``"LO:HI"`` (frames, either may be negative), e.g. ``"0:30"`` or ``"-5:20"``."""
+        try:
+            lo, hi = (int(part) for part in text.split(":"))
+        except ValueError:
+            raise UsageError(f"positive window must look like LO:HI in frames (e.g. 0:30), got {text!r}") from None
+        return cls(lo, hi, guard)
+
+
+def label_map(labels: list[str]) -> dict[str, int]:
+    """Class ids for anchor labels in the given order: 0 is background, then 1, 2, ..."""
+    ids = {BACKGROUND: 0}
+    for label in labels:
+        if label in ids:
+            raise UsageError(f"label {label!r} given twice")
+        ids[label] = len(ids)
+    return ids
+
+
+def nearest_anchor(anchor_frames: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every frame, the index of the nearest anchor (ties: the earlier) and the distance.
+
+    ``anchor_frames`` must be sorted ascending and non-empty. Returns ``(index, distance)`` with
+    distance as int64 ``t - anchor_frames[index]`` (unsaturated).
+    """
+    frames = np.arange(num_frames, dtype=np.int64)
+    anchors = np.asarray(anchor_frames, dtype=np.int64)
+    right = np.searchsorted(anchors, frames, side="left").clip(max=len(anchors) - 1)
+    left = (right - 1).clip(min=0)
+    to_left = frames - anchors[left]
+    to_right = anchors[right] - frames
+    # Where the right-hand anchor lies before the frame (past the last anchor) only `left` applies.
+    use_right = (to_right >= 0) & ((to_left < 0) | (to_right < to_left))
+    index = np.where(use_right, right, left)
+    return index, frames - anchors[index]
+
+
+def anchor_distances(anchor_frames, num_frames: int) -> np.ndarray:
+    """Per-frame distance ``d_t = t - a(t)`` as int16, saturating at ±32767 (SPEC §3)."""
+    if len(anchor_frames) == 0:
+        return np.full(num_frames, NO_ANCHOR, dtype=np.int16)
+    _, distance = nearest_anchor(np.sort(np.asarray(anchor_frames)), num_frames)
+    return distance.clip(-NO_ANCHOR, NO_ANCHOR).astype(np.int16)
+
+
+def frame_targets(anchor_frames, anchor_classes, num_frames: int, window: TargetWindow) -> np.ndarray:
+    """Per-frame int16 targets: the nearest anchor's class inside the positive window.
+
+    ``IGNORE_INDEX`` inside the guard band around the window, 0 (background) elsewhere and
+    everywhere for an utterance without anchors.
+    """
+    targets = np.zeros(num_frames, dtype=np.int16)
+    if len(anchor_frames) == 0:
+        return targets
+    order = np.argsort(np.asarray(anchor_frames), kind="stable")
+    frames = np.asarray(anchor_frames, dtype=np.int64)[order]
+    classes = np.asarray(anchor_classes, dtype=np.int16)[order]
+    index, distance = nearest_anchor(frames, num_frames)
+    if window.guard:
+        guard = (distance >= window.lo - window.guard) & (distance <= window.hi + window.guard)
+        targets[guard] = IGNORE_INDEX
+    positive = (distance >= window.lo) & (distance <= window.hi)
+    targets[positive] = classes[index[positive]]
+    return targets

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from anchorprep.cli import app
+from anchorprep.cli.common import (
+    AnchorRule, DryRun, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume,
+    SampleRate, ShardIndex, ShardSize, SnipEdges, Subsampling, Window, Workers, execute, labelling, usage_guard,
+)
+from anchorprep.pipeline.align import AlignJob, AlignOptions, ctm_items
+from anchorprep.pipeline.inputs import discover_pairs, read_manifest
+from anchorprep.pipeline.runner import RunOptions
+
+SOURCE = "Alignment source"
+
+
+@app.command("align")
+@usage_guard
+def align_command(
+    inputs: Annotated[Path, typer.Argument(help="A manifest (.csv/.tsv/.jsonl/.parquet), a folder of TextGrids (+audio), or a Kaldi .ctm.")],
+    out: Out,
+    keyword: Annotated[list[str], typer.Option("-k", "--keyword", help="Keyword or phrase; repeat for more classes (ids 1, 2, ... in order).", rich_help_panel=SOURCE)],
+    edge: Annotated[str, typer.Option("--edge", help="Anchor at the keyword's end, start or centre.", rich_help_panel=SOURCE)] = "end",
+    tier: Annotated[Optional[str], typer.Option("--tier", help="Tier name (default: MFA's words/phones tier).", rich_help_panel=SOURCE)] = None,
+    speaker: Annotated[Optional[str], typer.Option("--speaker", help="Speaker whose tiers to use in multi-speaker alignments.", rich_help_panel=SOURCE)] = None,
+    level: Annotated[str, typer.Option("--level", help="words or phones.", rich_help_panel=SOURCE)] = "words",
+    regex: Annotated[bool, typer.Option("--regex", help="Keywords are regular expressions matched against single labels.", rich_help_panel=SOURCE)] = False,
+    require_keyword: Annotated[bool, typer.Option("--require-keyword", help="An utterance without any keyword is an error, not a negative.", rich_help_panel=SOURCE)] = False,
+    alignment_format: Annotated[str, typer.Option("--format", help="auto (by extension), textgrid, mfa-csv, mfa-json or ctm.", rich_help_panel=SOURCE)] = "auto",
+    encoding: Annotated[str, typer.Option("--encoding", help="Text encoding of CTM files (e.g. gb18030).", rich_help_panel=SOURCE)] = "utf-8",
+    segments: Annotated[Optional[Path], typer.Option("--segments", help="Kaldi segments file: CTM times are recording-relative.", rich_help_panel=SOURCE)] = None,
+    wav_scp: Annotated[Optional[Path], typer.Option("--wav-scp", help="Kaldi wav.scp giving audio for a .ctm input.", rich_help_panel=SOURCE)] = None,
+    audio_dir: Annotated[Optional[Path], typer.Option("--audio-dir", help="For a TextGrid folder: the corpus folder holding the audio (MFA layout).", rich_help_panel=SOURCE)] = None,
+    sample_rate: SampleRate = 16000, frame_shift_ms: FrameShift = 10.0, frame_length_ms: FrameLength = 25.0,
+    snip_edges: SnipEdges = True, subsampling: Subsampling = 1, anchor_rule: AnchorRule = "causal",
+    positive_window: Window = "0:30", guard: Guard = 0,
+    shard_size: ShardSize = 1000, workers: Workers = 1, shard_index: ShardIndex = None, num_shards: NumShards = None,
+    resume: Resume = False, overwrite: Overwrite = False, max_errors: MaxErrors = None, dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Anchors from forced alignments: every occurrence of each keyword, at its end (or start/centre)."""
+    options = AlignOptions(tuple(keyword), edge, tier, speaker, level, regex, require_keyword, alignment_format,
+                           encoding, str(segments) if segments else None)
+    job = AlignJob(labelling(tuple(keyword), sample_rate, frame_shift_ms, frame_length_ms, snip_edges, subsampling,
+                             anchor_rule, positive_window, guard), options)
+    if inputs.is_dir():
+        items = discover_pairs(inputs, audio_dir)
+    elif inputs.suffix.lower() == ".ctm":
+        items = ctm_items(inputs, segments, wav_scp, encoding)
+    else:
+        items = read_manifest(inputs, required=("utt_id", "alignment_path"))
+    execute(job, items, RunOptions(out, shard_size, workers, shard_index, num_shards, resume, overwrite,
+                                   max_errors, dry_run, quiet))

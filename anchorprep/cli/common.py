@@ -1,0 +1,135 @@
+"""Options every pipeline command shares, and the run/report plumbing around the runner."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from anchorprep.anchors import TargetWindow
+from anchorprep.errors import UsageError
+from anchorprep.grid import FrameGrid
+from anchorprep.pipeline.rows import Labelling
+from anchorprep.pipeline.runner import RunOptions, RunResult, run
+
+console = Console(stderr=True)
+
+RUN = "Run"
+GRID = "Frame grid and targets"
+
+Out = Annotated[Path, typer.Option("-o", "--out", help="Output folder for shards, manifest.json, errors.jsonl, report.json.", rich_help_panel=RUN)]
+ShardSize = Annotated[int, typer.Option("--shard-size", help="Utterances per shard.", rich_help_panel=RUN)]
+Workers = Annotated[int, typer.Option("-j", "--workers", help="Worker processes.", rich_help_panel=RUN)]
+ShardIndex = Annotated[Optional[int], typer.Option("--shard-index", help="Array jobs: this task's index in [0, --num-shards).", rich_help_panel=RUN)]
+NumShards = Annotated[Optional[int], typer.Option("--num-shards", help="Array jobs: split the shard plan into this many tasks; task i runs shards i, i+K, ...", rich_help_panel=RUN)]
+Resume = Annotated[bool, typer.Option("--resume", help="Skip shards a previous run with the same settings finished.", rich_help_panel=RUN)]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a previous run with different settings in --out.", rich_help_panel=RUN)]
+MaxErrors = Annotated[Optional[int], typer.Option("--max-errors", help="Stop after more than N failed items (exit 1; continue later with --resume).", rich_help_panel=RUN)]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the shard plan and exit without writing.", rich_help_panel=RUN)]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or summary table.", rich_help_panel=RUN)]
+
+SampleRate = Annotated[int, typer.Option("--sample-rate", help="Grid sample rate (features are computed at this rate).", rich_help_panel=GRID)]
+FrameShift = Annotated[float, typer.Option("--frame-shift-ms", rich_help_panel=GRID)]
+FrameLength = Annotated[float, typer.Option("--frame-length-ms", rich_help_panel=GRID)]
+SnipEdges = Annotated[bool, typer.Option("--snip-edges/--no-snip-edges", help="Kaldi's snip_edges.", rich_help_panel=GRID)]
+Subsampling = Annotated[int, typer.Option("--subsampling", help="Model frame = this many feature frames.", rich_help_panel=GRID)]
+AnchorRule = Annotated[str, typer.Option("--anchor-rule", help="causal: first frame whose end >= event; nearest: nearest frame centre.", rich_help_panel=GRID)]
+Window = Annotated[str, typer.Option("--positive-window", help="Frames LO:HI (d = t - anchor) labelled positive.", rich_help_panel=GRID)]
+Guard = Annotated[int, typer.Option("--guard", help="Frames beyond the positive window set to ignore_index (-100).", rich_help_panel=GRID)]
+
+
+def labelling(labels: tuple[str, ...], sample_rate: int, frame_shift_ms: float, frame_length_ms: float,
+              snip_edges: bool, subsampling: int, anchor_rule: str, positive_window: str, guard: int) -> Labelling:
+    grid = FrameGrid(sample_rate, frame_shift_ms, frame_length_ms, snip_edges, subsampling)
+    if anchor_rule not in ("causal", "nearest"):
+        raise UsageError(f"--anchor-rule must be causal or nearest, got {anchor_rule!r}")
+    return Labelling(grid, TargetWindow.parse(positive_window, guard), labels, anchor_rule)
+
+
+class RichProgress:
+    """Items/s and ETA on a TTY; silent otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.failed = 0
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} items/s"), TextColumn("[red]{task.fields[failed]} failed"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+        )
+
+    def start(self, total: int) -> None:
+        self._task = self._progress.add_task(self.label, total=total, rate="-", failed=0)
+        self._progress.start()
+
+    def advance(self, n: int, failed: int = 0) -> None:
+        self.failed += failed
+        self._progress.advance(self._task, n)
+        task = self._progress.tasks[0]
+        rate = f"{task.completed / task.elapsed:,.0f}" if task.elapsed else "-"
+        self._progress.update(self._task, rate=rate, failed=self.failed)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def execute(job, items, options: RunOptions) -> None:
+    """Run a job, print the summary, and exit with 0 (ok), 1 (items failed) or 2 (usage)."""
+    show = not options.quiet and console.is_terminal
+    result = run(job, items, options, progress=RichProgress(job.command) if show else None)
+    if options.dry_run:
+        typer.echo(json.dumps(result.report["plan"], indent=2))
+        raise typer.Exit(0)
+    if not options.quiet:
+        print_summary(result)
+    raise typer.Exit(result.exit_code)
+
+
+def print_summary(result: RunResult) -> None:
+    report = result.report
+    table = Table(title=f"anchorprep → {result.out_dir}", show_header=False)
+    rate = result.items_run / result.elapsed_s if result.elapsed_s else 0.0
+    rows = [
+        ("shards", f"{result.planned_shards} planned, {result.shards_run} run, {result.shards_skipped} resumed"),
+        ("items this run", f"{result.items_run:,} ({rate:,.0f}/s, {result.elapsed_s:.1f} s)"),
+    ]
+    if report:
+        rows += [
+            ("in / written / failed", f"{report['in']:,} / {report['written']:,} / {report['failed']:,}"),
+            ("positives / negatives", f"{report.get('positives', 0):,} / {report.get('negatives', 0):,}"),
+            ("anchors (clipped)", f"{report.get('anchors', 0):,} ({report.get('anchors_clipped_after_end', 0)} past the end)"),
+        ]
+        if report["failed"]:
+            rows.append(("errors", str(result.out_dir / "errors.jsonl")))
+    elif result.stopped_early:
+        rows.append(("stopped", f"more than --max-errors items failed ({result.items_failed}); fix them and rerun with --resume"))
+    else:
+        rows.append(("manifest", "not written yet: other shards of this run are unfinished (run `anchorprep assemble` when all are)"))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+def usage_guard(func):
+    """Turn `UsageError` into a clean message and exit code 2."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except UsageError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,141 @@
+"""The frame grid: how sample positions and event times map to (model) frames.
+
+The convention is Kaldi's (and `torchaudio.compliance.kaldi.fbank`'s, kaldi-native-fbank's and
+lhotse's), so labels line up with the features a Kaldi-compatible front end produces:
+
+* ``S = frame_shift * sr`` and ``L = frame_length * sr`` samples.
+* ``snip_edges=True``: ``num_frames(N) = 0 if N < L else 1 + (N - L) // S``; feature frame ``t``
+  covers samples ``[t*S, t*S + L)``.
+* ``snip_edges=False``: ``num_frames(N) = (N + S // 2) // S``; frame ``t`` is centred on
+  ``t*S + S // 2`` and covers ``[t*S + S//2 - L//2, t*S + S//2 - L//2 + L)`` (Kaldi reflects the
+  samples that fall outside the signal).
+* Subsampling ``s``: model frame ``j`` covers feature frames ``[j*s, j*s + s)``;
+  ``T_model = T_feat // s``.
+
+A frame's *end time* is the end of its last sample. The ``causal`` anchor rule maps an event at
+time ``tau`` to the first model frame whose end time is ``>= tau`` (the first frame at which a
+streaming model has heard the event); ``nearest`` maps it to the frame whose centre is nearest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from anchorprep.errors import UsageError
+
+ANCHOR_RULES = ("causal", "nearest")
+
+# Event times arrive as decimal seconds (1.09 s); 1.09 * 16000 is 17440.000000000002 in floating
+# point. Positions within this many samples of an integer are snapped to it before comparing.
+_SAMPLE_SNAP = 1e-6
+
+
+@dataclass(frozen=True)
+class FrameGrid:
+    """Sample rate and framing shared by the features and the labels."""
+
+    sample_rate: int = 16000
+    frame_shift_ms: float = 10.0
+    frame_length_ms: float = 25.0
+    snip_edges: bool = True
+    subsampling: int = 1
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0:
+            raise UsageError(f"sample rate must be positive, got {self.sample_rate}")
+        if self.subsampling < 1:
+            raise UsageError(f"subsampling must be >= 1, got {self.subsampling}")
+        for name in ("frame_shift_ms", "frame_length_ms"):
+            samples = getattr(self, name) * self.sample_rate / 1000.0
+            if samples < 1 or abs(samples - round(samples)) > 1e-9:
+                raise UsageError(
+                    f"{name}={getattr(self, name)} is not a whole number of samples at "
+                    f"{self.sample_rate} Hz ({samples:g})"
+                )
+
+    @property
+    def shift(self) -> int:
+        """Frame shift ``S`` in samples."""
+        return round(self.frame_shift_ms * self.sample_rate / 1000.0)
+
+    @property
+    def length(self) -> int:
+        """Frame length ``L`` in samples."""
+        return round(self.frame_length_ms * self.sample_rate / 1000.0)
+
+    @property
+    def _first_sample_offset(self) -> int:
+        """Sample index where feature frame 0 starts (negative when edges are not snipped)."""
+        return 0 if self.snip_edges else self.shift // 2 - self.length // 2
+
+    def num_feature_frames(self, num_samples: int) -> int:
+        """Feature frames Kaldi computes for ``num_samples`` samples."""
+        if self.snip_edges:
+            return 0 if num_samples < self.length else 1 + (num_samples - self.length) // self.shift
+        return (num_samples + self.shift // 2) // self.shift
+
+    def num_frames(self, num_samples: int) -> int:
+        """Model frames (after subsampling) for ``num_samples`` samples."""
+        return self.num_feature_frames(num_samples) // self.subsampling
+
+    def num_samples(self, duration_s: float) -> int:
+        """Samples in ``duration_s`` seconds at this grid's rate (rounded to the nearest sample)."""
+        return int(np.floor(duration_s * self.sample_rate + 0.5))
+
+    def resampled_length(self, num_samples: int, sample_rate: int) -> int:
+        """Samples that ``num_samples`` at ``sample_rate`` become at the grid's rate.
+
+        Matches `soxr.resample`'s output length (``round(N * sr_grid / sr)``), so the frames
+        counted here equal the rows of features computed on the resampled audio.
+        """
+        if sample_rate == self.sample_rate:
+            return num_samples
+        return int(np.floor(num_samples * self.sample_rate / sample_rate + 0.5))
+
+    def frame_end_samples(self, frames: np.ndarray | int) -> np.ndarray:
+        """Exclusive end sample of model frame(s) ``j``: end of feature frame ``j*s + s - 1``."""
+        last_feature = np.asarray(frames, dtype=np.int64) * self.subsampling + self.subsampling - 1
+        return self._first_sample_offset + last_feature * self.shift + self.length
+
+    def frame_end_time(self, frames: np.ndarray | int) -> np.ndarray:
+        """End time in seconds of model frame(s) ``j``."""
+        return self.frame_end_samples(frames) / self.sample_rate
+
+    def frame_centre_time(self, frames: np.ndarray | int) -> np.ndarray:
+        """Centre time in seconds of model frame(s) ``j`` (midpoint of its first and last sample)."""
+        first = self._first_sample_offset + np.asarray(frames, dtype=np.int64) * self.subsampling * self.shift
+        return (first + self.frame_end_samples(frames)) / 2.0 / self.sample_rate
+
+    def time_to_frame(self, times_s, num_frames: int, rule: str = "causal") -> tuple[np.ndarray, int, int]:
+        """Map event times to model frames.
+
+        Returns ``(frames, clipped_after, clipped_before)``: frames as int64 in ``[0, T-1]``, and how
+        many events fell past the last frame (clipped to ``T-1``) or had a negative time (clipped
+        to 0).
+        ``num_frames`` must be positive.
+        """
+        if num_frames <= 0:
+            raise ValueError("time_to_frame needs at least one frame")
+        pos = np.asarray(times_s, dtype=np.float64) * self.sample_rate
+        snapped = np.round(pos)
+        pos = np.where(np.abs(pos - snapped) < _SAMPLE_SNAP, snapped, pos)
+        step = self.shift * self.subsampling
+        if rule == "causal":
+            # Smallest j with frame_end_samples(j) >= pos.
+            first_end = float(self.frame_end_samples(0))
+            raw = np.ceil((pos - first_end) / step)
+        elif rule == "nearest":
+            first_centre = float(self.frame_centre_time(0)) * self.sample_rate
+            # Round half down: an event exactly between two centres goes to the earlier frame.
+            raw = np.ceil((pos - first_centre) / step - 0.5)
+        else:
+            raise UsageError(f"unknown anchor rule {rule!r}; choose one of {', '.join(ANCHOR_RULES)}")
+        raw = raw.astype(np.int64)
+        clipped_after = int(np.count_nonzero(raw > num_frames - 1))
+        clipped_before = int(np.count_nonzero(pos < 0))
+        return np.clip(raw, 0, num_frames - 1), clipped_after, clipped_before
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,149 @@
+"""`anchorprep align`: keyword anchors from forced alignments (TextGrid, MFA csv/json, Kaldi CTM)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from anchorprep.errors import InputError, UsageError
+from anchorprep.pipeline.rows import AnchorEvent, Labelling, utterance_extent
+from anchorprep.pipeline.runner import ItemFailure, stage
+
+EDGES = ("end", "start", "centre")
+LEVELS = ("words", "phones")
+
+
+@dataclass(frozen=True)
+class AlignOptions:
+    """How keywords are found in an alignment."""
+
+    keywords: tuple[str, ...]
+    edge: str = "end"
+    tier: str | None = None
+    speaker: str | None = None
+    level: str = "words"
+    regex: bool = False
+    require_keyword: bool = False
+    alignment_format: str = "auto"
+    encoding: str = "utf-8"
+    segments: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.keywords:
+            raise UsageError("give at least one --keyword")
+        if self.edge not in EDGES:
+            raise UsageError(f"--edge must be one of {', '.join(EDGES)}")
+        if self.level not in LEVELS:
+            raise UsageError(f"--level must be one of {', '.join(LEVELS)}")
+
+
+@lru_cache(maxsize=4)
+def _ctm_utterances(path: str, encoding: str, level: str, segments: str | None) -> dict:
+    """A whole CTM parsed once per worker (it usually covers many utterances)."""
+    from anchorprep.sources.ctm import ctm_to_utterances, read_ctm, read_segments
+
+    by_file = read_ctm(path, encoding=encoding, level=level)
+    return by_file if segments is None else ctm_to_utterances(by_file, read_segments(segments))
+
+
+def _is_ctm(path: str, fmt: str) -> bool:
+    return fmt == "ctm" or (fmt == "auto" and path.lower().endswith(".ctm"))
+
+
+@dataclass(frozen=True)
+class AlignJob:
+    """Turns one manifest item (utt_id, audio_path, alignment_path, ...) into a shard row."""
+
+    labelling: Labelling
+    options: AlignOptions
+    command: str = field(default="align")
+
+    def settings(self) -> dict:
+        options = asdict(self.options)
+        options["keywords"] = list(options["keywords"])
+        return {**self.labelling.settings(), "source": "alignment", "align": options}
+
+    def _alignment(self, item: dict):
+        from anchorprep.sources.textgrid import read_alignment
+
+        path = item.get("alignment_path") or ""
+        if not path:
+            raise InputError("no alignment_path for this item")
+        if _is_ctm(path, self.options.alignment_format):
+            utterances = _ctm_utterances(path, self.options.encoding, self.options.level, self.options.segments)
+            key = item.get("ctm_id") or item["utt_id"]
+            if key not in utterances:
+                raise InputError(f"utterance {key!r} has no lines in the CTM", path)
+            return utterances[key], True
+        return read_alignment(path, format=self.options.alignment_format), False
+
+    def process(self, item: dict) -> tuple[dict, Counter]:
+        from anchorprep.sources.textgrid import find_phrase, select_word_tier
+
+        options = self.options
+        with stage("read_alignment", item.get("alignment_path")):
+            alignment, utterance_relative = self._alignment(item)
+        with stage("read_audio", item.get("audio_path")):
+            extent = utterance_extent(item, self.labelling.grid, fallback_duration_s=alignment.xmax)
+        with stage("find_keyword", item.get("alignment_path")):
+            tier = select_word_tier(alignment, tier=options.tier, speaker=options.speaker, level=options.level)
+            offset = 0.0 if utterance_relative else extent.start_s
+            events = []
+            for keyword in options.keywords:
+                for match in find_phrase(tier, keyword, edge=options.edge, regex=options.regex):
+                    time = match.time - offset
+                    if 0.0 <= time <= extent.duration_s:
+                        events.append(AnchorEvent(time, keyword, "alignment"))
+        if options.require_keyword and not events:
+            raise ItemFailure("find_keyword", f"none of the keywords {list(options.keywords)} occurs on tier {tier.name!r}",
+                              item.get("alignment_path"))
+        with stage("label", item.get("alignment_path")):
+            row, stats = self.labelling.build_row(item, extent, events)
+        overrun = (alignment.xmax - offset) - extent.duration_s
+        if item.get("audio_path") and overrun > self.labelling.grid.frame_shift_ms / 1000.0:
+            stats.update(alignment_overruns_audio=1)
+        return row, stats
+
+
+def ctm_items(ctm: Path, segments: Path | None = None, wav_scp: Path | None = None, encoding: str = "utf-8") -> pd.DataFrame:
+    """Items for a Kaldi-style run without a manifest: one per utterance of the CTM (or segments).
+
+    With ``segments``, the CTM's file ids are recordings and each segment is an item (its
+    ``start_s``/``duration_s`` come from the segments file); ``wav_scp`` maps recording (or
+    utterance) ids to audio files (plain paths only: piped commands are refused).
+    """
+    audio = _read_wav_scp(wav_scp) if wav_scp else {}
+    if segments is not None:
+        from anchorprep.sources.ctm import read_segments
+
+        rows = [{"utt_id": utt, "audio_path": audio.get(seg.recording, ""), "alignment_path": str(ctm),
+                 "start_s": repr(seg.start), "duration_s": repr(seg.end - seg.start)}
+                for utt, seg in read_segments(str(segments)).items()]
+    else:
+        from anchorprep.sources.ctm import read_ctm
+
+        try:
+            ids = list(read_ctm(str(ctm), encoding=encoding))
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
+        rows = [{"utt_id": utt, "audio_path": audio.get(utt, ""), "alignment_path": str(ctm)} for utt in ids]
+    if not rows:
+        raise UsageError(f"{ctm}: no utterances found")
+    return pd.DataFrame(rows, dtype=str)
+
+
+def _read_wav_scp(path: Path) -> dict[str, str]:
+    mapping = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        key, _, value = line.strip().partition(" ")
+        value = value.strip()
+        if value.endswith("|"):
+            raise UsageError(f"{path}:{number}: piped wav.scp entries are not supported; extract the audio to files first")
+        mapping[key] = value
+    return mapping

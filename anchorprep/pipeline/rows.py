@@ -1,0 +1,154 @@
+"""From an utterance's extent and its anchor events to one shard row (shared by every source)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from anchorprep.anchors import TargetWindow, anchor_distances, frame_targets, label_map
+from anchorprep.errors import InputError
+from anchorprep.grid import ANCHOR_RULES, FrameGrid
+from anchorprep.sources.audio import audio_info
+
+
+@dataclass(frozen=True)
+class AnchorEvent:
+    """An anchor before it is placed on the grid: a time (utterance seconds), label and source."""
+
+    time_s: float
+    label: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Extent:
+    """Where an utterance lies and how many grid samples it has."""
+
+    start_s: float
+    duration_s: float
+    sample_rate: int
+    grid_samples: int
+
+
+def item_float(item: dict, key: str, default: float | None = None) -> float | None:
+    """A float from a manifest cell ("" means absent); InputError on anything unparsable."""
+    raw = item.get(key)
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise InputError(f"column {key} is not a number: {raw!r}") from None
+    if not math.isfinite(value):
+        raise InputError(f"column {key} is not finite: {raw!r}")
+    return value
+
+
+def utterance_extent(item: dict, grid: FrameGrid, fallback_duration_s: float | None = None) -> Extent:
+    """Duration and grid sample count of an item: from the audio header when there is audio.
+
+    ``start_s``/``duration_s`` cut a segment out of a longer recording; without audio the
+    duration comes from ``duration_s`` or ``fallback_duration_s`` (e.g. the alignment's xmax).
+    """
+    start = item_float(item, "start_s", 0.0)
+    duration = item_float(item, "duration_s")
+    if start < 0:
+        raise InputError(f"start_s is negative ({start})")
+    if duration is not None and duration <= 0:
+        raise InputError(f"duration_s must be positive, got {duration}")
+    audio_path = item.get("audio_path") or ""
+    if audio_path:
+        info = audio_info(audio_path)
+        if info.num_samples == 0:
+            raise InputError("audio file holds no samples", audio_path)
+        first = int(round(start * info.sample_rate))
+        if first >= info.num_samples:
+            raise InputError(f"segment starts at {start:.3f} s, past the end of the audio ({info.duration_s:.3f} s)", audio_path)
+        available = info.num_samples - first
+        samples = available if duration is None else int(round(duration * info.sample_rate))
+        if samples > available + 1:
+            raise InputError(
+                f"segment {start:.3f}+{duration:.3f} s runs past the end of the audio ({info.duration_s:.3f} s)", audio_path
+            )
+        samples = min(samples, available)
+        return Extent(start, samples / info.sample_rate, info.sample_rate, grid.resampled_length(samples, info.sample_rate))
+    if duration is None:
+        if fallback_duration_s is None:
+            raise InputError("no audio_path and no duration_s: cannot tell how long the utterance is")
+        duration = fallback_duration_s - start
+        if duration <= 0:
+            raise InputError(f"start_s {start} lies past the end of the alignment ({fallback_duration_s} s)")
+    return Extent(start, duration, grid.sample_rate, grid.num_samples(duration))
+
+
+@dataclass(frozen=True)
+class Labelling:
+    """The frame grid, anchor rule, positive window and classes shared by every source."""
+
+    grid: FrameGrid
+    window: TargetWindow
+    labels: tuple[str, ...]
+    anchor_rule: str = "causal"
+
+    def __post_init__(self) -> None:
+        if self.anchor_rule not in ANCHOR_RULES:
+            raise ValueError(f"anchor rule must be one of {ANCHOR_RULES}")
+        label_map(list(self.labels))  # validates uniqueness
+
+    @property
+    def label_ids(self) -> dict[str, int]:
+        return label_map(list(self.labels))
+
+    def settings(self) -> dict:
+        return {
+            "grid": self.grid.to_dict(),
+            "anchor_rule": self.anchor_rule,
+            "targets": {"positive_window": [self.window.lo, self.window.hi], "guard": self.window.guard,
+                        "ignore_index": -100, "no_anchor_distance": 32767},
+            "label_map": self.label_ids,
+        }
+
+    def build_row(self, item: dict, extent: Extent, events: list[AnchorEvent],
+                  targets: np.ndarray | None = None) -> tuple[dict, Counter]:
+        """One shard row and its stat counters; ``targets`` overrides the window targets."""
+        num_frames = self.grid.num_frames(extent.grid_samples)
+        if num_frames == 0:
+            raise InputError(
+                f"utterance is shorter than one frame ({extent.grid_samples} samples at {self.grid.sample_rate} Hz "
+                f"< {self.grid.length * self.grid.subsampling} needed)"
+            )
+        events = sorted(events, key=lambda e: e.time_s)
+        times = np.array([e.time_s for e in events], dtype=np.float64)
+        stats: Counter = Counter(utterances=1)
+        if events:
+            frames, after, before = self.grid.time_to_frame(times, num_frames, self.anchor_rule)
+            stats.update(anchors=len(events), positives=1, anchors_clipped_after_end=after,
+                         anchors_clipped_before_start=before)
+            stats.update(f"anchors_from_{e.source}" for e in events)
+        else:
+            frames = np.zeros(0, dtype=np.int64)
+            stats.update(negatives=1)
+        ids = self.label_ids
+        if targets is None:
+            classes = [ids[e.label] for e in events]
+            targets = frame_targets(frames, classes, num_frames, self.window)
+        elif len(targets) != num_frames:
+            raise InputError(f"per-frame targets have {len(targets)} frames, the grid has {num_frames}")
+        row = {
+            "utt_id": str(item["utt_id"]),
+            "audio_path": item.get("audio_path") or None,
+            "start_s": extent.start_s,
+            "duration_s": extent.duration_s,
+            "sample_rate": extent.sample_rate,
+            "num_frames": num_frames,
+            "anchor_times_s": times,
+            "anchor_frames": frames.astype(np.int32),
+            "anchor_labels": [e.label for e in events],
+            "anchor_sources": [e.source for e in events],
+            "distance": anchor_distances(frames, num_frames),
+            "target": np.asarray(targets, dtype=np.int16),
+        }
+        return row, stats

@@ -1,0 +1,402 @@
+"""The batch runner: a deterministic shard plan, one engine-free shard function, resume, assembly.
+
+Layout of an output folder::
+
+    anchors-00000-of-00012.parquet ...   the shards (SPEC §4)
+    manifest.json  errors.jsonl  report.json
+    .anchorprep/run.json                 the run's settings (written first; checked on resume)
+    .anchorprep/done/00000.json          one summary per finished shard: rows, sha256, errors, stats
+
+Shard ``i`` holds input items ``[i*shard_size, (i+1)*shard_size)``, whatever the worker count,
+array-job split or resume history, so every way of running produces the same bytes. A shard's
+summary is written after its Parquet file is renamed into place; a shard counts as finished only
+when both exist and the file's sha256 matches the summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import pandas as pd
+
+from anchorprep import __version__
+from anchorprep.errors import AnchorprepError, InputError, UsageError
+from anchorprep.shards import PASSTHROUGH_COLUMNS, SCHEMA_VERSION, rows_to_table, shard_schema
+from anchorprep.shards.io import sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
+
+STATE_DIR = ".anchorprep"
+
+
+class ItemFailure(Exception):
+    """An item failed at a named stage; becomes one `errors.jsonl` line."""
+
+    def __init__(self, stage: str, reason: str, path: str | None = None) -> None:
+        super().__init__(reason)
+        self.stage, self.reason, self.path = stage, reason, path
+
+
+@contextmanager
+def stage(name: str, path: str | None = None) -> Iterator[None]:
+    """Label failures inside the block with a stage name (and the file being read).
+
+    `InputError` keeps its reason; anything else is an unexpected failure and says so, with the
+    exception type, so the user can report it instead of guessing.
+    """
+    try:
+        yield
+    except ItemFailure:
+        raise
+    except InputError as exc:
+        raise ItemFailure(name, exc.reason, exc.path or path) from exc
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one item's bug must not take the run down
+        raise ItemFailure(name, f"unexpected {type(exc).__name__}: {exc}", path) from exc
+
+
+class Job(Protocol):
+    """What a pipeline (align, vad, accel, ...) provides to the runner. Must be picklable."""
+
+    command: str
+
+    def settings(self) -> dict:
+        """Every option that shapes the output (grid, targets, label map, source options)."""
+
+    def process(self, item: dict) -> tuple[dict, Counter]:
+        """Turn one input item into a shard row plus stat counters; raise `ItemFailure`."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out_dir: Path
+    shard_size: int = 1000
+    workers: int = 1
+    shard_index: int | None = None
+    num_shards: int | None = None
+    resume: bool = False
+    overwrite: bool = False
+    max_errors: int | None = None
+    dry_run: bool = False
+    quiet: bool = False
+    retries: int = 1
+
+    def __post_init__(self) -> None:
+        if self.shard_size < 1:
+            raise UsageError("--shard-size must be at least 1")
+        if self.workers < 1:
+            raise UsageError("--workers must be at least 1")
+        if (self.shard_index is None) != (self.num_shards is None):
+            raise UsageError("--shard-index and --num-shards go together")
+        if self.num_shards is not None and not 0 <= self.shard_index < self.num_shards:
+            raise UsageError(f"--shard-index must be in [0, {self.num_shards}), got {self.shard_index}")
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    planned_shards: int
+    shards_run: int = 0
+    shards_skipped: int = 0
+    items_run: int = 0
+    items_failed: int = 0
+    complete: bool = False
+    stopped_early: bool = False
+    report: dict = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.items_failed or self.stopped_early or self.report.get("failed", 0) else 0
+
+
+def shard_name(index: int, count: int) -> str:
+    return f"anchors-{index:05d}-of-{count:05d}.parquet"
+
+
+def inputs_fingerprint(items: pd.DataFrame) -> dict:
+    """Count and sha256 of the item list (columns and values, in order)."""
+    digest = hashlib.sha256(json.dumps(list(items.columns)).encode())
+    for chunk_start in range(0, len(items), 10000):
+        chunk = items.iloc[chunk_start:chunk_start + 10000]
+        digest.update(chunk.to_csv(index=False, header=False).encode())
+    return {"count": len(items), "sha256": digest.hexdigest()}
+
+
+def run_settings(job: Job, items: pd.DataFrame, shard_size: int) -> dict:
+    """The settings JSON for manifest.json and every shard's metadata, with its hash."""
+    passthrough = [c for c in PASSTHROUGH_COLUMNS if c in items.columns]
+    settings = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": "anchorprep",
+        "tool_version": __version__,
+        "command": job.command,
+        "time_reference": "seconds from the start of the utterance (segment), not the recording",
+        "shard_size": shard_size,
+        "passthrough_columns": passthrough,
+        "inputs": inputs_fingerprint(items),
+        **job.settings(),
+    }
+    settings["settings_sha256"] = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    return settings
+
+
+def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: str, settings: dict) -> dict:
+    """Process one shard end to end; engine-free (local pool, in-process or a cluster worker).
+
+    Every item ends as a row or an error record; the Parquet file and then the summary are
+    written atomically, so a retried or duplicated call rewrites the same bytes.
+    """
+    out = Path(out_dir)
+    rows, errors, stats = [], [], Counter()
+    for item in items:
+        try:
+            if item.get("_duplicate_of") not in (None, ""):
+                raise ItemFailure("manifest", f"duplicate utt_id (first used at input row {item['_duplicate_of']})")
+            if not item.get("utt_id"):
+                raise ItemFailure("manifest", "empty utt_id")
+            row, item_stats = job.process(item)
+        except ItemFailure as failure:
+            errors.append({
+                "utt_id": item.get("utt_id", ""), "row": item["_row"],
+                "path": failure.path or item.get("alignment_path") or item.get("audio_path") or "",
+                "stage": failure.stage, "reason": failure.reason,
+            })
+            continue
+        for column in settings["passthrough_columns"]:
+            row[column] = item.get(column, "")
+        rows.append(row)
+        stats.update(item_stats)
+    schema = shard_schema(tuple(settings["passthrough_columns"]), settings)
+    name = shard_name(index, count)
+    write_parquet_atomic(out / name, rows_to_table(rows, schema))
+    summary = {
+        "shard": index, "file": name, "rows": len(rows), "items": len(items),
+        "sha256": sha256_file(out / name), "errors": errors, "stats": dict(sorted(stats.items())),
+    }
+    write_json_atomic(out / STATE_DIR / "done" / f"{index:05d}.json", summary)
+    return summary
+
+
+def _done_summary(out: Path, index: int, count: int) -> dict | None:
+    marker = out / STATE_DIR / "done" / f"{index:05d}.json"
+    shard = out / shard_name(index, count)
+    if not (marker.is_file() and shard.is_file()):
+        return None
+    summary = json.loads(marker.read_text())
+    return summary if summary.get("sha256") == sha256_file(shard) else None
+
+
+def _prepare_out_dir(out: Path, settings: dict, options: RunOptions) -> None:
+    run_file = out / STATE_DIR / "run.json"
+    if run_file.is_file():
+        previous = json.loads(run_file.read_text())
+        if previous.get("settings_sha256") != settings["settings_sha256"]:
+            if not options.overwrite:
+                changed = sorted(k for k in settings if settings.get(k) != previous.get(k) and k != "settings_sha256")
+                raise UsageError(
+                    f"{out} holds a run with different settings (changed: {', '.join(changed) or 'none'}); "
+                    "use a new output folder, or pass --overwrite to replace it"
+                )
+            _clear_run(out)
+    elif any(out.glob("anchors-*.parquet")) and not options.overwrite:
+        raise UsageError(f"{out} holds shards from an unknown run; pass --overwrite to replace them")
+    elif options.overwrite:
+        _clear_run(out)
+    (out / STATE_DIR / "done").mkdir(parents=True, exist_ok=True)
+    if not run_file.is_file():
+        write_json_atomic(run_file, settings)
+
+
+def _clear_run(out: Path) -> None:
+    for path in out.glob("anchors-*.parquet"):
+        path.unlink()
+    for name in ("manifest.json", "errors.jsonl", "report.json"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+
+
+def mark_duplicates(items: pd.DataFrame) -> pd.DataFrame:
+    """Add ``_row`` (input row number) and ``_duplicate_of`` (first row of a repeated utt_id)."""
+    items = items.copy()
+    items["_row"] = range(len(items))
+    first = items.groupby("utt_id", sort=False)["_row"].transform("min")
+    items["_duplicate_of"] = [str(f) if f != r else "" for f, r in zip(first, items["_row"])]
+    return items
+
+
+def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None) -> RunResult:
+    """Run ``job`` over ``items`` into ``options.out_dir``; assemble the manifest when complete."""
+    started = time.monotonic()
+    out = Path(options.out_dir)
+    settings = run_settings(job, items, options.shard_size)
+    count = max(1, -(-len(items) // options.shard_size))
+    mine = [i for i in range(count) if options.num_shards is None or i % options.num_shards == options.shard_index]
+    result = RunResult(out_dir=out, planned_shards=count)
+    if options.dry_run:
+        result.report = {"plan": _plan(out, settings, count, mine, options)}
+        return result
+    out.mkdir(parents=True, exist_ok=True)
+    _prepare_out_dir(out, settings, options)
+    todo = []
+    for index in mine:
+        if options.resume and _done_summary(out, index, count) is not None:
+            result.shards_skipped += 1
+        else:
+            todo.append(index)
+    items = mark_duplicates(items)
+
+    def shard_items(index: int) -> list[dict]:
+        return items.iloc[index * options.shard_size:(index + 1) * options.shard_size].to_dict("records")
+
+    if progress is not None:
+        progress.start(total=sum(min(options.shard_size, len(items) - i * options.shard_size) for i in todo))
+    try:
+        for summary in _execute(job, todo, count, shard_items, str(out), settings, options):
+            result.shards_run += 1
+            result.items_run += summary["items"]
+            result.items_failed += len(summary["errors"])
+            if progress is not None:
+                progress.advance(summary["items"], failed=len(summary["errors"]))
+            if options.max_errors is not None and result.items_failed > options.max_errors:
+                result.stopped_early = True
+                break
+    finally:
+        if progress is not None:
+            progress.stop()
+    if not result.stopped_early:
+        result.report = assemble(out, require_complete=False) or {}
+        result.complete = bool(result.report)
+    result.elapsed_s = time.monotonic() - started
+    return result
+
+
+def _plan(out: Path, settings: dict, count: int, mine: list[int], options: RunOptions) -> dict:
+    done = [i for i in mine if options.resume and out.is_dir() and _done_summary(out, i, count) is not None]
+    return {
+        "out_dir": str(out), "items": settings["inputs"]["count"], "shards": count,
+        "shard_size": options.shard_size, "this_job_shards": len(mine), "already_done": len(done),
+        "to_run": len(mine) - len(done), "workers": options.workers, "settings_sha256": settings["settings_sha256"],
+        "first_shard": shard_name(0, count),
+    }
+
+
+def _execute(job, todo, count, shard_items, out, settings, options):
+    """Yield shard summaries as shards finish.
+
+    With one worker, shards run in this process. With more, a process pool keeps at most
+    2 × workers shards in flight (memory stays flat however large the corpus). When a worker
+    dies the pool is rebuilt; the shards that were in flight are rerun one at a time, each up to
+    ``retries`` more times, so the culprit is identified and only its items are failed.
+    """
+    if options.workers == 1 or len(todo) <= 1:
+        for index in todo:
+            yield process_shard(job, index, count, shard_items(index), out, settings)
+        return
+    queue = list(reversed(todo))
+    suspects: list[int] = []
+    while queue:
+        with ProcessPoolExecutor(max_workers=options.workers) as pool:
+            in_flight: dict = {}
+            try:
+                while queue or in_flight:
+                    while queue and len(in_flight) < 2 * options.workers:
+                        index = queue.pop()
+                        in_flight[pool.submit(process_shard, job, index, count, shard_items(index), out, settings)] = index
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        summary = future.result()
+                        del in_flight[future]
+                        yield summary
+            except BrokenProcessPool:
+                suspects.extend(in_flight.values())
+    for index in sorted(suspects):
+        for _attempt in range(options.retries + 1):
+            with ProcessPoolExecutor(max_workers=1) as pool:
+                try:
+                    yield pool.submit(process_shard, job, index, count, shard_items(index), out, settings).result()
+                    break
+                except BrokenProcessPool:
+                    continue
+        else:
+            yield _fail_shard(index, count, shard_items(index), out, settings, options.retries + 1)
+
+
+def _fail_shard(index, count, items, out, settings, attempts) -> dict:
+    """A shard whose worker died on every attempt: its items become error lines, the shard empty."""
+    reason = f"the worker process died {attempts} time(s) while processing this item's shard (out of memory or a crash in native code?)"
+    failed = [{"utt_id": it.get("utt_id", ""), "row": it["_row"], "path": it.get("alignment_path") or it.get("audio_path") or "",
+               "stage": "worker", "reason": reason} for it in items]
+    schema = shard_schema(tuple(settings["passthrough_columns"]), settings)
+    name = shard_name(index, count)
+    write_parquet_atomic(Path(out) / name, rows_to_table([], schema))
+    summary = {"shard": index, "file": name, "rows": 0, "items": len(items), "sha256": sha256_file(Path(out) / name),
+               "errors": failed, "stats": {}}
+    write_json_atomic(Path(out) / STATE_DIR / "done" / f"{index:05d}.json", summary)
+    return summary
+
+
+def assemble(out_dir: Path, require_complete: bool = True) -> dict | None:
+    """Write manifest.json, errors.jsonl and report.json once every shard is finished.
+
+    Returns the report, or None when shards are missing (and ``require_complete`` is False; with
+    it True that raises a `UsageError` naming them). Safe to call from every array-job task.
+    """
+    out = Path(out_dir)
+    run_file = out / STATE_DIR / "run.json"
+    if not run_file.is_file():
+        raise UsageError(f"{out} is not an anchorprep output folder (no {STATE_DIR}/run.json)")
+    settings = json.loads(run_file.read_text())
+    count = max(1, -(-settings["inputs"]["count"] // settings["shard_size"]))
+    summaries, missing = [], []
+    for index in range(count):
+        marker = out / STATE_DIR / "done" / f"{index:05d}.json"
+        if not marker.is_file():
+            missing.append(index)
+        else:
+            summaries.append(json.loads(marker.read_text()))
+    if missing:
+        if require_complete:
+            raise UsageError(f"{len(missing)} of {count} shards are not finished yet (first: {shard_name(missing[0], count)})")
+        return None
+    stats: Counter = Counter()
+    lines = []
+    for summary in summaries:
+        stats.update(summary["stats"])
+        lines.extend(json.dumps({**e, "shard": summary["file"]}, ensure_ascii=False) for e in summary["errors"])
+    write_text_atomic(out / "errors.jsonl", "".join(line + "\n" for line in lines))
+    failed_by_stage = Counter(json.loads(line)["stage"] for line in lines)
+    report = {
+        "in": settings["inputs"]["count"],
+        "written": sum(s["rows"] for s in summaries),
+        "failed": len(lines),
+        "failed_by_stage": dict(sorted(failed_by_stage.items())),
+        "skipped": 0,
+        **{key: value for key, value in sorted(stats.items())},
+    }
+    write_json_atomic(out / "report.json", report)
+    manifest = {
+        "schema_version": settings["schema_version"],
+        "settings": settings,
+        "settings_sha256": settings["settings_sha256"],
+        "tool_version": settings["tool_version"],
+        "shards": [{"file": s["file"], "rows": s["rows"], "sha256": s["sha256"]} for s in summaries],
+        "errors_file": "errors.jsonl",
+        "report_file": "report.json",
+    }
+    write_json_atomic(out / "manifest.json", manifest)
+    return report
+
+
+__all__ = [
+    "AnchorprepError", "ItemFailure", "Job", "RunOptions", "RunResult", "assemble", "process_shard", "run", "stage",
+]

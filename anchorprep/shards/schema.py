@@ -1,0 +1,73 @@
+"""The shard row schema (SPEC §4) and fast row → Arrow table conversion."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+METADATA_KEY = b"anchorprep"
+PASSTHROUGH_COLUMNS = ("speaker", "text", "split")
+
+LIST_COLUMNS: dict[str, pa.DataType] = {
+    "anchor_times_s": pa.float64(),
+    "anchor_frames": pa.int32(),
+    "anchor_labels": pa.string(),
+    "anchor_sources": pa.string(),
+    "distance": pa.int16(),
+    "target": pa.int16(),
+}
+
+BASE_FIELDS = [
+    pa.field("utt_id", pa.string(), nullable=False),
+    pa.field("audio_path", pa.string()),
+    pa.field("start_s", pa.float64(), nullable=False),
+    pa.field("duration_s", pa.float64(), nullable=False),
+    pa.field("sample_rate", pa.int32(), nullable=False),
+    pa.field("num_frames", pa.int32(), nullable=False),
+    *(pa.field(name, pa.list_(dtype), nullable=False) for name, dtype in LIST_COLUMNS.items()),
+]
+
+
+def shard_schema(passthrough: tuple[str, ...] = (), settings: dict | None = None) -> pa.Schema:
+    """The Arrow schema of every shard of a run: the SPEC columns, then pass-through columns.
+
+    ``settings`` (the run's settings JSON) travels in the key-value metadata under ``anchorprep``
+    so a single shard explains itself.
+    """
+    fields = BASE_FIELDS + [pa.field(name, pa.string()) for name in passthrough]
+    metadata = None if settings is None else {METADATA_KEY: json.dumps(settings, sort_keys=True).encode()}
+    return pa.schema(fields, metadata=metadata)
+
+
+def _list_array(values: list, dtype: pa.DataType) -> pa.Array:
+    """A list<dtype> array built from one flat buffer and offsets (no per-element Python work)."""
+    lengths = np.fromiter((len(v) for v in values), dtype=np.int32, count=len(values))
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    if pa.types.is_string(dtype):
+        flat = pa.array([item for v in values for item in v], type=dtype)
+    else:
+        flat_np = np.concatenate(values) if values else np.zeros(0)
+        flat = pa.array(flat_np.astype(dtype.to_pandas_dtype(), copy=False), type=dtype)
+    return pa.ListArray.from_arrays(pa.array(offsets), flat, type=pa.list_(dtype))
+
+
+def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Turn row dicts (list columns as numpy arrays or lists) into a table of ``schema``."""
+    columns = []
+    for field in schema:
+        values = [row.get(field.name) for row in rows]
+        if field.name in LIST_COLUMNS:
+            columns.append(_list_array(values, LIST_COLUMNS[field.name]))
+        else:
+            columns.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def read_settings(schema: pa.Schema) -> dict:
+    """The run settings stored in a shard's metadata (empty when absent)."""
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    return {} if raw is None else json.loads(raw)

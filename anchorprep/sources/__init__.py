@@ -1,0 +1,1 @@
+"""Anchor sources: forced alignments, VAD onsets, accelerometer peaks, and the audio they describe."""
