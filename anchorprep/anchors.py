@@ -75,13 +75,12 @@ def nearest_anchor(anchor_frames: np.ndarray, num_frames: int) -> tuple[np.ndarr
     """
     frames = np.arange(num_frames, dtype=np.int64)
     anchors = np.asarray(anchor_frames, dtype=np.int64)
-    right = np.searchsorted(anchors, frames, side="left").clip(max=len(anchors) - 1)
-    left = (right - 1).clip(min=0)
-    to_left = frames - anchors[left]
-    to_right = anchors[right] - frames
-    # Where the right-hand anchor lies before the frame (past the last anchor) only `left` applies.
-    use_right = (to_right >= 0) & ((to_left < 0) | (to_right < to_left))
-    index = np.where(use_right, right, left)
+    after = np.searchsorted(anchors, frames, side="left")  # first anchor at or after t
+    has_next, has_prev = after < len(anchors), after > 0
+    nxt, prev = np.minimum(after, len(anchors) - 1), np.maximum(after - 1, 0)
+    # Ties go to the earlier anchor, hence <=.
+    use_prev = has_prev & (~has_next | (frames - anchors[prev] <= anchors[nxt] - frames))
+    index = np.where(use_prev, prev, nxt)
     return index, frames - anchors[index]
 
 

@@ -32,6 +32,11 @@ ANCHOR_RULES = ("causal", "nearest")
 _SAMPLE_SNAP = 1e-6
 
 
+def _kaldi_samples(sample_rate: int, ms: float) -> int:
+    """Kaldi's ``static_cast<int32>(samp_freq * 0.001f * ms)``, in float32 like Kaldi."""
+    return int(np.float32(sample_rate) * np.float32(0.001) * np.float32(ms))
+
+
 @dataclass(frozen=True)
 class FrameGrid:
     """Sample rate and framing shared by the features and the labels."""
@@ -48,22 +53,18 @@ class FrameGrid:
         if self.subsampling < 1:
             raise UsageError(f"subsampling must be >= 1, got {self.subsampling}")
         for name in ("frame_shift_ms", "frame_length_ms"):
-            samples = getattr(self, name) * self.sample_rate / 1000.0
-            if samples < 1 or abs(samples - round(samples)) > 1e-9:
-                raise UsageError(
-                    f"{name}={getattr(self, name)} is not a whole number of samples at "
-                    f"{self.sample_rate} Hz ({samples:g})"
-                )
+            if _kaldi_samples(self.sample_rate, getattr(self, name)) < 1:
+                raise UsageError(f"{name}={getattr(self, name)} is less than one sample at {self.sample_rate} Hz")
 
     @property
     def shift(self) -> int:
-        """Frame shift ``S`` in samples."""
-        return round(self.frame_shift_ms * self.sample_rate / 1000.0)
+        """Frame shift ``S`` in samples (truncated as Kaldi does: 10 ms at 22050 Hz is 220)."""
+        return _kaldi_samples(self.sample_rate, self.frame_shift_ms)
 
     @property
     def length(self) -> int:
-        """Frame length ``L`` in samples."""
-        return round(self.frame_length_ms * self.sample_rate / 1000.0)
+        """Frame length ``L`` in samples (truncated as Kaldi does)."""
+        return _kaldi_samples(self.sample_rate, self.frame_length_ms)
 
     @property
     def _first_sample_offset(self) -> int:
