@@ -68,7 +68,7 @@ class AlignJob:
         return {**self.labelling.settings(), "source": "alignment", "align": options}
 
     def _alignment(self, item: dict):
-        from anchorprep.sources.textgrid import read_alignment
+        from anchorprep.sources.alignment import read_alignment
 
         path = item.get("alignment_path") or ""
         if not path:
@@ -82,7 +82,7 @@ class AlignJob:
         return read_alignment(path, format=self.options.alignment_format), False
 
     def process(self, item: dict) -> tuple[dict, Counter]:
-        from anchorprep.sources.textgrid import find_phrase, select_word_tier
+        from anchorprep.sources.alignment import find_phrase, select_word_tier
 
         options = self.options
         with stage("read_alignment", item.get("alignment_path")):
