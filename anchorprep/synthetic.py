@@ -43,12 +43,13 @@ def synthetic_utterance(rng: np.random.Generator, duration_s: float, num_words: 
     if phrase:
         at = int(rng.integers(0, max(1, num_words - len(phrase))))
         words_list[at:at + len(phrase)] = phrase
-    edges = np.sort(rng.uniform(0.2, duration_s - 0.2, size=2 * num_words))
+    slot = (duration_s - 0.4) / num_words
     words, phones, cursor = [], [], 0.0
     for i, word in enumerate(words_list):
-        start, end = round(float(edges[2 * i]), 3), round(float(edges[2 * i + 1]), 3)
-        if end - start < 0.03:  # too short for three distinct phone boundaries at ms precision
-            continue
+        # Each word sits in its own slot with random pauses, so it lasts at least 0.4 slots.
+        slot_start = 0.2 + i * slot
+        start = round(slot_start + float(rng.uniform(0.0, 0.3)) * slot, 3)
+        end = round(slot_start + slot - float(rng.uniform(0.0, 0.3)) * slot, 3)
         if start > cursor:
             words.append((cursor, start, ""))
             phones.append((cursor, start, "sil"))
