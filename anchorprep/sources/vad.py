@@ -1,0 +1,521 @@
+"""Speech onsets from a voice activity detector: webrtcvad (default) or Silero VAD (optional).
+
+The pipeline is: load the audio segment as mono float32 (`anchorprep.sources.audio.load_audio`,
+resampled with soxr to the VAD's rate), classify fixed frames, smooth the frame decisions into
+speech segments, and report each segment as ``(onset_s, offset_s)`` in seconds from the start of
+the segment that was loaded.
+
+**Onsets are first speech samples.** Smoothers such as py-webrtcvad's example collector delay
+the decision until a window of frames is mostly voiced and then report the start of the *window*
+(a look-back of up to ``window_ms``, voiced or not), so the reported onset moves with the
+smoothing settings. Here the smoothing only decides *whether* a run of speech is accepted; the
+onset is the start of the first voiced frame of the accepted run (the first frame the detector
+called speech inside the window that accepted it, extended back over the contiguous voiced
+frames before it) and the offset the end of its last voiced frame. So an onset is always the
+start of a frame the detector called speech, never look-back padding; ``min_speech_ms`` and
+``min_silence_ms`` only drop or merge runs, and for speech that starts cleanly the onset does not
+depend on ``window_ms`` or the ratios either (a wider window can only reach back to an earlier
+voiced frame). What remains is the detector's own resolution (one frame) and its own bias:
+webrtcvad's C code holds a decision for a few frames after speech stops (its "hangover", up to
+about 80-150 ms), so its *offsets* run late; its onsets carry no such bias. webrtcvad also tends
+to call the first ~50-150 ms of a stream speech while its noise estimate settles; those frames
+form a short run of their own that ``min_speech_ms`` removes.
+
+webrtcvad backend (``backend="webrtc"``):
+
+1. The samples are converted to 16-bit little-endian PCM the way webrtcvad expects (scaled by
+   32768, rounded, clipped) and cut into ``frame_ms`` frames of exactly
+   ``sample_rate * frame_ms / 1000`` samples; a trailing partial frame is zero-padded to a full
+   frame (its offset is clipped to the end of the audio).
+2. One fresh ``webrtcvad.Vad(mode)`` per call classifies the frames in order (it is stateful).
+3. Hysteresis, as in py-webrtcvad's example collector: a run starts when at least
+   ``start_ratio`` of the last ``window_ms`` of frames are voiced and ends when at least
+   ``stop_ratio`` of them are unvoiced; the window restarts at every change of state.
+4. Gaps shorter than ``min_silence_ms`` between runs are closed, then runs shorter than
+   ``min_speech_ms`` are dropped.
+
+Silero backend (``backend="silero"``, ``pip install 'anchorprep[silero]'``): Silero's own
+probabilities (512-sample windows at 16 kHz, 256 at 8 kHz) and its own
+``get_speech_timestamps_from_probs`` with ``speech_pad_ms=0``, ``threshold``, ``neg_threshold``,
+``min_speech_ms`` and ``min_silence_ms``; ``window_ms`` and the ratios do not apply. Its onset is
+the start of the first window whose probability reaches ``threshold``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from anchorprep.errors import InputError, UsageError
+from anchorprep.grid import FrameGrid
+from anchorprep.sources.audio import Channel, load_audio, resample
+
+BACKENDS = ("webrtc", "silero")
+WEBRTC_RATES = (8000, 16000, 32000, 48000)
+WEBRTC_FRAME_MS = (10, 20, 30)
+SILERO_RATES = (8000, 16000)
+SILERO_INSTALL_HINT = "pip install 'anchorprep[silero]'  (or: pip install silero-vad)"
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    """How speech is detected and smoothed. Validated on construction (`UsageError`).
+
+    Attributes:
+        backend: "webrtc" (default) or "silero".
+        mode: webrtcvad aggressiveness 0 (least) .. 3 (most aggressive in rejecting non-speech).
+        frame_ms: webrtcvad frame length, 10, 20 or 30 ms (Silero's window is fixed at 32 ms).
+        sample_rate: the rate the VAD runs at; audio is resampled to it. webrtcvad accepts
+            8000, 16000, 32000 and 48000 Hz, Silero 8000 and 16000 Hz.
+        window_ms: hysteresis window (webrtc), a multiple of ``frame_ms``.
+        start_ratio: fraction of the window's frames that must be voiced to start a run.
+        stop_ratio: fraction of the window's frames that must be unvoiced to end a run.
+        min_speech_ms: runs shorter than this (first voiced to last voiced frame) are dropped.
+        min_silence_ms: gaps between runs shorter than this are closed (runs merged).
+        threshold: Silero speech probability threshold.
+        neg_threshold: Silero's lower (release) threshold; ``None`` is Silero's default,
+            ``max(threshold - 0.15, 0.01)``.
+
+    The webrtc defaults were chosen with ``benchmarks/bench_vad.py`` on the shared real data
+    (25 recordings with alignments or human segments): mode 3 is the only mode that never fired
+    more than 100 ms before the first word there (modes 0-2 fire on noise floors, breaths and
+    crosstalk); 10 ms frames give onsets on the 10 ms feature grid; a 300 ms window with
+    ``start_ratio=0.5`` accepts short first words ("eight", 150 ms voiced) that py-webrtcvad's
+    0.9 rule misses.
+    """
+
+    backend: Literal["webrtc", "silero"] = "webrtc"
+    mode: int = 3
+    frame_ms: int = 10
+    sample_rate: int = 16000
+    window_ms: int = 300
+    start_ratio: float = 0.5
+    stop_ratio: float = 0.9
+    min_speech_ms: float = 100.0
+    min_silence_ms: float = 300.0
+    threshold: float = 0.5
+    neg_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise UsageError(f"unknown VAD backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if not _is_int(self.mode) or not 0 <= self.mode <= 3:
+            raise UsageError(f"webrtcvad mode must be 0, 1, 2 or 3, got {self.mode!r}")
+        if not _is_int(self.frame_ms) or self.frame_ms not in WEBRTC_FRAME_MS:
+            raise UsageError(f"VAD frame_ms must be 10, 20 or 30, got {self.frame_ms!r}")
+        rates = WEBRTC_RATES if self.backend == "webrtc" else SILERO_RATES
+        if not _is_int(self.sample_rate) or self.sample_rate not in rates:
+            raise UsageError(
+                f"{self.backend} VAD runs at {', '.join(map(str, rates))} Hz, got sample_rate={self.sample_rate!r} "
+                "(audio at any rate is resampled to it)"
+            )
+        if not _is_int(self.window_ms) or self.window_ms <= 0 or self.window_ms % self.frame_ms:
+            raise UsageError(
+                f"window_ms must be a positive multiple of frame_ms={self.frame_ms}, got {self.window_ms!r}"
+            )
+        for name in ("start_ratio", "stop_ratio"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0.0 < value <= 1.0:
+                raise UsageError(f"{name} must be in (0, 1], got {value!r}")
+        for name in ("min_speech_ms", "min_silence_ms"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0.0 <= value < float("inf"):
+                raise UsageError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not _is_number(self.threshold) or not 0.0 < self.threshold < 1.0:
+            raise UsageError(f"Silero threshold must be in (0, 1), got {self.threshold!r}")
+        if self.neg_threshold is not None and (
+            not _is_number(self.neg_threshold) or not 0.0 < self.neg_threshold <= self.threshold
+        ):
+            raise UsageError(
+                f"Silero neg_threshold must be in (0, threshold={self.threshold}], got {self.neg_threshold!r}"
+            )
+
+    @property
+    def window_frames(self) -> int:
+        """Hysteresis window in webrtcvad frames."""
+        return self.window_ms // self.frame_ms
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class VadResult:
+    """Speech segments of one audio segment, and the detector's raw per-frame decisions.
+
+    Attributes:
+        segments: ``(onset_s, offset_s)`` pairs in seconds from the start of the audio passed in
+            (the loaded segment, not the recording), sorted, non-overlapping.
+        frame_decisions: the detector's raw decision per frame, before smoothing; frame ``i``
+            covers ``[i * frame_ms, (i + 1) * frame_ms)`` ms (the last one may be partial).
+        frame_ms: the detector's frame length in ms (Silero: 32 ms at either rate).
+        settings: the settings used.
+        duration_s: duration of the audio that was analysed.
+        info: backend name and version, and what the settings resolved to (JSON-serialisable).
+        frame_scores: per-frame speech probabilities where the backend has them (Silero).
+    """
+
+    segments: list[tuple[float, float]]
+    frame_decisions: np.ndarray
+    frame_ms: float
+    settings: VadSettings
+    duration_s: float = 0.0
+    info: dict = field(default_factory=dict)
+    frame_scores: np.ndarray | None = None
+
+    @property
+    def onsets(self) -> list[float]:
+        return [onset for onset, _ in self.segments]
+
+    @property
+    def offsets(self) -> list[float]:
+        return [offset for _, offset in self.segments]
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def vad_audio(samples: np.ndarray, sample_rate: int, settings: VadSettings | None = None) -> VadResult:
+    """Run the VAD on mono samples (float in [-1, 1] or int16; any rate, resampled to the VAD's rate).
+
+    Raises `InputError` for empty or non-finite audio, `UsageError` for a bad rate or dtype.
+    """
+    settings = settings or VadSettings()
+    if not _is_int(sample_rate) or sample_rate <= 0:
+        raise UsageError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    samples = np.asarray(samples)
+    if samples.dtype == np.int16:
+        samples = samples.astype(np.float32) / 32768.0
+    elif not np.issubdtype(samples.dtype, np.floating):
+        raise UsageError(f"VAD needs float samples in [-1, 1] or int16, got dtype {samples.dtype}")
+    if samples.ndim != 1:
+        raise InputError(f"VAD needs mono samples (1-D), got an array of shape {samples.shape}")
+    if samples.size == 0:
+        raise InputError("no audio samples to run the VAD on")
+    samples = samples.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(samples)):
+        raise InputError("audio contains NaN or infinite samples")
+    if sample_rate != settings.sample_rate:
+        samples = resample(samples, int(sample_rate), settings.sample_rate)
+    if settings.backend == "silero":
+        return _silero_vad(samples, settings)
+    return _webrtc_vad(samples, settings)
+
+
+def vad_file(
+    path: str,
+    settings: VadSettings | None = None,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+    channel: Channel = "mix",
+) -> VadResult:
+    """Load a segment of ``path`` (see `load_audio`) and run the VAD on it.
+
+    Times in the result are relative to ``start_s``. Bad audio raises `InputError` naming the file.
+    """
+    settings = settings or VadSettings()
+    samples, rate = load_audio(
+        path, start_s=start_s, duration_s=duration_s, sample_rate=settings.sample_rate, channel=channel
+    )
+    try:
+        return vad_audio(samples, rate, settings)
+    except InputError as exc:
+        raise InputError(exc.reason, path) from exc
+
+
+def first_onset_after(result: VadResult, t: float, inclusive: bool = True) -> float | None:
+    """The first onset at or after ``t`` (strictly after when ``inclusive=False``), else ``None``.
+
+    Only segment starts count: speech that began before ``t`` and is still going on at ``t``
+    (a wake word and the command run together) is not an onset after ``t``.
+    """
+    onsets = result.onsets
+    i = bisect.bisect_left(onsets, t) if inclusive else bisect.bisect_right(onsets, t)
+    return onsets[i] if i < len(onsets) else None
+
+
+def onsets_within(result: VadResult, start: float, end: float) -> list[float]:
+    """Onsets ``o`` with ``start <= o < end``."""
+    return [o for o in result.onsets if start <= o < end]
+
+
+def speech_targets(result: VadResult, grid: FrameGrid, num_frames: int, smoothed: bool = True) -> np.ndarray:
+    """Per-frame speech (1) / non-speech (0) labels on the anchorprep frame grid, as int16.
+
+    A (model) frame is speech when its centre (`FrameGrid.frame_centre_time`) lies inside a
+    speech interval ``[onset, offset)``. ``smoothed=True`` uses the smoothed segments;
+    ``smoothed=False`` the detector's raw frame decisions.
+    """
+    if num_frames <= 0:
+        return np.zeros(0, dtype=np.int16)
+    if smoothed:
+        intervals = result.segments
+    else:
+        runs = _runs(np.asarray(result.frame_decisions, dtype=bool))
+        step = result.frame_ms / 1000.0
+        intervals = [(a * step, min(b * step, result.duration_s or b * step)) for a, b in runs]
+    centres = grid.frame_centre_time(np.arange(num_frames))
+    out = np.zeros(num_frames, dtype=np.int16)
+    if not intervals:
+        return out
+    starts = np.array([a for a, _ in intervals])
+    ends = np.array([b for _, b in intervals])
+    k = np.searchsorted(starts, centres, side="right") - 1
+    inside = (k >= 0) & (centres < ends[np.clip(k, 0, None)])
+    out[inside] = 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# webrtcvad
+
+
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] to int16 the way webrtcvad expects them (x 32768, rounded, clipped).
+
+    16-bit sources read as float (soundfile divides by 32768) come back bit-exact.
+    """
+    return np.clip(np.rint(samples * 32768.0), -32768, 32767).astype("<i2")
+
+
+def webrtc_frame_decisions(pcm: np.ndarray, sample_rate: int, frame_ms: int, mode: int) -> np.ndarray:
+    """Raw webrtcvad decision per ``frame_ms`` frame of int16 PCM; the last frame is zero-padded."""
+    import webrtcvad
+
+    frame_len = sample_rate * frame_ms // 1000
+    n_frames = -(-pcm.size // frame_len)
+    padded = np.zeros(n_frames * frame_len, dtype="<i2")
+    padded[: pcm.size] = pcm
+    buf = padded.tobytes()
+    nbytes = 2 * frame_len
+    vad = webrtcvad.Vad(mode)
+    is_speech = vad.is_speech
+    return np.fromiter(
+        (is_speech(buf[i * nbytes : (i + 1) * nbytes], sample_rate) for i in range(n_frames)),
+        dtype=bool,
+        count=n_frames,
+    )
+
+
+def _webrtc_vad(samples: np.ndarray, settings: VadSettings) -> VadResult:
+    import webrtcvad
+
+    sr = settings.sample_rate
+    decisions = webrtc_frame_decisions(to_pcm16(samples), sr, settings.frame_ms, settings.mode)
+    runs = hysteresis_runs(
+        decisions,
+        settings.window_frames,
+        settings.start_ratio,
+        settings.stop_ratio,
+    )
+    runs = _merge_and_filter(runs, settings.frame_ms, settings.min_silence_ms, settings.min_speech_ms)
+    frame_len = sr * settings.frame_ms // 1000
+    n = samples.size
+    segments = [(a * frame_len / sr, min(b * frame_len, n) / sr) for a, b in runs]
+    return VadResult(
+        segments=segments,
+        frame_decisions=decisions,
+        frame_ms=float(settings.frame_ms),
+        settings=settings,
+        duration_s=n / sr,
+        info={
+            "backend": "webrtc",
+            "package": "webrtcvad-wheels",
+            "version": getattr(webrtcvad, "__version__", "unknown"),
+            "frame_samples": frame_len,
+            "window_frames": settings.window_frames,
+        },
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _runs(decisions: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of True as ``[start, end)`` frame index pairs."""
+    d = np.concatenate(([0], decisions.astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(d))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+
+
+def hysteresis_runs(
+    decisions: np.ndarray, window: int, start_ratio: float, stop_ratio: float
+) -> list[tuple[int, int]]:
+    """Accepted speech runs ``[first_voiced, last_voiced + 1)`` (frame indices).
+
+    A run is accepted when ``ceil(start_ratio * window)`` of the frames in the window ending at
+    the current frame are voiced, and ends when ``ceil(stop_ratio * window)`` of them are
+    unvoiced; the window only reaches back to the last change of state. The run's first frame
+    is the start of the contiguous voiced stretch holding the window's first voiced frame, so
+    the window's look-back is not reported as speech.
+    """
+    return [(start, end) for start, end, _ in hysteresis_with_triggers(decisions, window, start_ratio, stop_ratio)]
+
+
+def hysteresis_with_triggers(
+    decisions: np.ndarray, window: int, start_ratio: float, stop_ratio: float
+) -> list[tuple[int, int, int]]:
+    """`hysteresis_runs` plus, per run, the frame at which the smoother accepted it.
+
+    ``(start, end, trigger)``: a streaming smoother only knows about the run at the end of frame
+    ``trigger``; ``trigger - start`` is the decision delay that the reported onset does not carry.
+    """
+    v = np.asarray(decisions, dtype=bool)
+    n = v.size
+    if n == 0:
+        return []
+    k_start = max(1, int(np.ceil(start_ratio * window - 1e-9)))
+    k_stop = max(1, int(np.ceil(stop_ratio * window - 1e-9)))
+    cs = np.concatenate(([0], np.cumsum(v, dtype=np.int64))).tolist()
+    # stretch_start[i]: first frame of the contiguous voiced stretch containing frame i.
+    idx = np.arange(n)
+    breaks = np.where(v, 0, idx + 1)
+    stretch_start = np.maximum.accumulate(breaks).tolist()
+    vl = v.tolist()
+
+    runs: list[tuple[int, int, int]] = []
+    triggered = False
+    reset = 0  # first frame the window may look at (the frame after the last change of state)
+    onset = last_voiced = trigger = 0
+    for i in range(n):
+        lo = max(reset, i - window + 1)
+        voiced = cs[i + 1] - cs[lo]
+        if not triggered:
+            if voiced >= k_start:
+                first = lo + vl[lo : i + 1].index(True)
+                onset = max(stretch_start[first], reset)
+                triggered = True
+                trigger = i
+                reset = i + 1
+                last_voiced = i - vl[lo : i + 1][::-1].index(True)
+        else:
+            if vl[i]:
+                last_voiced = i
+            if (i + 1 - lo) - voiced >= k_stop:
+                runs.append((onset, last_voiced + 1, trigger))
+                triggered = False
+                reset = i + 1
+    if triggered:
+        runs.append((onset, last_voiced + 1, trigger))
+    return runs
+
+
+def _merge_and_filter(
+    runs: list[tuple[int, int]], frame_ms: float, min_silence_ms: float, min_speech_ms: float
+) -> list[tuple[int, int]]:
+    """Close gaps shorter than ``min_silence_ms``, then drop runs shorter than ``min_speech_ms``."""
+    merged: list[tuple[int, int]] = []
+    for start, end in runs:
+        if merged and (start - merged[-1][1]) * frame_ms < min_silence_ms:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return [(s, e) for s, e in merged if (e - s) * frame_ms >= min_speech_ms]
+
+
+# ---------------------------------------------------------------------------------------------
+# Silero
+
+
+_SILERO_LOCK = threading.Lock()
+_SILERO_MODEL = None
+
+
+def _silero_modules():
+    """Import silero_vad lazily, without letting it change torch's thread count."""
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is a core dependency
+        raise UsageError(f"the silero VAD backend needs torch and silero-vad: {SILERO_INSTALL_HINT}") from exc
+    threads = torch.get_num_threads()
+    try:
+        import silero_vad
+    except ImportError as exc:
+        raise UsageError(f"the silero VAD backend needs the silero-vad package: {SILERO_INSTALL_HINT}") from exc
+    finally:
+        # silero_vad.model calls torch.set_num_threads(1) at import time.
+        torch.set_num_threads(threads)
+    return torch, silero_vad
+
+
+def _silero_model():
+    global _SILERO_MODEL
+    torch, silero_vad = _silero_modules()
+    if _SILERO_MODEL is None:
+        threads = torch.get_num_threads()
+        try:
+            with warnings.catch_warnings():
+                # importlib.resources.path and torch.jit.load deprecation notices from silero_vad.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                _SILERO_MODEL = silero_vad.load_silero_vad(onnx=False)
+        finally:
+            torch.set_num_threads(threads)
+    return torch, silero_vad, _SILERO_MODEL
+
+
+def silero_probabilities(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Silero's speech probability per window (512 samples at 16 kHz, 256 at 8 kHz), in order.
+
+    The last window is zero-padded, as Silero's own ``get_speech_timestamps`` does.
+    """
+    with _SILERO_LOCK:
+        torch, _, model = _silero_model()
+        window = 512 if sample_rate == 16000 else 256
+        n_windows = -(-samples.size // window)
+        padded = np.zeros(n_windows * window, dtype=np.float32)
+        padded[: samples.size] = samples
+        audio = torch.from_numpy(padded)
+        model.reset_states()
+        probs = np.empty(n_windows, dtype=np.float32)
+        with torch.inference_mode():
+            for i in range(n_windows):
+                probs[i] = model(audio[i * window : (i + 1) * window], sample_rate).item()
+        model.reset_states()
+    return probs
+
+
+def _silero_vad(samples: np.ndarray, settings: VadSettings) -> VadResult:
+    _, silero_vad = _silero_modules()
+    sr = settings.sample_rate
+    window = 512 if sr == 16000 else 256
+    probs = silero_probabilities(samples, sr)
+    neg = settings.neg_threshold if settings.neg_threshold is not None else max(settings.threshold - 0.15, 0.01)
+    speeches = silero_vad.get_speech_timestamps_from_probs(
+        probs.tolist(),
+        sampling_rate=sr,
+        threshold=settings.threshold,
+        neg_threshold=neg,
+        min_speech_duration_ms=settings.min_speech_ms,
+        min_silence_duration_ms=settings.min_silence_ms,
+        speech_pad_ms=0,  # the padding would move every onset 30 ms early
+        audio_length_samples=samples.size,
+    )
+    segments = [(s["start"] / sr, min(s["end"], samples.size) / sr) for s in speeches]
+    return VadResult(
+        segments=segments,
+        frame_decisions=probs >= settings.threshold,
+        frame_ms=window * 1000.0 / sr,
+        settings=settings,
+        duration_s=samples.size / sr,
+        info={
+            "backend": "silero",
+            "package": "silero-vad",
+            "version": getattr(silero_vad, "__version__", "unknown"),
+            "model": "silero_vad.jit",
+            "frame_samples": window,
+            "speech_pad_ms": 0,
+            "neg_threshold": neg,
+        },
+        frame_scores=probs,
+    )
