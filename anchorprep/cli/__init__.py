@@ -26,8 +26,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """anchorprep: corpus-scale data preparation for Streaming Anchor Loss (SAL)."""
 
 
-from anchorprep.cli import align as _align  # noqa: E402,F401  (registers commands)
-from anchorprep.cli import assemble as _assemble  # noqa: E402,F401
+from anchorprep.cli import accel, align, assemble, merge, vad  # noqa: E402,F401  (registers the commands)
 
 
 def main() -> None:

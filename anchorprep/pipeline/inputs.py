@@ -87,3 +87,43 @@ def discover_pairs(alignment_dir: Path, audio_dir: Path | None = None) -> pd.Dat
     if not rows:
         raise UsageError(f"{alignment_dir}: no .TextGrid files found")
     return pd.DataFrame(rows, dtype=str)
+
+
+def discover_files(folder: Path, suffixes: tuple[str, ...], column: str) -> pd.DataFrame:
+    """Every file with one of ``suffixes`` under ``folder`` (recursive, sorted) as an item.
+
+    Ids are relative paths without suffix, as for `discover_pairs`.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise UsageError(f"{folder}: no {'/'.join(suffixes)} files found")
+    return pd.DataFrame([{"utt_id": p.relative_to(folder).with_suffix("").as_posix(), column: str(p)} for p in files],
+                        dtype=str)
+
+
+def add_search_region(items: pd.DataFrame, run_dir: Path, edge: str = "first") -> pd.DataFrame:
+    """Set ``search_start_s`` from an earlier run's anchors (e.g. the end of a wake word).
+
+    Items of utterances that the earlier run has no anchor for get an empty search region
+    (``search_start_s`` = ``search_end_s`` = 0), so they carry no onset anchor.
+    """
+    import json
+
+    import pyarrow.parquet as pq
+
+    manifest = Path(run_dir) / "manifest.json"
+    if not manifest.is_file():
+        raise UsageError(f"{run_dir}: no manifest.json; --anchors-from needs a finished run")
+    first_anchor: dict[str, float] = {}
+    for shard in json.loads(manifest.read_text())["shards"]:
+        table = pq.read_table(Path(run_dir) / shard["file"], columns=["utt_id", "anchor_times_s"])
+        for utt, times in zip(table.column("utt_id").to_pylist(), table.column("anchor_times_s").to_pylist()):
+            if times:
+                first_anchor[utt] = min(times)
+    items = items.copy()
+    items["search_start_s"] = [repr(first_anchor[u]) if u in first_anchor else "0" for u in items["utt_id"]]
+    items["search_end_s"] = ["" if u in first_anchor else "0" for u in items["utt_id"]]
+    return items

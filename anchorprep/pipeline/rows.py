@@ -11,7 +11,7 @@ import numpy as np
 from anchorprep.anchors import TargetWindow, anchor_distances, frame_targets, label_map
 from anchorprep.errors import InputError
 from anchorprep.grid import ANCHOR_RULES, FrameGrid
-from anchorprep.sources.audio import audio_info
+from anchorprep.sources.audio import DEFAULT_TOLERANCE_S, audio_info
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class Extent:
     duration_s: float
     sample_rate: int
     grid_samples: int
+
+    def contains(self, time_s: float) -> bool:
+        return 0.0 <= time_s <= self.duration_s
 
 
 def item_float(item: dict, key: str, default: float | None = None) -> float | None:
@@ -69,7 +72,7 @@ def utterance_extent(item: dict, grid: FrameGrid, fallback_duration_s: float | N
             raise InputError(f"segment starts at {start:.3f} s, past the end of the audio ({info.duration_s:.3f} s)", audio_path)
         available = info.num_samples - first
         samples = available if duration is None else int(round(duration * info.sample_rate))
-        if samples > available + 1:
+        if samples > available + int(DEFAULT_TOLERANCE_S * info.sample_rate):
             raise InputError(
                 f"segment {start:.3f}+{duration:.3f} s runs past the end of the audio ({info.duration_s:.3f} s)", audio_path
             )
@@ -112,29 +115,35 @@ class Labelling:
         }
 
     def build_row(self, item: dict, extent: Extent, events: list[AnchorEvent],
-                  targets: np.ndarray | None = None) -> tuple[dict, Counter]:
-        """One shard row and its stat counters; ``targets`` overrides the window targets."""
+                  targets: np.ndarray | None = None, used: list[AnchorEvent] | None = None) -> tuple[dict, Counter]:
+        """One shard row and its stat counters.
+
+        Every event is listed in the row's anchor columns; distances and window targets come from
+        ``used`` (default: all events), so a multi-source row can keep anchors its distance
+        ignores. ``targets`` replaces the window targets (e.g. per-frame VAD decisions).
+        """
         num_frames = self.grid.num_frames(extent.grid_samples)
         if num_frames == 0:
             raise InputError(
                 f"utterance is shorter than one frame ({extent.grid_samples} samples at {self.grid.sample_rate} Hz "
                 f"< {self.grid.length * self.grid.subsampling} needed)"
             )
-        events = sorted(events, key=lambda e: e.time_s)
+        events = sorted(events, key=lambda e: (e.time_s, e.source, e.label))
+        used_set = set(events if used is None else used)
         times = np.array([e.time_s for e in events], dtype=np.float64)
         stats: Counter = Counter(utterances=1)
         if events:
             frames, after, before = self.grid.time_to_frame(times, num_frames, self.anchor_rule)
-            stats.update(anchors=len(events), positives=1, anchors_clipped_after_end=after,
-                         anchors_clipped_before_start=before)
+            stats.update(anchors=len(events), anchors_clipped_after_end=after, anchors_clipped_before_start=before)
             stats.update(f"anchors_from_{e.source}" for e in events)
         else:
             frames = np.zeros(0, dtype=np.int64)
-            stats.update(negatives=1)
-        ids = self.label_ids
+        is_used = np.array([e in used_set for e in events], dtype=bool)
+        stats.update(positives=1) if is_used.any() else stats.update(negatives=1)
         if targets is None:
-            classes = [ids[e.label] for e in events]
-            targets = frame_targets(frames, classes, num_frames, self.window)
+            ids = self.label_ids
+            classes = [ids[e.label] for e, keep in zip(events, is_used) if keep]
+            targets = frame_targets(frames[is_used], classes, num_frames, self.window)
         elif len(targets) != num_frames:
             raise InputError(f"per-frame targets have {len(targets)} frames, the grid has {num_frames}")
         row = {
@@ -148,7 +157,7 @@ class Labelling:
             "anchor_frames": frames.astype(np.int32),
             "anchor_labels": [e.label for e in events],
             "anchor_sources": [e.source for e in events],
-            "distance": anchor_distances(frames, num_frames),
+            "distance": anchor_distances(frames[is_used], num_frames),
             "target": np.asarray(targets, dtype=np.int16),
         }
         return row, stats
