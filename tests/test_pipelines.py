@@ -133,3 +133,35 @@ def test_merge_refuses_runs_on_different_grids(ami, tmp_path):
     assert invoke("accel", manifest, "-o", tmp_path / "accel", "--preset", "raise", "--frame-shift-ms", "20").exit_code == 0
     result = invoke("merge", tmp_path / "vad", tmp_path / "accel", "-o", tmp_path / "merged")
     assert result.exit_code == 2 and "same grid" in result.output
+
+
+def test_align_from_kaldi_ctm_files(realdata, tmp_path):
+    lhotse = realdata / "ctm" / "lhotse" / "supervision.ctm"
+    result = invoke("align", lhotse, "-o", tmp_path / "lhotse", "-k", "first segment")
+    assert result.exit_code == 0, result.output
+    [row] = rows(tmp_path / "lhotse")
+    assert row["utt_id"] == "recording-1" and row["anchor_times_s"] == [pytest.approx(0.40)]
+    assert row["duration_s"] == pytest.approx(0.40)  # no audio: the CTM's last word end
+
+    # SCTK reference CTM with channels A and B: pick a speaker (channel).
+    tima = realdata / "ctm" / "sctk" / "tima_ref.ctm"
+    result = invoke("align", tima, "-o", tmp_path / "tima", "-k", "what", "--speaker", "A", "--edge", "start")
+    assert result.exit_code == 0, result.output
+    [row] = rows(tmp_path / "tima")
+    assert row["anchor_times_s"][0] == pytest.approx(1.31)
+
+
+def test_align_ctm_with_segments_and_audio(realdata, tmp_path):
+    eesen = realdata / "ctm" / "eesen"
+    # The CTM's file id names a recording-relative segment; give Kaldi data-dir files for it.
+    recording = "test2-1---0000.000-0006.460"
+    (tmp_path / "segments").write_text(f"utt-a {recording} 0.00 5.00\nutt-b {recording} 5.00 6.46\n")
+    (tmp_path / "wav.scp").write_text(f"{recording} {eesen / 'test2.wav'}\n")
+    result = invoke("align", eesen / "test2.partial.ctm", "-o", tmp_path / "out", "-k", "support",
+                    "--segments", tmp_path / "segments", "--wav-scp", tmp_path / "wav.scp")
+    assert result.exit_code == 0, result.output
+    by_id = {r["utt_id"]: r for r in rows(tmp_path / "out")}
+    # "support" spans 5.25-6.45 s of the recording: utterance-relative end 1.45 s in utt-b.
+    assert by_id["utt-b"]["anchor_times_s"] == [pytest.approx(1.45)]
+    assert by_id["utt-b"]["start_s"] == pytest.approx(5.0) and by_id["utt-b"]["duration_s"] == pytest.approx(1.46)
+    assert by_id["utt-a"]["anchor_times_s"] == []

@@ -7,7 +7,7 @@ import typer
 
 from anchorprep.cli import app
 from anchorprep.cli.common import (
-    AnchorRule, DryRun, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume,
+    AnchorRule, Address, DryRun, Executor, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries,
     SampleRate, ShardIndex, ShardSize, SnipEdges, Subsampling, Window, Workers, execute, labelling, usage_guard,
 )
 from anchorprep.errors import UsageError
@@ -64,7 +64,7 @@ def accel_command(
     positive_window: Window = "0:30", guard: Guard = 0,
     shard_size: ShardSize = 1000, workers: Workers = 1, shard_index: ShardIndex = None, num_shards: NumShards = None,
     resume: Resume = False, overwrite: Overwrite = False, max_errors: MaxErrors = None, dry_run: DryRun = False,
-    quiet: Quiet = False,
+    quiet: Quiet = False, executor: Executor = "local", address: Address = None, retries: Retries = 1,
 ) -> None:
     """Anchors at accelerometer peaks (e.g. a raise-to-speak gesture), on the audio's frame grid."""
     if preset not in PRESETS:
@@ -86,5 +86,5 @@ def accel_command(
         items = discover_files(inputs, (".csv", ".tsv", ".txt", ".npy", ".parquet", ".gz"), "accel_path")
     else:
         items = read_manifest(inputs, required=("utt_id", "accel_path"))
-    execute(job, items, RunOptions(out, shard_size, workers, shard_index, num_shards, resume, overwrite,
-                                   max_errors, dry_run, quiet))
+    execute(job, items, RunOptions(out, shard_size, workers, shard_index, num_shards, resume, overwrite, max_errors,
+                                   dry_run, quiet, retries, executor, address))

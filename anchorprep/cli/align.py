@@ -7,7 +7,7 @@ import typer
 
 from anchorprep.cli import app
 from anchorprep.cli.common import (
-    AnchorRule, DryRun, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume,
+    AnchorRule, Address, DryRun, Executor, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries,
     SampleRate, ShardIndex, ShardSize, SnipEdges, Subsampling, Window, Workers, execute, labelling, usage_guard,
 )
 from anchorprep.pipeline.align import AlignJob, AlignOptions, ctm_items
@@ -39,7 +39,7 @@ def align_command(
     positive_window: Window = "0:30", guard: Guard = 0,
     shard_size: ShardSize = 1000, workers: Workers = 1, shard_index: ShardIndex = None, num_shards: NumShards = None,
     resume: Resume = False, overwrite: Overwrite = False, max_errors: MaxErrors = None, dry_run: DryRun = False,
-    quiet: Quiet = False,
+    quiet: Quiet = False, executor: Executor = "local", address: Address = None, retries: Retries = 1,
 ) -> None:
     """Anchors from forced alignments: every occurrence of each keyword, at its end (or start/centre)."""
     options = AlignOptions(tuple(keyword), edge, tier, speaker, level, regex, require_keyword, alignment_format,
@@ -52,5 +52,5 @@ def align_command(
         items = ctm_items(inputs, segments, wav_scp, encoding)
     else:
         items = read_manifest(inputs, required=("utt_id", "alignment_path"))
-    execute(job, items, RunOptions(out, shard_size, workers, shard_index, num_shards, resume, overwrite,
-                                   max_errors, dry_run, quiet))
+    execute(job, items, RunOptions(out, shard_size, workers, shard_index, num_shards, resume, overwrite, max_errors,
+                                   dry_run, quiet, retries, executor, address))

@@ -32,6 +32,9 @@ Resume = Annotated[bool, typer.Option("--resume", help="Skip shards a previous r
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a previous run with different settings in --out.", rich_help_panel=RUN)]
 MaxErrors = Annotated[Optional[int], typer.Option("--max-errors", help="Stop after more than N failed items (exit 1; continue later with --resume).", rich_help_panel=RUN)]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the shard plan and exit without writing.", rich_help_panel=RUN)]
+Executor = Annotated[str, typer.Option("--executor", help="local (process pool) or dask (pip install 'anchorprep[dask]').", rich_help_panel=RUN)]
+Address = Annotated[Optional[str], typer.Option("--address", help="Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else a local cluster).", rich_help_panel=RUN)]
+Retries = Annotated[int, typer.Option("--retries", help="Retries of a shard whose worker died or whose task failed.", rich_help_panel=RUN)]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or summary table.", rich_help_panel=RUN)]
 
 SampleRate = Annotated[int, typer.Option("--sample-rate", help="Grid sample rate (features are computed at this rate).", rich_help_panel=GRID)]

@@ -8,7 +8,7 @@ import typer
 from anchorprep.anchors import TargetWindow
 from anchorprep.cli import app
 from anchorprep.cli.common import (
-    DryRun, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, ShardIndex, ShardSize, Window, Workers,
+    Address, DryRun, Executor, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries, ShardIndex, ShardSize, Window, Workers,
     execute, usage_guard,
 )
 from anchorprep.pipeline.combine import CombineOptions
@@ -27,11 +27,12 @@ def merge_command(
     positive_window: Window = "0:30", guard: Guard = 0,
     shard_size: ShardSize = 1000, workers: Workers = 1, shard_index: ShardIndex = None, num_shards: NumShards = None,
     resume: Resume = False, overwrite: Overwrite = False, max_errors: MaxErrors = None, dry_run: DryRun = False,
-    quiet: Quiet = False,
+    quiet: Quiet = False, executor: Executor = "local", address: Address = None, retries: Retries = 1,
 ) -> None:
     """Merge the anchors of earlier runs by utt_id (e.g. VAD onsets + accelerometer peaks)."""
     inputs = read_merge_inputs(runs)
     combine = CombineOptions(tuple(use_source or ()), None if agree_within_ms is None else agree_within_ms / 1000.0)
     labelling = Labelling(inputs.grid, TargetWindow.parse(positive_window, guard), inputs.labels, inputs.anchor_rule)
     execute(MergeJob(labelling, inputs.runs, combine), inputs.items,
-            RunOptions(out, shard_size, workers, shard_index, num_shards, resume, overwrite, max_errors, dry_run, quiet))
+            RunOptions(out, shard_size, workers, shard_index, num_shards, resume, overwrite, max_errors,
+                                   dry_run, quiet, retries, executor, address))

@@ -7,7 +7,7 @@ import typer
 
 from anchorprep.cli import app
 from anchorprep.cli.common import (
-    AnchorRule, DryRun, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume,
+    AnchorRule, Address, DryRun, Executor, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries,
     SampleRate, ShardIndex, ShardSize, SnipEdges, Subsampling, Window, Workers, execute, labelling, usage_guard,
 )
 from anchorprep.pipeline.inputs import AUDIO_SUFFIXES, add_search_region, discover_files, read_manifest
@@ -54,7 +54,7 @@ def vad_command(
     positive_window: Window = "0:30", guard: Guard = 0,
     shard_size: ShardSize = 1000, workers: Workers = 1, shard_index: ShardIndex = None, num_shards: NumShards = None,
     resume: Resume = False, overwrite: Overwrite = False, max_errors: MaxErrors = None, dry_run: DryRun = False,
-    quiet: Quiet = False,
+    quiet: Quiet = False, executor: Executor = "local", address: Address = None, retries: Retries = 1,
 ) -> None:
     """Speech-onset anchors from webrtcvad (or Silero): the first speech sample of each speech run."""
     settings = VadSettings(backend=backend, mode=mode, frame_ms=frame_ms, sample_rate=vad_rate, window_ms=window_ms,
@@ -69,5 +69,5 @@ def vad_command(
         items = read_manifest(inputs, required=("utt_id", "audio_path"))
     if anchors_from is not None:
         items = add_search_region(items, anchors_from)
-    execute(job, items, RunOptions(out, shard_size, workers, shard_index, num_shards, resume, overwrite,
-                                   max_errors, dry_run, quiet))
+    execute(job, items, RunOptions(out, shard_size, workers, shard_index, num_shards, resume, overwrite, max_errors,
+                                   dry_run, quiet, retries, executor, address))

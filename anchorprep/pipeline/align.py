@@ -12,6 +12,8 @@ import pandas as pd
 from anchorprep.errors import InputError, UsageError
 from anchorprep.pipeline.rows import AnchorEvent, Labelling, utterance_extent
 from anchorprep.pipeline.runner import ItemFailure, stage
+from anchorprep.sources.alignment import find_phrase, read_alignment, select_word_tier
+from anchorprep.sources.ctm import ctm_to_utterances, read_ctm, read_segments
 
 EDGES = ("end", "start", "centre")
 LEVELS = ("words", "phones")
@@ -42,12 +44,23 @@ class AlignOptions:
 
 
 @lru_cache(maxsize=4)
-def _ctm_utterances(path: str, encoding: str, level: str, segments: str | None) -> dict:
-    """A whole CTM parsed once per worker (it usually covers many utterances)."""
-    from anchorprep.sources.ctm import ctm_to_utterances, read_ctm, read_segments
+def _ctm_utterances(path: str, encoding: str, level: str, segments: str | None) -> tuple[dict, dict]:
+    """A whole CTM parsed once per worker (it usually covers many utterances).
 
-    by_file = read_ctm(path, encoding=encoding, level=level)
-    return by_file if segments is None else ctm_to_utterances(by_file, read_segments(segments))
+    Returns ``(alignments, errors)`` keyed by utterance id: a bad line fails only its own
+    utterance (or recording, with segments), not every item of the file.
+    """
+    errors: dict[str, InputError] = {}
+    by_file = read_ctm(path, encoding=encoding, level=level, errors=errors)
+    if segments is None:
+        return by_file, errors
+    segment_errors: dict[str, InputError] = {}
+    table = read_segments(segments, errors=segment_errors)
+    utterances = ctm_to_utterances(by_file, table, errors=segment_errors)
+    for utt, segment in table.items():
+        if segment.recording in errors and utt not in utterances:
+            segment_errors.setdefault(utt, errors[segment.recording])
+    return utterances, segment_errors
 
 
 def _is_ctm(path: str, fmt: str) -> bool:
@@ -68,22 +81,20 @@ class AlignJob:
         return {**self.labelling.settings(), "source": "alignment", "align": options}
 
     def _alignment(self, item: dict):
-        from anchorprep.sources.alignment import read_alignment
-
         path = item.get("alignment_path") or ""
         if not path:
             raise InputError("no alignment_path for this item")
         if _is_ctm(path, self.options.alignment_format):
-            utterances = _ctm_utterances(path, self.options.encoding, self.options.level, self.options.segments)
+            utterances, errors = _ctm_utterances(path, self.options.encoding, self.options.level, self.options.segments)
             key = item.get("ctm_id") or item["utt_id"]
+            if key in errors:
+                raise errors[key]
             if key not in utterances:
                 raise InputError(f"utterance {key!r} has no lines in the CTM", path)
             return utterances[key], True
         return read_alignment(path, format=self.options.alignment_format), False
 
     def process(self, item: dict) -> tuple[dict, Counter]:
-        from anchorprep.sources.alignment import find_phrase, select_word_tier
-
         options = self.options
         with stage("read_alignment", item.get("alignment_path")):
             alignment, utterance_relative = self._alignment(item)
@@ -118,16 +129,19 @@ def ctm_items(ctm: Path, segments: Path | None = None, wav_scp: Path | None = No
     """
     audio = _read_wav_scp(wav_scp) if wav_scp else {}
     if segments is not None:
-        from anchorprep.sources.ctm import read_segments
-
-        rows = [{"utt_id": utt, "audio_path": audio.get(seg.recording, ""), "alignment_path": str(ctm),
-                 "start_s": repr(seg.start), "duration_s": repr(seg.end - seg.start)}
-                for utt, seg in read_segments(str(segments)).items()]
-    else:
-        from anchorprep.sources.ctm import read_ctm
-
         try:
-            ids = list(read_ctm(str(ctm), encoding=encoding))
+            table = read_segments(str(segments))
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
+        # A Kaldi end of -1 means "to the end of the recording": leave duration_s empty.
+        rows = [{"utt_id": utt, "audio_path": audio.get(seg.recording, ""), "alignment_path": str(ctm),
+                 "start_s": repr(seg.start), "duration_s": repr(seg.end - seg.start) if seg.end != float("inf") else ""}
+                for utt, seg in table.items()]
+    else:
+        try:
+            errors: dict[str, InputError] = {}
+            # Utterances with bad lines stay items: they end as errors.jsonl lines, not silently lost.
+            ids = sorted(set(read_ctm(str(ctm), encoding=encoding, errors=errors)) | set(errors))
         except InputError as exc:
             raise UsageError(str(exc)) from None
         rows = [{"utt_id": utt, "audio_path": audio.get(utt, ""), "alignment_path": str(ctm)} for utt in ids]

@@ -35,6 +35,8 @@ from anchorprep.shards import PASSTHROUGH_COLUMNS, SCHEMA_VERSION, rows_to_table
 from anchorprep.shards.io import sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
 
 STATE_DIR = ".anchorprep"
+EXECUTORS = ("local", "dask")
+DASK_INSTALL_HINT = "pip install 'anchorprep[dask]'  (or: pip install 'dask[distributed]')"
 
 
 class ItemFailure(Exception):
@@ -89,8 +91,14 @@ class RunOptions:
     dry_run: bool = False
     quiet: bool = False
     retries: int = 1
+    executor: str = "local"
+    address: str | None = None
 
     def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}")
+        if self.retries < 0:
+            raise UsageError("--retries must be >= 0")
         if self.shard_size < 1:
             raise UsageError("--shard-size must be at least 1")
         if self.workers < 1:
@@ -291,6 +299,12 @@ def _plan(out: Path, settings: dict, count: int, mine: list[int], options: RunOp
 
 
 def _execute(job, todo, count, shard_items, out, settings, options):
+    if options.executor == "dask":
+        return _execute_dask(job, todo, count, shard_items, out, settings, options)
+    return _execute_local(job, todo, count, shard_items, out, settings, options)
+
+
+def _execute_local(job, todo, count, shard_items, out, settings, options):
     """Yield shard summaries as shards finish.
 
     With one worker, shards run in this process. With more, a process pool keeps at most
@@ -329,6 +343,49 @@ def _execute(job, todo, count, shard_items, out, settings, options):
                     continue
         else:
             yield _fail_shard(index, count, shard_items(index), out, settings, options.retries + 1)
+
+
+def _execute_dask(job, todo, count, shard_items, out, settings, options):
+    """Run the same shard function on a Dask cluster; yield summaries as shards finish.
+
+    Connects to ``options.address`` (or ``DASK_SCHEDULER_ADDRESS``), else starts a local cluster
+    of ``workers`` single-threaded processes. Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536``
+    in the workers it spawns, which made numpy-heavy shard work markedly slower here; the local
+    cluster anchorprep starts leaves glibc's default instead (see README for remote workers).
+    Failed tasks are retried ``retries`` times by Dask; shards are written atomically and are
+    deterministic, so a retried or duplicated task rewrites the same bytes.
+    """
+    try:
+        import dask
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise UsageError(f"--executor dask needs Dask: {DASK_INSTALL_HINT}") from None
+    import os
+
+    address = options.address or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+               if k != "MALLOC_TRIM_THRESHOLD_"}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = None if address else LocalCluster(
+            n_workers=options.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        try:
+            with Client(address or cluster) as client:
+                window = 2 * max(1, len(client.scheduler_info()["workers"]))
+                queue = list(reversed(todo))
+
+                def submit(index: int):
+                    return client.submit(process_shard, job, index, count, shard_items(index), out, settings,
+                                         retries=options.retries, pure=False, key=f"anchorprep-shard-{index}-{settings['settings_sha256'][:12]}")
+
+                pending = as_completed([submit(queue.pop()) for _ in range(min(window, len(queue)))])
+                for future in pending:
+                    yield future.result()
+                    if queue:
+                        pending.add(submit(queue.pop()))
+        finally:
+            if cluster is not None:
+                cluster.close()
 
 
 def _fail_shard(index, count, items, out, settings, attempts) -> dict:

@@ -1,0 +1,138 @@
+"""Finding the shards of a run and the settings they share.
+
+A *source* is an anchorprep output folder, a single shard file, or a list of shard files:
+
+* A folder with ``manifest.json`` is read in the manifest's shard order, with the manifest's row
+  counts and settings (no shard is opened until it is needed).
+* A folder without a manifest (a run still in progress, or shards copied by hand) is globbed for
+  ``anchors-*.parquet`` in sorted order; each shard's footer gives its row count and settings.
+* A list of paths is taken in the given order, footers likewise.
+
+Shards from different runs may be combined as long as they agree on the frame grid and the label
+map, because both decide what a target and a distance mean; anything else may differ.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from anchorprep.shards import rows_to_table, shard_schema
+    >>> from anchorprep.shards.io import write_parquet_atomic
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> settings = {"grid": {"sample_rate": 16000}, "label_map": {"background": 0}}
+    >>> write_parquet_atomic(folder / "anchors-00000-of-00001.parquet",
+    ...                      rows_to_table([], shard_schema((), settings)))
+    >>> source = open_source(folder)
+    >>> len(source.shards), source.num_rows, source.grid.frame_shift_ms
+    (1, 0, 10.0)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, Union
+
+import pyarrow.parquet as pq
+
+from anchorprep.errors import UsageError
+from anchorprep.grid import FrameGrid
+from anchorprep.shards.schema import read_settings
+
+#: What the datasets accept as a source: a folder, one shard file, or shard files in order.
+Source = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
+
+SHARD_GLOB = "anchors-*.parquet"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One shard file and its row count."""
+
+    path: Path
+    num_rows: int
+
+
+@dataclass(frozen=True)
+class ShardSource:
+    """The shards of a source, in order, and the settings JSON they carry."""
+
+    shards: tuple[ShardInfo, ...]
+    settings: dict
+
+    @property
+    def num_rows(self) -> int:
+        return sum(s.num_rows for s in self.shards)
+
+    @property
+    def grid(self) -> FrameGrid | None:
+        """The shards' frame grid, or ``None`` for shards written without anchorprep settings."""
+        grid = self.settings.get("grid")
+        return None if grid is None else FrameGrid(**grid)
+
+    @property
+    def label_map(self) -> dict[str, int]:
+        return dict(self.settings.get("label_map", {}))
+
+
+def _footer(path: Path) -> tuple[int, dict]:
+    try:
+        handle = pq.ParquetFile(path)
+    except Exception as exc:  # a truncated or foreign file: say which one
+        raise UsageError(f"cannot read shard {path}: {exc}") from exc
+    return handle.metadata.num_rows, read_settings(handle.schema_arrow)
+
+
+def _check_compatible(first: tuple[Path, dict], other: tuple[Path, dict]) -> None:
+    for key in ("grid", "label_map"):
+        if first[1].get(key) != other[1].get(key):
+            raise UsageError(
+                f"shards disagree on {key}: {first[0]} has {first[1].get(key)!r}, "
+                f"{other[0]} has {other[1].get(key)!r}; read them as separate datasets"
+            )
+
+
+def _from_files(paths: list[Path]) -> ShardSource:
+    if not paths:
+        raise UsageError("no shard files given")
+    shards, settings = [], []
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"shard {path} does not exist")
+        rows, shard_settings = _footer(path)
+        shards.append(ShardInfo(path, rows))
+        settings.append((path, shard_settings))
+    for other in settings[1:]:
+        _check_compatible(settings[0], other)
+    return ShardSource(tuple(shards), settings[0][1])
+
+
+def _from_manifest(folder: Path) -> ShardSource:
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    shards = []
+    for entry in manifest.get("shards", []):
+        path = folder / entry["file"]
+        if not path.is_file():
+            raise UsageError(f"{folder / MANIFEST} lists {entry['file']}, which is missing")
+        shards.append(ShardInfo(path, int(entry["rows"])))
+    if not shards:
+        raise UsageError(f"{folder / MANIFEST} lists no shards")
+    return ShardSource(tuple(shards), manifest.get("settings", {}))
+
+
+def open_source(source: Source) -> ShardSource:
+    """Resolve a folder, a shard file or a list of shard files to a `ShardSource`."""
+    if isinstance(source, ShardSource):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            if (path / MANIFEST).is_file():
+                return _from_manifest(path)
+            files = sorted(path.glob(SHARD_GLOB))
+            if not files:
+                raise UsageError(f"{path} holds neither {MANIFEST} nor {SHARD_GLOB} files")
+            return _from_files(files)
+        return _from_files([path])
+    return _from_files([Path(p) for p in source])

@@ -1,0 +1,111 @@
+"""One shard in memory, with its list columns as torch tensors over Arrow's own buffers.
+
+A ``list<int16>`` column in Arrow is two buffers: ``values`` (every row's elements back to back)
+and ``offsets`` (row ``i`` is ``values[offsets[i]:offsets[i+1]]``). `ShardTable` wraps each
+numeric values buffer once with ``torch.from_numpy`` (no copy) and hands out per-row slices, so
+reading a row costs one tensor view per column whatever its length, and never a Python object
+per element.
+
+The views share memory with the shard's Arrow buffers, which Arrow treats as immutable: clone
+an item's tensor before editing it in place (`collate_anchors` copies into fresh batch tensors,
+so batches are safe to edit).
+
+Example:
+    >>> import pyarrow as pa, numpy as np
+    >>> from anchorprep.shards import rows_to_table, shard_schema
+    >>> row = {"utt_id": "a", "audio_path": None, "start_s": 0.0, "duration_s": 0.1,
+    ...        "sample_rate": 16000, "num_frames": 3, "anchor_times_s": np.array([0.02]),
+    ...        "anchor_frames": np.array([1], np.int32), "anchor_labels": ["kw"],
+    ...        "anchor_sources": ["manual"], "distance": np.array([-1, 0, 1], np.int16),
+    ...        "target": np.array([0, 1, 1], np.int16)}
+    >>> table = ShardTable(rows_to_table([row], shard_schema()))
+    >>> item = table.item(0)
+    >>> item["utt_id"], item["distance"].tolist(), item["target"].dtype
+    ('a', [-1, 0, 1], torch.int16)
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+#: Columns every item carries.
+ITEM_COLUMNS = ("utt_id", "num_frames", "target", "distance", "anchor_frames")
+#: Columns the feature loader needs from a row.
+AUDIO_COLUMNS = ("audio_path", "start_s", "duration_s", "sample_rate")
+
+
+def _numpy_values(values: pa.Array) -> np.ndarray:
+    """The values buffer as a numpy array: zero-copy unless nulls force a filled copy."""
+    if values.null_count:
+        return values.to_numpy(zero_copy_only=False)
+    return values.to_numpy(zero_copy_only=True)
+
+
+def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    # Arrow buffers are read-only; torch warns about every such array. The module docstring
+    # documents that item tensors are views and must not be edited in place.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
+
+
+class _ListColumn:
+    """A list column as ``(offsets, values)``; `row(i)` is a tensor view or a Python list."""
+
+    __slots__ = ("offsets", "values", "numeric")
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        # `offsets` already account for a sliced array's offset and index into `values`, which
+        # is the whole child array.
+        self.offsets: list[int] = array.offsets.to_numpy().tolist()
+        child = array.values
+        self.numeric = pa.types.is_integer(child.type) or pa.types.is_floating(child.type)
+        self.values = _as_tensor(_numpy_values(child)) if self.numeric else child.to_pylist()
+
+    def row(self, i: int):
+        start = self.offsets[i]
+        if self.numeric:
+            return self.values.narrow(0, start, self.offsets[i + 1] - start)
+        return self.values[start:self.offsets[i + 1]]
+
+
+class ShardTable:
+    """A loaded shard: scalar columns as Python lists, list columns as `_ListColumn` views."""
+
+    def __init__(self, table: pa.Table, columns: Sequence[str] = ITEM_COLUMNS) -> None:
+        missing = [c for c in columns if c not in table.column_names]
+        if missing:
+            raise KeyError(f"shard has no column(s) {missing}; it has {table.column_names}")
+        self.num_rows = table.num_rows
+        self.columns = tuple(columns)
+        self._scalars: dict[str, list] = {}
+        self._lists: dict[str, _ListColumn] = {}
+        for name in self.columns:
+            column = table.column(name)
+            if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+                self._lists[name] = _ListColumn(column)
+            else:
+                self._scalars[name] = column.to_pylist()
+
+    @classmethod
+    def read(cls, path: Path, columns: Sequence[str] = ITEM_COLUMNS, use_threads: bool = True) -> "ShardTable":
+        """Read only ``columns`` of the shard at ``path``."""
+        return cls(pq.read_table(path, columns=list(columns), use_threads=use_threads), columns)
+
+    def scalar(self, name: str) -> list:
+        return self._scalars[name]
+
+    def item(self, i: int) -> dict:
+        """Row ``i`` as a dict of Python scalars and tensor views (string lists as lists)."""
+        item = {name: values[i] for name, values in self._scalars.items()}
+        for name, column in self._lists.items():
+            item[name] = column.row(i)
+        return item

@@ -1,0 +1,186 @@
+"""Loader throughput: frames per second from shards to padded SAL batches.
+
+Writes synthetic shards (random distances and targets, lengths uniform around ``--frames``) with
+anchorprep's own writer into a temporary folder, then times full passes over them, all in one
+process (``num_workers=0``) and the same run:
+
+* ``IterableShardDataset`` → ``DataLoader(collate_fn=collate(weights))`` (shuffled, buffer 8192);
+* ``ShardDataset`` + ``LengthBucketBatchSampler`` (shuffled) → the same collate;
+* a plain pandas reader: ``pd.read_parquet`` per shard, ``iterrows``, ``torch.tensor`` per
+  column, then the same collate (no shuffling, which only favours it).
+
+Every batch holds ``target``, ``distance``, ``mask`` and ``weight`` (linear kernel); no features.
+Torch runs with one intra-op thread by default (``--torch-threads``), as in DataLoader workers.
+The target for anchorprep's readers is >= 5 million frames/s.
+
+    python benchmarks/bench_loader.py                  # 20k utterances × ~500 frames
+    python benchmarks/bench_loader.py --utterances 2000 --json results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from anchorprep.anchors import TargetWindow
+from anchorprep.data import (
+    AnchorWeightConfig,
+    IterableShardDataset,
+    LengthBucketBatchSampler,
+    ShardDataset,
+    collate,
+)
+from anchorprep.grid import FrameGrid
+from anchorprep.pipeline.rows import Labelling
+from anchorprep.pipeline.runner import shard_name
+from anchorprep.shards import rows_to_table, shard_schema
+from anchorprep.shards.io import write_parquet_atomic
+
+TARGET_FRAMES_PER_S = 5e6
+
+
+def write_synthetic_shards(folder: Path, utterances: int, frames: int, shard_size: int, seed: int) -> int:
+    """Write the shards; returns the total number of frames."""
+    rng = np.random.default_rng(seed)
+    settings = Labelling(FrameGrid(), TargetWindow(0, 30), ("kw",)).settings()
+    schema = shard_schema((), settings)
+    count = -(-utterances // shard_size)
+    total = 0
+    for index in range(count):
+        rows = []
+        for i in range(index * shard_size, min(utterances, (index + 1) * shard_size)):
+            n = int(rng.integers(frames // 2, frames * 3 // 2 + 1))
+            anchor = np.array([rng.integers(0, n)], dtype=np.int32)
+            distance = (np.arange(n) - anchor[0]).astype(np.int16)
+            target = np.where((distance >= 0) & (distance <= 30), 1, 0).astype(np.int16)
+            rows.append({
+                "utt_id": f"utt{i:07d}", "audio_path": None, "start_s": 0.0, "duration_s": n / 100.0,
+                "sample_rate": 16000, "num_frames": n, "anchor_times_s": anchor / 100.0,
+                "anchor_frames": anchor, "anchor_labels": ["kw"], "anchor_sources": ["manual"],
+                "distance": distance, "target": target,
+            })
+            total += n
+        write_parquet_atomic(folder / shard_name(index, count), rows_to_table(rows, schema))
+    return total
+
+
+def pandas_batches(folder: Path, batch_size: int, collate_fn):
+    """The baseline: a row-by-row pandas reader building tensors per row."""
+    batch = []
+    for path in sorted(folder.glob("anchors-*.parquet")):
+        frame = pd.read_parquet(path, columns=["utt_id", "num_frames", "target", "distance", "anchor_frames"])
+        for _, row in frame.iterrows():
+            batch.append({
+                "utt_id": row["utt_id"], "num_frames": int(row["num_frames"]),
+                "target": torch.tensor(row["target"]), "distance": torch.tensor(row["distance"]),
+                "anchor_frames": torch.tensor(row["anchor_frames"]),
+            })
+            if len(batch) == batch_size:
+                yield collate_fn(batch)
+                batch = []
+    if batch:
+        yield collate_fn(batch)
+
+
+def timed_pass(make_batches) -> tuple[float, int, int]:
+    """Seconds, frames (real, unpadded) and batches of one full pass."""
+    frames = batches = 0
+    start = time.perf_counter()
+    for batch in make_batches():
+        frames += int(batch["lengths"].sum())
+        batches += 1
+        assert batch["weight"].shape == batch["target"].shape
+    return time.perf_counter() - start, frames, batches
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--utterances", type=int, default=20000)
+    parser.add_argument("--frames", type=int, default=500, help="mean frames per utterance (uniform ±50%%)")
+    parser.add_argument("--shard-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-frames", type=int, default=32000, help="frame budget for the bucketing sampler")
+    parser.add_argument("--repeats", type=int, default=3, help="passes per reader; the median is reported")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch intra-op threads (DataLoader workers use 1; more threads only add "
+                             "OpenMP synchronisation to these small tensor ops, badly so on a busy machine)")
+    parser.add_argument("--json", type=Path, default=None, help="save results to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.torch_threads)
+
+    weights = collate(AnchorWeightConfig(kernel="linear"))
+    with tempfile.TemporaryDirectory(prefix="anchorprep-bench-") as tmp:
+        folder = Path(tmp)
+        started = time.perf_counter()
+        total = write_synthetic_shards(folder, args.utterances, args.frames, args.shard_size, args.seed)
+        write_s = time.perf_counter() - started
+
+        stream = IterableShardDataset(folder, shuffle=True, seed=args.seed)
+        mapped = ShardDataset(folder)
+        sampler = LengthBucketBatchSampler(mapped.lengths, args.max_frames, shuffle=True, seed=args.seed)
+
+        def iterable():
+            return DataLoader(stream, batch_size=args.batch_size, num_workers=0, collate_fn=weights)
+
+        def bucketed():
+            return DataLoader(mapped, batch_sampler=sampler, num_workers=0, collate_fn=weights)
+
+        readers = {
+            "anchorprep IterableShardDataset (shuffled)": (iterable, stream.set_epoch),
+            "anchorprep ShardDataset + LengthBucketBatchSampler": (bucketed, sampler.set_epoch),
+            "pandas read_parquet + iterrows": (lambda: pandas_batches(folder, args.batch_size, weights), None),
+        }
+        results = []
+        for name, (make, set_epoch) in readers.items():
+            runs = []
+            for repeat in range(args.repeats):
+                if set_epoch is not None:
+                    set_epoch(repeat)
+                seconds, frames, batches = timed_pass(make)
+                assert frames == total, f"{name} saw {frames} frames of {total}"
+                runs.append(seconds)
+            seconds = statistics.median(runs)
+            results.append({"reader": name, "seconds": seconds, "frames": total, "batches": batches,
+                            "frames_per_s": total / seconds, "utterances_per_s": args.utterances / seconds})
+
+    baseline = results[-1]["frames_per_s"]
+    for result in results:
+        result["speedup_vs_pandas"] = result["frames_per_s"] / baseline
+    report = {
+        "config": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                   "total_frames": total, "write_seconds": write_s},
+        "environment": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
+                        "torch_threads": torch.get_num_threads()},
+        "target_frames_per_s": TARGET_FRAMES_PER_S,
+        "results": results,
+    }
+    print(f"{args.utterances} utterances, {total} frames, {-(-args.utterances // args.shard_size)} shards; "
+          f"batch size {args.batch_size} (bucketing: {args.max_frames} frames); median of {args.repeats} passes, "
+          "num_workers=0, batches hold target, distance, mask, weight\n")
+    print("| reader | frames/s | utterances/s | batches | s/pass | × pandas |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in results:
+        print(f"| {r['reader']} | {r['frames_per_s'] / 1e6:.2f} M | {r['utterances_per_s']:,.0f} | {r['batches']} | "
+              f"{r['seconds']:.3f} | {r['speedup_vs_pandas']:.1f} |")
+    ours = min(r["frames_per_s"] for r in results[:-1])
+    print(f"\nslowest anchorprep reader: {ours / 1e6:.2f} M frames/s "
+          f"({'meets' if ours >= TARGET_FRAMES_PER_S else 'MISSES'} the {TARGET_FRAMES_PER_S / 1e6:.0f} M target)")
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
