@@ -21,6 +21,7 @@ NO_ANCHOR = 32767
 IGNORE_INDEX = -100
 BACKGROUND = "background"
 ANCHOR_SOURCES = ("alignment", "vad", "accel", "manual")
+SPEECH_ONSET, SPEECH_OFFSET = "speech_onset", "speech_offset"
 
 
 @dataclass(frozen=True)

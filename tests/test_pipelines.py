@@ -165,3 +165,19 @@ def test_align_ctm_with_segments_and_audio(realdata, tmp_path):
     assert by_id["utt-b"]["anchor_times_s"] == [pytest.approx(1.45)]
     assert by_id["utt-b"]["start_s"] == pytest.approx(5.0) and by_id["utt-b"]["duration_s"] == pytest.approx(1.46)
     assert by_id["utt-a"]["anchor_times_s"] == []
+
+
+def test_align_speech_onsets_from_alignments_match_the_ground_truth(realdata, tmp_path):
+    """Speech onsets from MFA alignments: the realdata README's onset truths."""
+    grids = realdata / "textgrid"
+    truth = {"acoustic_corpus": 1.05, "cold_corpus": 1.24, "cold_corpus3": 0.88}
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("utt_id,audio_path,alignment_path\n" + "".join(
+        f"{u},{grids / 'mfa_tests' / (u + '.wav')},{grids / 'mfa_tests' / (u + '.TextGrid')}\n" for u in truth))
+    result = invoke("align", manifest, "-o", tmp_path / "out", "--speech-onsets", "--min-pause-ms", "300")
+    assert result.exit_code == 0, result.output
+    for row in rows(tmp_path / "out"):
+        assert row["anchor_times_s"][0] == pytest.approx(truth[row["utt_id"]], abs=1e-6)
+        assert set(row["anchor_labels"]) == {"speech_onset"}
+        assert len(row["anchor_times_s"]) > 1  # pauses of 300 ms or more start new speech runs
+    assert invoke("align", manifest, "-o", tmp_path / "x", "--speech-onsets", "-k", "this").exit_code == 2

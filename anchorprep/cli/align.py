@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from anchorprep.anchors import SPEECH_ONSET
 from anchorprep.cli import app
 from anchorprep.cli.common import (
     AnchorRule, Address, DryRun, Executor, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries,
@@ -22,7 +23,9 @@ SOURCE = "Alignment source"
 def align_command(
     inputs: Annotated[Path, typer.Argument(help="A manifest (.csv/.tsv/.jsonl/.parquet), a folder of TextGrids (+audio), or a Kaldi .ctm.")],
     out: Out,
-    keyword: Annotated[list[str], typer.Option("-k", "--keyword", help="Keyword or phrase; repeat for more classes (ids 1, 2, ... in order).", rich_help_panel=SOURCE)],
+    keyword: Annotated[Optional[list[str]], typer.Option("-k", "--keyword", help="Keyword or phrase; repeat for more classes (ids 1, 2, ... in order).", rich_help_panel=SOURCE)] = None,
+    speech_onsets: Annotated[bool, typer.Option("--speech-onsets", help="Anchor the start of every speech run on the tier instead of keywords.", rich_help_panel=SOURCE)] = False,
+    min_pause_ms: Annotated[float, typer.Option("--min-pause-ms", help="With --speech-onsets: silence that separates speech runs.", rich_help_panel=SOURCE)] = 0.0,
     edge: Annotated[str, typer.Option("--edge", help="Anchor at the keyword's end, start or centre.", rich_help_panel=SOURCE)] = "end",
     tier: Annotated[Optional[str], typer.Option("--tier", help="Tier name (default: MFA's words/phones tier).", rich_help_panel=SOURCE)] = None,
     speaker: Annotated[Optional[str], typer.Option("--speaker", help="Speaker whose tiers to use in multi-speaker alignments.", rich_help_panel=SOURCE)] = None,
@@ -42,9 +45,10 @@ def align_command(
     quiet: Quiet = False, executor: Executor = "local", address: Address = None, retries: Retries = 1,
 ) -> None:
     """Anchors from forced alignments: every occurrence of each keyword, at its end (or start/centre)."""
-    options = AlignOptions(tuple(keyword), edge, tier, speaker, level, regex, require_keyword, alignment_format,
-                           encoding, str(segments) if segments else None)
-    job = AlignJob(labelling(tuple(keyword), sample_rate, frame_shift_ms, frame_length_ms, snip_edges, subsampling,
+    options = AlignOptions(tuple(keyword or ()), edge, tier, speaker, level, regex, require_keyword, alignment_format,
+                           encoding, str(segments) if segments else None, speech_onsets, min_pause_ms / 1000.0)
+    labels = (SPEECH_ONSET,) if speech_onsets else tuple(keyword or ())
+    job = AlignJob(labelling(labels, sample_rate, frame_shift_ms, frame_length_ms, snip_edges, subsampling,
                              anchor_rule, positive_window, guard), options)
     if inputs.is_dir():
         items = discover_pairs(inputs, audio_dir)

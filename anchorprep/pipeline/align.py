@@ -9,13 +9,27 @@ from pathlib import Path
 
 import pandas as pd
 
+from anchorprep.anchors import SPEECH_ONSET
 from anchorprep.errors import InputError, UsageError
 from anchorprep.pipeline.rows import AnchorEvent, Labelling, utterance_extent
 from anchorprep.pipeline.runner import ItemFailure, stage
-from anchorprep.sources.alignment import find_phrase, read_alignment, select_word_tier
+from anchorprep.sources.alignment import SILENCE_LABELS, find_phrase, read_alignment, select_word_tier
 from anchorprep.sources.ctm import ctm_to_utterances, read_ctm, read_segments
 
 EDGES = ("end", "start", "centre")
+
+
+def speech_run_starts(tier, min_pause_s: float = 0.0) -> list[float]:
+    """Starts of speech runs on a tier: non-silence intervals after at least ``min_pause_s`` of
+    silence (or at the start). `<unk>`/`spn` count as speech."""
+    starts, last_end = [], None
+    for interval in sorted(tier.intervals, key=lambda iv: iv.start):
+        if interval.label.strip().casefold() in SILENCE_LABELS:
+            continue
+        if last_end is None or interval.start - last_end >= min_pause_s and interval.start > last_end:
+            starts.append(interval.start)
+        last_end = interval.end if last_end is None else max(last_end, interval.end)
+    return starts
 LEVELS = ("words", "phones")
 
 
@@ -23,7 +37,7 @@ LEVELS = ("words", "phones")
 class AlignOptions:
     """How keywords are found in an alignment."""
 
-    keywords: tuple[str, ...]
+    keywords: tuple[str, ...] = ()
     edge: str = "end"
     tier: str | None = None
     speaker: str | None = None
@@ -33,10 +47,14 @@ class AlignOptions:
     alignment_format: str = "auto"
     encoding: str = "utf-8"
     segments: str | None = None
+    speech_onsets: bool = False
+    min_pause_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if not self.keywords:
-            raise UsageError("give at least one --keyword")
+        if not self.keywords and not self.speech_onsets:
+            raise UsageError("give at least one --keyword, or --speech-onsets")
+        if self.keywords and self.speech_onsets:
+            raise UsageError("--keyword and --speech-onsets are separate runs (merge them with `anchorprep merge`)")
         if self.edge not in EDGES:
             raise UsageError(f"--edge must be one of {', '.join(EDGES)}")
         if self.level not in LEVELS:
@@ -103,14 +121,15 @@ class AlignJob:
         with stage("find_keyword", item.get("alignment_path")):
             tier = select_word_tier(alignment, tier=options.tier, speaker=options.speaker, level=options.level)
             offset = 0.0 if utterance_relative else extent.start_s
-            events = []
-            for keyword in options.keywords:
-                for match in find_phrase(tier, keyword, edge=options.edge, regex=options.regex):
-                    time = match.time - offset
-                    if 0.0 <= time <= extent.duration_s:
-                        events.append(AnchorEvent(time, keyword, "alignment"))
+            if options.speech_onsets:
+                found = [(t, SPEECH_ONSET) for t in speech_run_starts(tier, options.min_pause_s)]
+            else:
+                found = [(match.time, keyword) for keyword in options.keywords
+                         for match in find_phrase(tier, keyword, edge=options.edge, regex=options.regex)]
+            events = [AnchorEvent(t - offset, label, "alignment") for t, label in found if extent.contains(t - offset)]
         if options.require_keyword and not events:
-            raise ItemFailure("find_keyword", f"none of the keywords {list(options.keywords)} occurs on tier {tier.name!r}",
+            wanted = "speech" if options.speech_onsets else f"any of the keywords {list(options.keywords)}"
+            raise ItemFailure("find_keyword", f"no {wanted} on tier {tier.name!r}",
                               item.get("alignment_path"))
         with stage("label", item.get("alignment_path")):
             row, stats = self.labelling.build_row(item, extent, events)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from anchorprep.anchors import SPEECH_OFFSET as OFFSET
+from anchorprep.anchors import SPEECH_ONSET as ONSET
 from anchorprep.errors import InputError, UsageError
 from anchorprep.pipeline.rows import AnchorEvent, Labelling, item_float, utterance_extent
 from anchorprep.pipeline.runner import stage
 from anchorprep.sources.vad import VadSettings, speech_targets, vad_file
 
-ONSET, OFFSET = "speech_onset", "speech_offset"
 TARGET_MODES = ("window", "vad")
 ONSET_MODES = ("all", "first")
 
