@@ -7,7 +7,7 @@ import typer
 
 from anchorprep.cli import app
 from anchorprep.cli.common import (
-    AnchorRule, Address, DryRun, Executor, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries,
+    ConfigFile, PrintConfig, AnchorRule, Address, DryRun, Executor, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries,
     SampleRate, ShardIndex, ShardSize, SnipEdges, Subsampling, Window, Workers, execute, labelling, usage_guard,
 )
 from anchorprep.errors import UsageError
@@ -41,7 +41,7 @@ def accel_command(
     out: Out,
     preset: Annotated[str, typer.Option("--preset", help="Starting settings: step (walking steps), raise (raise-to-speak) or default.", rich_help_panel=ACCEL)] = "default",
     axis: Annotated[Optional[str], typer.Option("--axis", help="x, y, z or magnitude.", rich_help_panel=ACCEL)] = None,
-    filter_kind: Annotated[Optional[str], typer.Option("--filter", help="bandpass, highpass or none (Butterworth).", rich_help_panel=ACCEL)] = None,
+    filter: Annotated[Optional[str], typer.Option("--filter", help="bandpass, highpass or none (Butterworth).", rich_help_panel=ACCEL)] = None,
     band: Annotated[Optional[str], typer.Option("--band", help="Band-pass edges LOW:HIGH Hz.", rich_help_panel=ACCEL)] = None,
     cutoff_hz: Annotated[Optional[float], typer.Option("--cutoff-hz", help="High-pass edge (gravity and drift removal).", rich_help_panel=ACCEL)] = None,
     order: Annotated[Optional[int], typer.Option("--order", rich_help_panel=ACCEL)] = None,
@@ -56,7 +56,7 @@ def accel_command(
     rate: Annotated[Optional[float], typer.Option("--rate", help="Fixed sample rate for files without a time column.", rich_help_panel=ACCEL)] = None,
     skip_rows: Annotated[int, typer.Option("--skip-rows", help="Metadata lines before the data.", rich_help_panel=ACCEL)] = 0,
     time_offset_s: Annotated[float, typer.Option("--time-offset-s", help="Utterance time of the sensor's first sample (a time_offset_s column overrides).", rich_help_panel=ACCEL)] = 0.0,
-    with_vad: Annotated[bool, typer.Option("--vad", help="Also anchor the audio's speech onsets (webrtcvad defaults).", rich_help_panel=ACCEL)] = False,
+    vad: Annotated[bool, typer.Option("--vad", help="Also anchor the audio's speech onsets (webrtcvad defaults).", rich_help_panel=ACCEL)] = False,
     use_source: Annotated[Optional[list[str]], typer.Option("--use-source", help="Sources the distance uses (repeat; first = primary).", rich_help_panel=ACCEL)] = None,
     agree_within_ms: Annotated[Optional[float], typer.Option("--agree-within-ms", help="Positive only where all --use-source anchors agree within this.", rich_help_panel=ACCEL)] = None,
     sample_rate: SampleRate = 16000, frame_shift_ms: FrameShift = 10.0, frame_length_ms: FrameLength = 25.0,
@@ -65,21 +65,22 @@ def accel_command(
     shard_size: ShardSize = 1000, workers: Workers = 1, shard_index: ShardIndex = None, num_shards: NumShards = None,
     resume: Resume = False, overwrite: Overwrite = False, max_errors: MaxErrors = None, dry_run: DryRun = False,
     quiet: Quiet = False, executor: Executor = "local", address: Address = None, retries: Retries = 1,
+    config: ConfigFile = None, print_config: PrintConfig = False,
 ) -> None:
     """Anchors at accelerometer peaks (e.g. a raise-to-speak gesture), on the audio's frame grid."""
     if preset not in PRESETS:
         raise UsageError(f"--preset must be one of {', '.join(PRESETS)}")
     settings = _override(
-        PRESETS[preset], axis=axis, filter=filter_kind, band_hz=_band(band) if band else None, cutoff_hz=cutoff_hz,
+        PRESETS[preset], axis=axis, filter=filter, band_hz=_band(band) if band else None, cutoff_hz=cutoff_hz,
         order=order, zero_phase=False if causal else None, resample_hz=resample_hz, smooth_ms=smooth_ms,
         height=height, prominence=prominence, distance_ms=refractory_ms, width_ms=width_ms,
     )
-    labels = (PEAK, ONSET) if with_vad else (PEAK,)
+    labels = (PEAK, ONSET) if vad else (PEAK,)
     job = AccelJob(
         labelling(labels, sample_rate, frame_shift_ms, frame_length_ms, snip_edges, subsampling, anchor_rule,
                   positive_window, guard),
         settings, AccelReadOptions(time_unit, rate, skip_rows), time_offset_s,
-        VadOptions() if with_vad else None,
+        VadOptions() if vad else None,
         CombineOptions(tuple(use_source or ()), None if agree_within_ms is None else agree_within_ms / 1000.0),
     )
     if inputs.is_dir():

@@ -8,7 +8,7 @@ import typer
 from anchorprep.anchors import SPEECH_ONSET
 from anchorprep.cli import app
 from anchorprep.cli.common import (
-    AnchorRule, Address, DryRun, Executor, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries,
+    ConfigFile, PrintConfig, AnchorRule, Address, DryRun, Executor, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries,
     SampleRate, ShardIndex, ShardSize, SnipEdges, Subsampling, Window, Workers, execute, labelling, usage_guard,
 )
 from anchorprep.pipeline.align import AlignJob, AlignOptions, ctm_items
@@ -32,7 +32,7 @@ def align_command(
     level: Annotated[str, typer.Option("--level", help="words or phones.", rich_help_panel=SOURCE)] = "words",
     regex: Annotated[bool, typer.Option("--regex", help="Keywords are regular expressions matched against single labels.", rich_help_panel=SOURCE)] = False,
     require_keyword: Annotated[bool, typer.Option("--require-keyword", help="An utterance without any keyword is an error, not a negative.", rich_help_panel=SOURCE)] = False,
-    alignment_format: Annotated[str, typer.Option("--format", help="auto (by extension), textgrid, mfa-csv, mfa-json or ctm.", rich_help_panel=SOURCE)] = "auto",
+    format: Annotated[str, typer.Option("--format", help="auto (by extension), textgrid, mfa-csv, mfa-json or ctm.", rich_help_panel=SOURCE)] = "auto",
     encoding: Annotated[str, typer.Option("--encoding", help="Text encoding of CTM files (e.g. gb18030).", rich_help_panel=SOURCE)] = "utf-8",
     segments: Annotated[Optional[Path], typer.Option("--segments", help="Kaldi segments file: CTM times are recording-relative.", rich_help_panel=SOURCE)] = None,
     wav_scp: Annotated[Optional[Path], typer.Option("--wav-scp", help="Kaldi wav.scp giving audio for a .ctm input.", rich_help_panel=SOURCE)] = None,
@@ -43,9 +43,10 @@ def align_command(
     shard_size: ShardSize = 1000, workers: Workers = 1, shard_index: ShardIndex = None, num_shards: NumShards = None,
     resume: Resume = False, overwrite: Overwrite = False, max_errors: MaxErrors = None, dry_run: DryRun = False,
     quiet: Quiet = False, executor: Executor = "local", address: Address = None, retries: Retries = 1,
+    config: ConfigFile = None, print_config: PrintConfig = False,
 ) -> None:
     """Anchors from forced alignments: every occurrence of each keyword, at its end (or start/centre)."""
-    options = AlignOptions(tuple(keyword or ()), edge, tier, speaker, level, regex, require_keyword, alignment_format,
+    options = AlignOptions(tuple(keyword or ()), edge, tier, speaker, level, regex, require_keyword, format,
                            encoding, str(segments) if segments else None, speech_onsets, min_pause_ms / 1000.0)
     labels = (SPEECH_ONSET,) if speech_onsets else tuple(keyword or ())
     job = AlignJob(labelling(labels, sample_rate, frame_shift_ms, frame_length_ms, snip_edges, subsampling,

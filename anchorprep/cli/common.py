@@ -85,7 +85,8 @@ class RichProgress:
 def execute(job, items, options: RunOptions) -> None:
     """Run a job, print the summary, and exit with 0 (ok), 1 (items failed) or 2 (usage)."""
     show = not options.quiet and console.is_terminal
-    result = run(job, items, options, progress=RichProgress(job.command) if show else None)
+    result = run(job, items, options, progress=RichProgress(job.command) if show else None,
+                 config=dict(_effective_config))
     if options.dry_run:
         typer.echo(json.dumps(result.report["plan"], indent=2))
         raise typer.Exit(0)
@@ -119,12 +120,75 @@ def print_summary(result: RunResult) -> None:
     console.print(table)
 
 
+# Options that change how a run executes, not what it writes: kept out of the stored config.
+RUN_ONLY = {"workers", "shard_index", "num_shards", "resume", "overwrite", "max_errors", "dry_run", "quiet",
+            "executor", "address", "retries", "config", "print_config", "inputs", "out", "runs"}
+_effective_config: dict = {}
+
+
+def load_config(ctx: typer.Context, param, value: Optional[Path]):
+    """``--config FILE.toml``: defaults for this command from the file; flags still override.
+
+    Keys may sit at the top level, in a ``[run]`` or ``[grid]`` table (shared by every command)
+    or in a table named after the command (``[align]``, ``[vad]``, ...); dashes or underscores.
+    """
+    if value is None:
+        return value
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(value).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise typer.BadParameter(f"cannot read {value}: {exc}") from None
+    command = ctx.command.name
+    merged = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    for table in ("run", "grid", command):
+        merged.update(data.get(table, {}))
+    names = {p.name: p.name for p in ctx.command.params}
+    names.update({flag[2:].replace("-", "_"): p.name for p in ctx.command.params for flag in p.opts if flag.startswith("--")})
+    defaults = {}
+    for key, item in merged.items():
+        name = names.get(key.replace("-", "_"))
+        if name is None or name in ("config", "print_config"):
+            raise typer.BadParameter(f"{value}: unknown setting {key!r} for `anchorprep {command}`")
+        defaults[name] = [str(v) for v in item] if isinstance(item, list) else str(item) if isinstance(item, Path) else item
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", is_eager=True, callback=load_config, help="TOML file of defaults for this command (flags override).", rich_help_panel=RUN)]
+PrintConfig = Annotated[bool, typer.Option("--print-config", help="Print the effective configuration as TOML and exit.", rich_help_panel=RUN)]
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def config_toml(command: str, config: dict) -> str:
+    """The config as a TOML table (parameter names are the long flag names, dashed)."""
+    lines = [f"[{command}]"]
+    lines += [f"{key.replace('_', '-')} = {_toml_value(value)}" for key, value in config.items() if value is not None]
+    return "\n".join(lines) + "\n"
+
+
 def usage_guard(func):
-    """Turn `UsageError` into a clean message and exit code 2."""
+    """Command wrapper: `UsageError` → message and exit 2; ``--print-config``; records the config."""
     import functools
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        config = {k: v for k, v in kwargs.items() if k not in RUN_ONLY}
+        if kwargs.get("print_config"):
+            typer.echo(config_toml(func.__name__.removesuffix("_command"), config), nl=False)
+            raise typer.Exit(0)
+        _effective_config.clear()
+        _effective_config.update({k: str(v) if isinstance(v, Path) else v for k, v in config.items()})
         try:
             return func(*args, **kwargs)
         except UsageError as exc:

@@ -8,7 +8,7 @@ import typer
 from anchorprep.anchors import TargetWindow
 from anchorprep.cli import app
 from anchorprep.cli.common import (
-    Address, DryRun, Executor, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries, ShardIndex, ShardSize, Window, Workers,
+    ConfigFile, PrintConfig, Address, DryRun, Executor, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries, ShardIndex, ShardSize, Window, Workers,
     execute, usage_guard,
 )
 from anchorprep.pipeline.combine import CombineOptions
@@ -28,6 +28,7 @@ def merge_command(
     shard_size: ShardSize = 1000, workers: Workers = 1, shard_index: ShardIndex = None, num_shards: NumShards = None,
     resume: Resume = False, overwrite: Overwrite = False, max_errors: MaxErrors = None, dry_run: DryRun = False,
     quiet: Quiet = False, executor: Executor = "local", address: Address = None, retries: Retries = 1,
+    config: ConfigFile = None, print_config: PrintConfig = False,
 ) -> None:
     """Merge the anchors of earlier runs by utt_id (e.g. VAD onsets + accelerometer peaks)."""
     inputs = read_merge_inputs(runs)

@@ -7,7 +7,7 @@ import typer
 
 from anchorprep.cli import app
 from anchorprep.cli.common import (
-    AnchorRule, Address, DryRun, Executor, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries,
+    ConfigFile, PrintConfig, AnchorRule, Address, DryRun, Executor, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries,
     SampleRate, ShardIndex, ShardSize, SnipEdges, Subsampling, Window, Workers, execute, labelling, usage_guard,
 )
 from anchorprep.pipeline.inputs import AUDIO_SUFFIXES, add_search_region, discover_files, read_manifest
@@ -55,6 +55,7 @@ def vad_command(
     shard_size: ShardSize = 1000, workers: Workers = 1, shard_index: ShardIndex = None, num_shards: NumShards = None,
     resume: Resume = False, overwrite: Overwrite = False, max_errors: MaxErrors = None, dry_run: DryRun = False,
     quiet: Quiet = False, executor: Executor = "local", address: Address = None, retries: Retries = 1,
+    config: ConfigFile = None, print_config: PrintConfig = False,
 ) -> None:
     """Speech-onset anchors from webrtcvad (or Silero): the first speech sample of each speech run."""
     settings = VadSettings(backend=backend, mode=mode, frame_ms=frame_ms, sample_rate=vad_rate, window_ms=window_ms,

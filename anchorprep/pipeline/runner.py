@@ -140,8 +140,12 @@ def inputs_fingerprint(items: pd.DataFrame) -> dict:
     return {"count": len(items), "sha256": digest.hexdigest()}
 
 
-def run_settings(job: Job, items: pd.DataFrame, shard_size: int) -> dict:
-    """The settings JSON for manifest.json and every shard's metadata, with its hash."""
+def run_settings(job: Job, items: pd.DataFrame, shard_size: int, config: dict | None = None) -> dict:
+    """The settings JSON for manifest.json and every shard's metadata, with its hash.
+
+    ``config`` is the command's effective configuration (flags and config file, minus options
+    that only change how the run executes), stored so the run can be repeated.
+    """
     passthrough = [c for c in PASSTHROUGH_COLUMNS if c in items.columns]
     settings = {
         "schema_version": SCHEMA_VERSION,
@@ -154,6 +158,8 @@ def run_settings(job: Job, items: pd.DataFrame, shard_size: int) -> dict:
         "inputs": inputs_fingerprint(items),
         **job.settings(),
     }
+    if config:
+        settings["config"] = config
     settings["settings_sha256"] = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     return settings
 
@@ -242,11 +248,11 @@ def mark_duplicates(items: pd.DataFrame) -> pd.DataFrame:
     return items
 
 
-def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None) -> RunResult:
+def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, config: dict | None = None) -> RunResult:
     """Run ``job`` over ``items`` into ``options.out_dir``; assemble the manifest when complete."""
     started = time.monotonic()
     out = Path(options.out_dir)
-    settings = run_settings(job, items, options.shard_size)
+    settings = run_settings(job, items, options.shard_size, config)
     count = max(1, -(-len(items) // options.shard_size))
     mine = [i for i in range(count) if options.num_shards is None or i % options.num_shards == options.shard_index]
     result = RunResult(out_dir=out, planned_shards=count)
