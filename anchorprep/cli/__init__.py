@@ -27,6 +27,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 from anchorprep.cli import accel, align, assemble, merge, vad  # noqa: E402,F401  (registers the commands)
+from anchorprep.cli import plot, stats, validate  # noqa: E402,F401  (inspect commands)
+from anchorprep.cli import export  # noqa: E402,F401  (export lhotse|wekws)
 
 
 def main() -> None:

@@ -13,6 +13,8 @@ from anchorprep.cli.common import (
 )
 from anchorprep.pipeline.align import AlignJob, AlignOptions, ctm_items
 from anchorprep.pipeline.inputs import discover_pairs, read_manifest
+from anchorprep.sources.lhotse_manifest import is_lhotse_manifest, lhotse_items
+from anchorprep.sources.rttm import is_rttm, rttm_items
 from anchorprep.pipeline.runner import RunOptions
 
 SOURCE = "Alignment source"
@@ -21,7 +23,7 @@ SOURCE = "Alignment source"
 @app.command("align")
 @usage_guard
 def align_command(
-    inputs: Annotated[Path, typer.Argument(help="A manifest (.csv/.tsv/.jsonl/.parquet), a folder of TextGrids (+audio), or a Kaldi .ctm.")],
+    inputs: Annotated[Path, typer.Argument(help="A manifest (.csv/.tsv/.jsonl/.parquet), a folder of TextGrids (+audio), a Kaldi .ctm, an .rttm, or a lhotse cuts/supervisions manifest.")],
     out: Out,
     keyword: Annotated[Optional[list[str]], typer.Option("-k", "--keyword", help="Keyword or phrase; repeat for more classes (ids 1, 2, ... in order).", rich_help_panel=SOURCE)] = None,
     speech_onsets: Annotated[bool, typer.Option("--speech-onsets", help="Anchor the start of every speech run on the tier instead of keywords.", rich_help_panel=SOURCE)] = False,
@@ -32,10 +34,13 @@ def align_command(
     level: Annotated[str, typer.Option("--level", help="words or phones.", rich_help_panel=SOURCE)] = "words",
     regex: Annotated[bool, typer.Option("--regex", help="Keywords are regular expressions matched against single labels.", rich_help_panel=SOURCE)] = False,
     require_keyword: Annotated[bool, typer.Option("--require-keyword", help="An utterance without any keyword is an error, not a negative.", rich_help_panel=SOURCE)] = False,
-    format: Annotated[str, typer.Option("--format", help="auto (by extension), textgrid, mfa-csv, mfa-json or ctm.", rich_help_panel=SOURCE)] = "auto",
+    format: Annotated[str, typer.Option("--format", help="auto (by extension/content), textgrid, mfa-csv, mfa-json, ctm, rttm or lhotse.", rich_help_panel=SOURCE)] = "auto",
     encoding: Annotated[str, typer.Option("--encoding", help="Text encoding of CTM files (e.g. gb18030).", rich_help_panel=SOURCE)] = "utf-8",
     segments: Annotated[Optional[Path], typer.Option("--segments", help="Kaldi segments file: CTM times are recording-relative.", rich_help_panel=SOURCE)] = None,
     wav_scp: Annotated[Optional[Path], typer.Option("--wav-scp", help="Kaldi wav.scp giving audio for a .ctm input.", rich_help_panel=SOURCE)] = None,
+    lhotse_unit: Annotated[str, typer.Option("--lhotse-unit", help="lhotse input: one item per cut or per supervision (auto: cuts for a CutSet).", rich_help_panel=SOURCE)] = "auto",
+    recordings: Annotated[Optional[Path], typer.Option("--recordings", help="lhotse RecordingSet for a SupervisionSet input.", rich_help_panel=SOURCE)] = None,
+    audio_root: Annotated[Optional[Path], typer.Option("--audio-root", help="Folder relative lhotse audio sources resolve against.", rich_help_panel=SOURCE)] = None,
     audio_dir: Annotated[Optional[Path], typer.Option("--audio-dir", help="For a TextGrid folder: the corpus folder holding the audio (MFA layout).", rich_help_panel=SOURCE)] = None,
     sample_rate: SampleRate = 16000, frame_shift_ms: FrameShift = 10.0, frame_length_ms: FrameLength = 25.0,
     snip_edges: SnipEdges = True, subsampling: Subsampling = 1, anchor_rule: AnchorRule = "causal",
@@ -47,12 +52,16 @@ def align_command(
 ) -> None:
     """Anchors from forced alignments: every occurrence of each keyword, at its end (or start/centre)."""
     options = AlignOptions(tuple(keyword or ()), edge, tier, speaker, level, regex, require_keyword, format,
-                           encoding, str(segments) if segments else None, speech_onsets, min_pause_ms / 1000.0)
+                           encoding, str(segments) if segments else None, speech_onsets, min_pause_ms / 1000.0, lhotse_unit)
     labels = (SPEECH_ONSET,) if speech_onsets else tuple(keyword or ())
     job = AlignJob(labelling(labels, sample_rate, frame_shift_ms, frame_length_ms, snip_edges, subsampling,
                              anchor_rule, positive_window, guard), options)
     if inputs.is_dir():
         items = discover_pairs(inputs, audio_dir)
+    elif is_rttm(inputs, format):
+        items = rttm_items(inputs, wav_scp, encoding)
+    elif format in ("auto", "lhotse") and is_lhotse_manifest(inputs):
+        items = lhotse_items(inputs, lhotse_unit, recordings=recordings, audio_root=audio_root)
     elif inputs.suffix.lower() == ".ctm":
         items = ctm_items(inputs, segments, wav_scp, encoding)
     else:

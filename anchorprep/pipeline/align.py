@@ -11,10 +11,13 @@ import pandas as pd
 
 from anchorprep.anchors import SPEECH_ONSET
 from anchorprep.errors import InputError, UsageError
+from anchorprep.pipeline.inputs import read_wav_scp
 from anchorprep.pipeline.rows import AnchorEvent, Labelling, utterance_extent
 from anchorprep.pipeline.runner import ItemFailure, stage
 from anchorprep.sources.alignment import SILENCE_LABELS, find_phrase, read_alignment, select_word_tier
 from anchorprep.sources.ctm import ctm_to_utterances, read_ctm, read_segments
+from anchorprep.sources.lhotse_manifest import is_lhotse_manifest, read_lhotse
+from anchorprep.sources.rttm import is_rttm, read_rttm
 
 EDGES = ("end", "start", "centre")
 
@@ -49,6 +52,7 @@ class AlignOptions:
     segments: str | None = None
     speech_onsets: bool = False
     min_pause_s: float = 0.0
+    lhotse_unit: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.keywords and not self.speech_onsets:
@@ -81,6 +85,23 @@ def _ctm_utterances(path: str, encoding: str, level: str, segments: str | None) 
     return utterances, segment_errors
 
 
+@lru_cache(maxsize=4)
+def _lhotse_utterances(path: str, unit: str) -> tuple[dict, dict]:
+    errors: dict[str, InputError] = {}
+    return read_lhotse(path, unit=unit, errors=errors), errors
+
+
+@lru_cache(maxsize=4)
+def _rttm_recordings(path: str, encoding: str) -> tuple[dict, dict]:
+    errors: dict[str, InputError] = {}
+    return read_rttm(path, encoding=encoding, errors=errors), errors
+
+
+@lru_cache(maxsize=64)
+def _is_lhotse(path: str, fmt: str) -> bool:
+    return is_lhotse_manifest(path, fmt)
+
+
 def _is_ctm(path: str, fmt: str) -> bool:
     return fmt == "ctm" or (fmt == "auto" and path.lower().endswith(".ctm"))
 
@@ -98,19 +119,32 @@ class AlignJob:
         options["keywords"] = list(options["keywords"])
         return {**self.labelling.settings(), "source": "alignment", "align": options}
 
+    def _multi_utterance(self, path: str) -> tuple[dict, dict, bool] | None:
+        """(alignments, errors, utterance-relative) for files that hold many utterances."""
+        options = self.options
+        if _is_lhotse(path, options.alignment_format):
+            return (*_lhotse_utterances(path, options.lhotse_unit), True)
+        if is_rttm(path, options.alignment_format):
+            return (*_rttm_recordings(path, options.encoding), False)
+        if _is_ctm(path, options.alignment_format):
+            return (*_ctm_utterances(path, options.encoding, options.level, options.segments), True)
+        return None
+
     def _alignment(self, item: dict):
+        """The item's alignment, and whether its times are utterance-relative already."""
         path = item.get("alignment_path") or ""
         if not path:
             raise InputError("no alignment_path for this item")
-        if _is_ctm(path, self.options.alignment_format):
-            utterances, errors = _ctm_utterances(path, self.options.encoding, self.options.level, self.options.segments)
-            key = item.get("ctm_id") or item["utt_id"]
-            if key in errors:
-                raise errors[key]
-            if key not in utterances:
-                raise InputError(f"utterance {key!r} has no lines in the CTM", path)
-            return utterances[key], True
-        return read_alignment(path, format=self.options.alignment_format), False
+        multi = self._multi_utterance(path)
+        if multi is None:
+            return read_alignment(path, format=self.options.alignment_format), False
+        alignments, errors, utterance_relative = multi
+        key = item.get("alignment_key") or item.get("recording_id") or item["utt_id"]
+        if key in errors:
+            raise errors[key]
+        if key not in alignments:
+            raise InputError(f"{key!r} is not in this alignment file", path)
+        return alignments[key], utterance_relative
 
     def process(self, item: dict) -> tuple[dict, Counter]:
         options = self.options
@@ -146,7 +180,7 @@ def ctm_items(ctm: Path, segments: Path | None = None, wav_scp: Path | None = No
     ``start_s``/``duration_s`` come from the segments file); ``wav_scp`` maps recording (or
     utterance) ids to audio files (plain paths only: piped commands are refused).
     """
-    audio = _read_wav_scp(wav_scp) if wav_scp else {}
+    audio = read_wav_scp(wav_scp) if wav_scp else {}
     if segments is not None:
         try:
             table = read_segments(str(segments))
@@ -167,16 +201,3 @@ def ctm_items(ctm: Path, segments: Path | None = None, wav_scp: Path | None = No
     if not rows:
         raise UsageError(f"{ctm}: no utterances found")
     return pd.DataFrame(rows, dtype=str)
-
-
-def _read_wav_scp(path: Path) -> dict[str, str]:
-    mapping = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        key, _, value = line.strip().partition(" ")
-        value = value.strip()
-        if value.endswith("|"):
-            raise UsageError(f"{path}:{number}: piped wav.scp entries are not supported; extract the audio to files first")
-        mapping[key] = value
-    return mapping

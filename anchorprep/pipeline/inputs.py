@@ -127,3 +127,17 @@ def add_search_region(items: pd.DataFrame, run_dir: Path, edge: str = "first") -
     items["search_start_s"] = [repr(first_anchor[u]) if u in first_anchor else "0" for u in items["utt_id"]]
     items["search_end_s"] = ["" if u in first_anchor else "0" for u in items["utt_id"]]
     return items
+
+
+def read_wav_scp(path: Path) -> dict[str, str]:
+    """A Kaldi ``wav.scp`` (``id path`` lines); piped commands are refused (extract them first)."""
+    mapping = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        key, _, value = line.strip().partition(" ")
+        value = value.strip()
+        if value.endswith("|"):
+            raise UsageError(f"{path}:{number}: piped wav.scp entries are not supported; extract the audio to files first")
+        mapping[key] = value
+    return mapping

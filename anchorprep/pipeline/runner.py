@@ -310,6 +310,29 @@ def _execute(job, todo, count, shard_items, out, settings, options):
     return _execute_local(job, todo, count, shard_items, out, settings, options)
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Pool-worker initializer: exit when the driver dies (e.g. SIGKILL by the OOM killer).
+
+    Without it the workers of a killed driver block on their task queue forever, orphaned and
+    holding their memory. A daemon thread polls the parent pid (portable; costs nothing).
+    """
+    import os
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="anchorprep-parent-watch", daemon=True).start()
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    import os
+
+    return ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
 def _execute_local(job, todo, count, shard_items, out, settings, options):
     """Yield shard summaries as shards finish.
 
@@ -325,7 +348,7 @@ def _execute_local(job, todo, count, shard_items, out, settings, options):
     queue = list(reversed(todo))
     suspects: list[int] = []
     while queue:
-        with ProcessPoolExecutor(max_workers=options.workers) as pool:
+        with _pool(options.workers) as pool:
             in_flight: dict = {}
             try:
                 while queue or in_flight:
@@ -341,7 +364,7 @@ def _execute_local(job, todo, count, shard_items, out, settings, options):
                 suspects.extend(in_flight.values())
     for index in sorted(suspects):
         for _attempt in range(options.retries + 1):
-            with ProcessPoolExecutor(max_workers=1) as pool:
+            with _pool(1) as pool:
                 try:
                     yield pool.submit(process_shard, job, index, count, shard_items(index), out, settings).result()
                     break

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from anchorprep.cli import app
+from anchorprep.cli.common import usage_guard
+from anchorprep.cli.validate import plain_usage_errors
+from anchorprep.inspect.stats import run_stats, stats_figure
+
+
+@app.command("stats")
+@usage_guard
+@plain_usage_errors
+def stats_command(
+    out: Annotated[Path, typer.Argument(help="Output folder of a run.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
+    png: Annotated[Optional[Path], typer.Option("--png", help="Also write histograms to this PNG (pip install 'anchorprep[plot]').")] = None,
+    other_edge: Annotated[Optional[Path], typer.Option("--other-edge", help="An align run over the same items with the other --edge (start/end): keyword durations = end - start.")] = None,
+) -> None:
+    """Utterances, anchors, anchor positions, durations and errors of a run."""
+    stats = run_stats(out, other_edge=other_edge)
+    if png is not None:
+        stats_figure(stats, png)
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2, ensure_ascii=False))
+    else:
+        print_stats(stats)
+    if png is not None:
+        typer.echo(f"wrote {png}", err=True)
+
+
+def _n(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}"
+    return f"{value:,}"
+
+
+def _dist_row(table: Table, name: str, block: dict, unit: str = "") -> None:
+    if not block.get("count"):
+        table.add_row(name, "0", *["-"] * 6)
+        return
+    table.add_row(name, _n(block["count"]), *(f"{block[k]:.3f}{unit}" for k in ("min", "p5", "median", "mean", "p95", "max")))
+
+
+def print_stats(stats: dict) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    run, utts, anchors, frames = stats["run"], stats["utterances"], stats["anchors"], stats["frames"]
+    grid = run["grid"]
+    overview = Table(title=f"anchorprep stats: {escape(stats['out'])}", show_header=False)
+    overview.add_row("command / source", f"{run['command']} / {run['source']}")
+    overview.add_row("grid", f"{grid.get('sample_rate')} Hz, shift {grid.get('frame_shift_ms')} ms, length "
+                             f"{grid.get('frame_length_ms')} ms, snip_edges {grid.get('snip_edges')}, subsampling "
+                             f"{grid.get('subsampling')}; anchor rule {run['anchor_rule']}")
+    targets = run.get("targets") or {}
+    if "positive_window" in targets:
+        overview.add_row("targets", f"positive window {targets['positive_window']}, guard {targets.get('guard', 0)}")
+    elif targets:
+        overview.add_row("targets", f"{targets.get('mode')}: {targets.get('rule', '')}")
+    if run.get("combine"):
+        overview.add_row("distance uses", f"{run['combine'].get('distance_sources')} (agree within "
+                                          f"{run['combine'].get('agree_within_s')} s)")
+    overview.add_row("utterances in / written / failed", f"{_n(utts['in'])} / {_n(utts['written'])} / {_n(utts['failed'])}")
+    share = f" ({utts['positive_share']:.1%} positive)" if utts["positive_share"] is not None else ""
+    overview.add_row("positives / negatives", f"{_n(utts['positives'])} / {_n(utts['negatives'])}{share}")
+    overview.add_row("audio", f"{stats['durations_s'].get('total_hours', 0):.3f} h, {_n(frames['total'])} frames")
+    overview.add_row("target frames", ", ".join(f"{k} {_n(v)}" for k, v in frames["targets"].items()))
+    overview.add_row("anchors", f"{_n(anchors['total'])}; clipped: {anchors['clipped_after_end']} past the end, "
+                                f"{anchors['clipped_before_start']} before the start")
+    for key, value in stats["report_counters"].items():
+        overview.add_row(key.replace("_", " "), _n(value))
+    console.print(overview)
+
+    dist = Table(title="distributions")
+    for column in ("", "count", "min", "p5", "median", "mean", "p95", "max"):
+        dist.add_column(column, justify="right" if column else "left")
+    _dist_row(dist, "utterance duration (s)", stats["durations_s"])
+    _dist_row(dist, "anchors per utterance", anchors["per_utterance"])
+    _dist_row(dist, "anchor time (s)", anchors["time_s"])
+    _dist_row(dist, "anchor position (time / duration)", anchors["relative_position"])
+    events = stats["event_durations"]
+    if events.get("available"):
+        _dist_row(dist, f"{events['kind']} duration (s)", events["seconds"])
+    console.print(dist)
+    if not events.get("available"):
+        console.print(f"[dim]event durations: {escape(events['reason'])}[/dim]")
+    elif events.get("unpaired"):
+        console.print(f"[dim]{events['unpaired']} {events['kind']} edge(s) had no partner[/dim]")
+
+    per = anchors["per_utterance"].get("histogram", {})
+    if per:
+        console.print("anchors per utterance: " + ", ".join(f"{k}: {_n(v)}" for k, v in sorted(per.items(), key=lambda kv: int(kv[0]))))
+    by = Table(title="anchors by label and source")
+    for column in ("label", "source", "anchors"):
+        by.add_column(column, justify="right" if column == "anchors" else "left")
+    for row in anchors["by_label_and_source"]:
+        by.add_row(escape(row["label"]), row["source"], _n(row["count"]))
+    console.print(by)
+
+    errors = stats["errors"]
+    if errors["count"]:
+        stages = Table(title=f"errors: {errors['count']:,} (errors.jsonl)")
+        for column in ("stage", "count", "reason (grouped)", "example"):
+            stages.add_column(column, overflow="fold")
+        for group in errors["by_reason"][:20]:
+            stages.add_row(group["stage"], _n(group["count"]), escape(group["reason"]), escape(str(group["example_utt_id"])))
+        console.print(stages)
+        if len(errors["by_reason"]) > 20:
+            console.print(f"… {len(errors['by_reason']) - 20} more reason groups (--json lists them)")
+        console.print("errors by stage: " + ", ".join(f"{k} {_n(v)}" for k, v in errors["by_stage"].items()))
+    else:
+        console.print("errors: none")

@@ -1,0 +1,23 @@
+"""Interoperability with other speech toolkits: export a run to lhotse, WeKws and Hugging Face.
+
+* `export_lhotse` — attach anchors (custom fields) and per-frame distances/targets
+  (``TemporalArray``s) to a lhotse CutSet (needs ``pip install 'anchorprep[lhotse]'``).
+* `export_wekws` — a WeKws ``data.list`` with keyword indices, anchors and per-frame targets.
+* `hf_data_files` / `load_hf_dataset` — the shards as a Hugging Face ``datasets`` dataset
+  (``pip install 'anchorprep[hf]'``).
+
+The readers that bring other toolkits' annotations *in* live with the other sources:
+`anchorprep.sources.lhotse_manifest` (lhotse CutSet/SupervisionSet manifests, word alignments)
+and `anchorprep.sources.rttm` (NIST RTTM speaker segmentation). Optional packages are imported
+only when a function needs them.
+"""
+
+from anchorprep.interop._run import MissingDependencyError, run_rows
+from anchorprep.interop.hf import hf_data_files, load_hf_dataset
+from anchorprep.interop.lhotse_export import export_lhotse
+from anchorprep.interop.wekws import export_wekws, wekws_label
+
+__all__ = [
+    "MissingDependencyError", "export_lhotse", "export_wekws", "hf_data_files", "load_hf_dataset",
+    "run_rows", "wekws_label",
+]
