@@ -392,9 +392,8 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
     import os
 
     address = options.address or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
-               if k != "MALLOC_TRIM_THRESHOLD_"}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+    # Dask's nanny unsets a pre-spawn variable whose value is None.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         cluster = None if address else LocalCluster(
             n_workers=options.workers, threads_per_worker=1, processes=True, dashboard_address=None
         )
