@@ -9,7 +9,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -189,11 +188,11 @@ def usage_guard(func):
             typer.echo(config_toml(func.__name__.removesuffix("_command"), config), nl=False)
             raise typer.Exit(0)
         _effective_config.clear()
-        _effective_config.update({k: str(v) if isinstance(v, Path) else v for k, v in config.items()})
+        _effective_config.update({k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in config.items()})
         try:
             return func(*args, **kwargs)
         except UsageError as exc:
-            console.print(f"[red]error:[/red] {escape(str(exc))}")
+            typer.echo(f"error: {exc}", err=True)  # plain text: rich markup would eat "[plot]"
             raise typer.Exit(2) from None
 
     return wrapper

@@ -7,7 +7,6 @@ import typer
 
 from anchorprep.cli import app
 from anchorprep.cli.common import usage_guard
-from anchorprep.cli.validate import plain_usage_errors
 from anchorprep.errors import UsageError
 from anchorprep.inspect.plot import DEFAULT_SIZE_PX, describe, plot_utterance
 
@@ -25,7 +24,7 @@ def _size(text: str) -> tuple[int, int]:
 
 @app.command("plot")
 @usage_guard
-@plain_usage_errors
+@usage_guard
 def plot_command(
     out: Annotated[Path, typer.Argument(help="Output folder of a run.")],
     utt_id: Annotated[str, typer.Argument(help="The utterance to draw.")],

@@ -11,13 +11,12 @@ from rich.table import Table
 
 from anchorprep.cli import app
 from anchorprep.cli.common import usage_guard
-from anchorprep.cli.validate import plain_usage_errors
 from anchorprep.inspect.stats import run_stats, stats_figure
 
 
 @app.command("stats")
 @usage_guard
-@plain_usage_errors
+@usage_guard
 def stats_command(
     out: Annotated[Path, typer.Argument(help="Output folder of a run.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,

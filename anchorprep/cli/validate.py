@@ -10,28 +10,11 @@ from rich.markup import escape
 
 from anchorprep.cli import app
 from anchorprep.cli.common import usage_guard
-from anchorprep.errors import UsageError
 from anchorprep.inspect.validate import MAX_PROBLEMS_PER_CHECK, ValidationReport, validate_run
-
-
-def plain_usage_errors(func):
-    """`UsageError` → the message verbatim on stderr (no rich markup: ``[plot]`` must survive) and exit 2."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except UsageError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 @app.command("validate")
 @usage_guard
-@plain_usage_errors
 def validate_command(
     out: Annotated[Path, typer.Argument(help="Output folder of a run (shards, manifest.json, errors.jsonl, report.json).")],
     deep: Annotated[int, typer.Option("--deep", help="Also re-derive N sampled rows from their inputs and compare every column.")] = 0,
