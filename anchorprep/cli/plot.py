@@ -24,7 +24,6 @@ def _size(text: str) -> tuple[int, int]:
 
 @app.command("plot")
 @usage_guard
-@usage_guard
 def plot_command(
     out: Annotated[Path, typer.Argument(help="Output folder of a run.")],
     utt_id: Annotated[str, typer.Argument(help="The utterance to draw.")],

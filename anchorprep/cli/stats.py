@@ -16,7 +16,6 @@ from anchorprep.inspect.stats import run_stats, stats_figure
 
 @app.command("stats")
 @usage_guard
-@usage_guard
 def stats_command(
     out: Annotated[Path, typer.Argument(help="Output folder of a run.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
