@@ -1,20 +1,13 @@
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from anchorprep.cli import app
-from anchorprep.cli.common import (
-    ConfigFile, PrintConfig, AnchorRule, Address, DryRun, Executor, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries,
-    SampleRate, ShardIndex, ShardSize, SnipEdges, Subsampling, Window, Workers, execute, labelling, usage_guard,
-)
+from anchorprep.cli.common import Common, execute, pipeline_command
 from anchorprep.errors import UsageError
 from anchorprep.pipeline.accel import PEAK, AccelJob, AccelReadOptions
 from anchorprep.pipeline.combine import CombineOptions
 from anchorprep.pipeline.inputs import discover_files, read_manifest
-from anchorprep.pipeline.runner import RunOptions
 from anchorprep.pipeline.vad import ONSET, VadOptions
 from anchorprep.sources.accel import RAISE_PRESET, STEP_PRESET, AccelSettings
 
@@ -34,11 +27,9 @@ def _override(base: AccelSettings, **changes) -> AccelSettings:
     return AccelSettings(**{**base.__dict__, **{k: v for k, v in changes.items() if v is not None}})
 
 
-@app.command("accel")
-@usage_guard
+@pipeline_command("accel")
 def accel_command(
     inputs: Annotated[Path, typer.Argument(help="A manifest (utt_id, accel_path[, audio_path, time_offset_s, start_s, duration_s]) or a folder of sensor files.")],
-    out: Out,
     preset: Annotated[str, typer.Option("--preset", help="Starting settings: step (walking steps), raise (raise-to-speak) or default.", rich_help_panel=ACCEL)] = "default",
     axis: Annotated[Optional[str], typer.Option("--axis", help="x, y, z or magnitude.", rich_help_panel=ACCEL)] = None,
     filter: Annotated[Optional[str], typer.Option("--filter", help="bandpass, highpass or none (Butterworth).", rich_help_panel=ACCEL)] = None,
@@ -59,13 +50,7 @@ def accel_command(
     vad: Annotated[bool, typer.Option("--vad", help="Also anchor the audio's speech onsets (webrtcvad defaults).", rich_help_panel=ACCEL)] = False,
     use_source: Annotated[Optional[list[str]], typer.Option("--use-source", help="Sources the distance uses (repeat; first = primary).", rich_help_panel=ACCEL)] = None,
     agree_within_ms: Annotated[Optional[float], typer.Option("--agree-within-ms", help="Positive only where all --use-source anchors agree within this.", rich_help_panel=ACCEL)] = None,
-    sample_rate: SampleRate = 16000, frame_shift_ms: FrameShift = 10.0, frame_length_ms: FrameLength = 25.0,
-    snip_edges: SnipEdges = True, subsampling: Subsampling = 1, anchor_rule: AnchorRule = "causal",
-    positive_window: Window = "0:30", guard: Guard = 0,
-    shard_size: ShardSize = 1000, workers: Workers = 1, shard_index: ShardIndex = None, num_shards: NumShards = None,
-    resume: Resume = False, overwrite: Overwrite = False, max_errors: MaxErrors = None, dry_run: DryRun = False,
-    quiet: Quiet = False, executor: Executor = "local", address: Address = None, retries: Retries = 1,
-    config: ConfigFile = None, print_config: PrintConfig = False,
+    common: Common = None,
 ) -> None:
     """Anchors at accelerometer peaks (e.g. a raise-to-speak gesture), on the audio's frame grid."""
     if preset not in PRESETS:
@@ -77,8 +62,7 @@ def accel_command(
     )
     labels = (PEAK, ONSET) if vad else (PEAK,)
     job = AccelJob(
-        labelling(labels, sample_rate, frame_shift_ms, frame_length_ms, snip_edges, subsampling, anchor_rule,
-                  positive_window, guard),
+        common.labelling(labels),
         settings, AccelReadOptions(time_unit, rate, skip_rows), time_offset_s,
         VadOptions() if vad else None,
         CombineOptions(tuple(use_source or ()), None if agree_within_ms is None else agree_within_ms / 1000.0),
@@ -87,5 +71,4 @@ def accel_command(
         items = discover_files(inputs, (".csv", ".tsv", ".txt", ".npy", ".parquet", ".gz"), "accel_path")
     else:
         items = read_manifest(inputs, required=("utt_id", "accel_path"))
-    execute(job, items, RunOptions(out, shard_size, workers, shard_index, num_shards, resume, overwrite, max_errors,
-                                   dry_run, quiet, retries, executor, address))
+    execute(job, items, common.run_options())

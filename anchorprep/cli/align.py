@@ -1,30 +1,21 @@
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from anchorprep.anchors import SPEECH_ONSET
-from anchorprep.cli import app
-from anchorprep.cli.common import (
-    ConfigFile, PrintConfig, AnchorRule, Address, DryRun, Executor, FrameLength, FrameShift, Guard, MaxErrors, NumShards, Out, Overwrite, Quiet, Resume, Retries,
-    SampleRate, ShardIndex, ShardSize, SnipEdges, Subsampling, Window, Workers, execute, labelling, usage_guard,
-)
+from anchorprep.cli.common import Common, execute, pipeline_command
 from anchorprep.pipeline.align import AlignJob, AlignOptions, ctm_items
 from anchorprep.pipeline.inputs import discover_pairs, read_manifest
 from anchorprep.sources.lhotse_manifest import is_lhotse_manifest, lhotse_items
 from anchorprep.sources.rttm import is_rttm, rttm_items
-from anchorprep.pipeline.runner import RunOptions
 
 SOURCE = "Alignment source"
 
 
-@app.command("align")
-@usage_guard
+@pipeline_command("align")
 def align_command(
     inputs: Annotated[Path, typer.Argument(help="A manifest (.csv/.tsv/.jsonl/.parquet), a folder of TextGrids (+audio), a Kaldi .ctm, an .rttm, or a lhotse cuts/supervisions manifest.")],
-    out: Out,
     keyword: Annotated[Optional[list[str]], typer.Option("-k", "--keyword", help="Keyword or phrase; repeat for more classes (ids 1, 2, ... in order).", rich_help_panel=SOURCE)] = None,
     speech_onsets: Annotated[bool, typer.Option("--speech-onsets", help="Anchor the start of every speech run on the tier instead of keywords.", rich_help_panel=SOURCE)] = False,
     min_pause_ms: Annotated[float, typer.Option("--min-pause-ms", help="With --speech-onsets: silence that separates speech runs.", rich_help_panel=SOURCE)] = 0.0,
@@ -42,20 +33,13 @@ def align_command(
     recordings: Annotated[Optional[Path], typer.Option("--recordings", help="lhotse RecordingSet for a SupervisionSet input.", rich_help_panel=SOURCE)] = None,
     audio_root: Annotated[Optional[Path], typer.Option("--audio-root", help="Folder relative lhotse audio sources resolve against.", rich_help_panel=SOURCE)] = None,
     audio_dir: Annotated[Optional[Path], typer.Option("--audio-dir", help="For a TextGrid folder: the corpus folder holding the audio (MFA layout).", rich_help_panel=SOURCE)] = None,
-    sample_rate: SampleRate = 16000, frame_shift_ms: FrameShift = 10.0, frame_length_ms: FrameLength = 25.0,
-    snip_edges: SnipEdges = True, subsampling: Subsampling = 1, anchor_rule: AnchorRule = "causal",
-    positive_window: Window = "0:30", guard: Guard = 0,
-    shard_size: ShardSize = 1000, workers: Workers = 1, shard_index: ShardIndex = None, num_shards: NumShards = None,
-    resume: Resume = False, overwrite: Overwrite = False, max_errors: MaxErrors = None, dry_run: DryRun = False,
-    quiet: Quiet = False, executor: Executor = "local", address: Address = None, retries: Retries = 1,
-    config: ConfigFile = None, print_config: PrintConfig = False,
+    common: Common = None,
 ) -> None:
     """Anchors from forced alignments: every occurrence of each keyword, at its end (or start/centre)."""
     options = AlignOptions(tuple(keyword or ()), edge, tier, speaker, level, regex, require_keyword, format,
                            encoding, str(segments) if segments else None, speech_onsets, min_pause_ms / 1000.0, lhotse_unit)
     labels = (SPEECH_ONSET,) if speech_onsets else tuple(keyword or ())
-    job = AlignJob(labelling(labels, sample_rate, frame_shift_ms, frame_length_ms, snip_edges, subsampling,
-                             anchor_rule, positive_window, guard), options)
+    job = AlignJob(common.labelling(labels), options)
     if inputs.is_dir():
         items = discover_pairs(inputs, audio_dir)
     elif is_rttm(inputs, format):
@@ -66,5 +50,4 @@ def align_command(
         items = ctm_items(inputs, segments, wav_scp, encoding)
     else:
         items = read_manifest(inputs, required=("utt_id", "alignment_path"))
-    execute(job, items, RunOptions(out, shard_size, workers, shard_index, num_shards, resume, overwrite, max_errors,
-                                   dry_run, quiet, retries, executor, address))
+    execute(job, items, common.run_options())

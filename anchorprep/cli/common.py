@@ -1,9 +1,8 @@
 """Options every pipeline command shares, and the run/report plumbing around the runner."""
 
-from __future__ import annotations
-
+import functools
+import inspect
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -47,12 +46,32 @@ Window = Annotated[str, typer.Option("--positive-window", help="Frames LO:HI (d 
 Guard = Annotated[int, typer.Option("--guard", help="Frames beyond the positive window set to ignore_index (-100).", rich_help_panel=GRID)]
 
 
-def labelling(labels: tuple[str, ...], sample_rate: int, frame_shift_ms: float, frame_length_ms: float,
-              snip_edges: bool, subsampling: int, anchor_rule: str, positive_window: str, guard: int) -> Labelling:
-    grid = FrameGrid(sample_rate, frame_shift_ms, frame_length_ms, snip_edges, subsampling)
-    if anchor_rule not in ("causal", "nearest"):
-        raise UsageError(f"--anchor-rule must be causal or nearest, got {anchor_rule!r}")
-    return Labelling(grid, TargetWindow.parse(positive_window, guard), labels, anchor_rule)
+GRID_PARAMS = (("sample_rate", SampleRate, 16000), ("frame_shift_ms", FrameShift, 10.0),
+               ("frame_length_ms", FrameLength, 25.0), ("snip_edges", SnipEdges, True),
+               ("subsampling", Subsampling, 1), ("anchor_rule", AnchorRule, "causal"))
+TARGET_PARAMS = (("positive_window", Window, "0:30"), ("guard", Guard, 0))
+RUN_PARAMS = (("out", Out, inspect.Parameter.empty), ("shard_size", ShardSize, 1000), ("workers", Workers, 1),
+              ("shard_index", ShardIndex, None), ("num_shards", NumShards, None), ("resume", Resume, False),
+              ("overwrite", Overwrite, False), ("max_errors", MaxErrors, None), ("dry_run", DryRun, False),
+              ("quiet", Quiet, False), ("retries", Retries, 1), ("executor", Executor, "local"),
+              ("address", Address, None))
+
+
+class Common(dict):
+    """The options every pipeline command shares, as given (grid, targets, run)."""
+
+    def window(self) -> TargetWindow:
+        return TargetWindow.parse(self["positive_window"], self["guard"])
+
+    def labelling(self, labels: tuple[str, ...]) -> Labelling:
+        if self["anchor_rule"] not in ("causal", "nearest"):
+            raise UsageError(f"--anchor-rule must be causal or nearest, got {self['anchor_rule']!r}")
+        grid = FrameGrid(self["sample_rate"], self["frame_shift_ms"], self["frame_length_ms"], self["snip_edges"],
+                         self["subsampling"])
+        return Labelling(grid, self.window(), labels, self["anchor_rule"])
+
+    def run_options(self) -> RunOptions:
+        return RunOptions(out_dir=self["out"], **{name: self[name] for name, _, _ in RUN_PARAMS if name != "out"})
 
 
 class RichProgress:
@@ -179,7 +198,6 @@ def config_toml(command: str, config: dict) -> str:
 
 def usage_guard(func):
     """Command wrapper: `UsageError` → message and exit 2; ``--print-config``; records the config."""
-    import functools
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -198,5 +216,29 @@ def usage_guard(func):
     return wrapper
 
 
-def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()
+def pipeline_command(name: str, grid: bool = True):
+    """Register a pipeline command that takes the shared options as ``common: Common``.
+
+    The grid (unless ``grid=False``), target and run options, ``--config`` and ``--print-config``
+    are added to the command's signature here, once, instead of in every command.
+    """
+    from anchorprep.cli import app
+
+    shared = (GRID_PARAMS if grid else ()) + TARGET_PARAMS + RUN_PARAMS
+    extra = shared + (("config", ConfigFile, None), ("print_config", PrintConfig, False))
+
+    def decorate(func):
+        own = [p for p in inspect.signature(func).parameters.values() if p.name != "common"]
+        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, a, d in extra]
+
+        @functools.wraps(func)
+        def with_common(**kwargs):
+            common = Common({n: kwargs.pop(n) for n, _, _ in shared})
+            kwargs.pop("config"), kwargs.pop("print_config")
+            return func(**kwargs, common=common)
+
+        with_common.__signature__ = inspect.Signature(own + added)
+        with_common.__annotations__ = {p.name: p.annotation for p in own + added}
+        return app.command(name)(usage_guard(with_common))
+
+    return decorate
