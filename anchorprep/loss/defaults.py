@@ -1,0 +1,31 @@
+"""Default hyper-parameters of the anchorprep losses (one place to change them).
+
+These are *provisional*: SPEC §5 says the kernel defaults are chosen by measurement, and the
+training benchmark will pick and replace them. Every functional and module in
+:mod:`anchorprep.loss` takes its defaults from here, so changing a value below changes the default
+everywhere (at import time; the functions bind them as ordinary default arguments).
+
+- ``DEFAULT_KERNEL``: anchor kernel ``K`` (``"linear"``: ``K(d) = max(0, 1 - |d|/W)``).
+- ``DEFAULT_WIDTH``: kernel width ``W`` in model frames (before and after the anchor).
+- ``DEFAULT_GAIN``: anchor gain ``λ`` in ``w_t = 1 + λ·K(d_t)``.
+- ``DEFAULT_GAMMA``: focal exponent ``γ`` (FL, SA+FL; SAFL uses ``γ·K(d_t)``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+DEFAULT_KERNEL: Final[str] = "linear"
+DEFAULT_WIDTH: Final[float] = 20.0
+DEFAULT_GAIN: Final[float] = 1.0
+DEFAULT_GAMMA: Final[float] = 2.0
+
+#: ``|d| >= NO_ANCHOR`` means "no anchor in range" (int16 distances saturate at ±32767): K = 0.
+NO_ANCHOR: Final[int] = 32767
+#: Target value of frames excluded from the loss (as in ``torch.nn.functional.cross_entropy``).
+IGNORE_INDEX: Final[int] = -100
+
+KERNELS: Final[tuple[str, ...]] = ("linear", "exponential", "gaussian", "box")
+VARIANTS: Final[tuple[str, ...]] = ("sal", "sa+fl", "safl")
+REDUCTIONS: Final[tuple[str, ...]] = ("none", "mean", "sum")
+NORMALIZATIONS: Final[tuple[str, ...]] = ("frames", "weights")

@@ -1,0 +1,419 @@
+r"""Functional frame losses for streaming detectors: FCE, FL, SAL, SA+FL and SAFL (SPEC §5).
+
+Notation (per utterance ``b``, frame ``t``; batch indices dropped): ``p_t`` is the predicted
+probability of the target class ``y_t`` (softmax over ``C >= 2`` logits, or the sigmoid of a single
+logit), ``CE_t = -log p_t``, ``m_t`` the mask (0 for padding and ``ignore_index``), ``N = Σ m_t``,
+``K(d_t)`` the anchor kernel and ``w_t = 1 + λ·K(d_t)`` the anchor weight
+(:mod:`anchorprep.loss.kernels`), ``α_t`` an optional class weight:
+
+==========  ===========================================
+loss        per-frame term
+==========  ===========================================
+FCE         ``α_t · CE_t``
+FL          ``α_t · (1 - p_t)^γ · CE_t``
+SAL         ``α_t · w_t · CE_t``
+SA+FL       ``α_t · w_t · (1 - p_t)^γ · CE_t``
+SAFL        ``α_t · w_t · (1 - p_t)^(γ·K(d_t)) · CE_t``
+==========  ===========================================
+
+Reductions: ``"none"`` returns the (B, T) terms with masked frames exactly 0; ``"sum"`` is
+``Σ m_t·term_t``; ``"mean"`` is ``Σ m_t·term_t / N`` (``normalize="weights"`` divides by
+``Σ m_t·w_t`` instead). With no valid frame, ``"mean"`` is 0 (torch would return NaN).
+
+Conventions shared by every function here:
+
+- ``logits``: ``(B, T, C)`` with ``C >= 2`` (softmax), or ``(B, T)`` / ``(B, T, 1)`` (one sigmoid
+  logit; targets 0/1). Any floating dtype; the loss is computed in float32 (float64 stays
+  float64), so bfloat16/float16 autocast is safe. The result has that compute dtype.
+- ``target``: ``(B, T)`` integer class ids (int16 as stored in shards is fine), ``ignore_index``
+  (default -100) excludes a frame. Targets at valid frames must be in ``0..C-1`` (0/1 for a single
+  logit); this is not checked on the host, which would need a device sync.
+- ``mask``: optional ``(B, T)`` bool (True = real frame) and/or ``lengths``: optional ``(B,)``
+  number of real frames per utterance; both may be given (their intersection is used).
+- ``alpha``: optional class weights ``α_y``. A tensor of ``C`` weights (2 for a single logit:
+  ``[α_0, α_1]``) or a float ``a`` in [0, 1] meaning ``α = a`` for every foreground class
+  (``y >= 1``) and ``1 - a`` for background (``y = 0``) — for a single logit this is exactly
+  torchvision's ``sigmoid_focal_loss`` convention (``a`` weights class 1). ``α_t`` multiplies the
+  term; it is *not* part of the normaliser (unlike ``F.cross_entropy(weight=...)``, which divides
+  by ``Σ α_t``).
+- Frames excluded by the mask contribute exactly 0 to the loss and to every gradient. Their
+  logits cannot reach the loss value even when non-finite (``-inf`` padding, NaN garbage); nor
+  the gradient of any other frame. Their own gradient is 0 for finite logits (for one logit or
+  two classes even for non-finite ones; with ``C > 2``, as with ``F.cross_entropy``, NaN logits
+  give NaN there).
+
+All computations are vectorised, free of host syncs (``torch.compile`` friendly) and
+device-agnostic. The backward is analytic (see :mod:`anchorprep.loss._frame`), finite for
+logits of any magnitude and for ``p_t -> 1`` under every focal exponent, including SAFL's
+``γ·K`` close to 0. First derivatives only: ``create_graph=True`` raises a RuntimeError.
+
+Reference: Sarawgi et al., "Streaming Anchor Loss: Augmenting Supervision with Temporal
+Significance", arXiv:2310.05886 (ICASSP 2024); focal loss: Lin et al., arXiv:1708.02002.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from anchorprep.loss._frame import (
+    TRANSPOSE_MAX_CLASSES,
+    SigmoidFocalTerm,
+    SoftmaxFocalTerm,
+    compute_dtype,
+)
+from anchorprep.loss.defaults import (
+    DEFAULT_GAIN,
+    DEFAULT_GAMMA,
+    DEFAULT_KERNEL,
+    DEFAULT_WIDTH,
+    IGNORE_INDEX,
+    NORMALIZATIONS,
+    REDUCTIONS,
+    VARIANTS,
+)
+from anchorprep.loss.kernels import anchor_kernel
+
+__all__ = ["frame_cross_entropy", "focal_loss", "streaming_anchor_loss"]
+
+Alpha = Tensor | float | None
+
+_MASKED = -100  # the ignore_index handed to F.cross_entropy for masked frames
+
+
+def _frame_logits(logits: Tensor, target: Tensor) -> Tensor:
+    """Check shapes; return ``(B, T)`` for a single logit or ``(B, T, C)`` with ``C >= 2``."""
+    if logits.dim() == 3 and logits.shape[-1] == 1:
+        logits = logits.squeeze(-1)
+    if logits.dim() not in (2, 3) or logits.shape[:2] != target.shape:
+        raise ValueError(
+            "expected logits (B, T, C), (B, T, 1) or (B, T) and target (B, T); got "
+            f"logits {tuple(logits.shape)} and target {tuple(target.shape)}"
+        )
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be floating point, got {logits.dtype}")
+    if target.is_floating_point() or target.is_complex():
+        raise TypeError(f"target must hold integer class ids, got {target.dtype}")
+    return logits
+
+
+def _valid_frames(
+    target: Tensor, ignore_index: int, mask: Tensor | None, lengths: Tensor | None
+) -> Tensor:
+    """``m_t`` as a (B, T) bool tensor: not ``ignore_index``, inside ``lengths`` and ``mask``."""
+    valid = target != ignore_index
+    if lengths is not None:
+        if lengths.shape != target.shape[:1]:
+            raise ValueError(f"lengths must be (B,) = {tuple(target.shape[:1])}, got {tuple(lengths.shape)}")
+        frames = torch.arange(target.shape[1], device=target.device)
+        valid = valid & (frames < lengths.to(target.device).unsqueeze(1))
+    if mask is not None:
+        if mask.shape != target.shape:
+            raise ValueError(f"mask must be (B, T) = {tuple(target.shape)}, got {tuple(mask.shape)}")
+        valid = valid & mask.to(device=target.device, dtype=torch.bool)
+    return valid
+
+
+def _as_float(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """A bool tensor as 0/1 in ``dtype``.
+
+    Through a uint8 view: on CPU that conversion is vectorised, bool -> float is not (4x slower).
+    """
+    return mask.view(torch.uint8).to(dtype)
+
+
+def _class_weights(
+    alpha: Alpha, target: Tensor, num_classes: int, dtype: torch.dtype
+) -> Tensor | None:
+    """Per-frame class weights ``α_{y_t}`` (B, T), or None without ``alpha``.
+
+    Values at masked frames are arbitrary (finite): the caller multiplies by the mask.
+    """
+    if alpha is None:
+        return None
+    if isinstance(alpha, Tensor):
+        if alpha.shape != (num_classes,):
+            raise ValueError(
+                f"alpha must hold one weight per class ({num_classes}; 2 for a single logit), "
+                f"got shape {tuple(alpha.shape)}"
+            )
+        safe_target = target.clamp(0, num_classes - 1).long()  # masked frames: any valid id
+        return torch.take(alpha.to(device=target.device, dtype=dtype), safe_target)
+    a = float(alpha)
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"a float alpha must be in [0, 1] (weight of the foreground), got {a!r}")
+    # α = a for y >= 1, 1 - a for y = 0
+    return _as_float(target > 0, dtype).mul_(2.0 * a - 1.0).add_(1.0 - a)
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def check_gamma(gamma: float) -> float:
+    """``γ`` as a float, or ValueError unless finite and ``>= 0``."""
+    gamma = float(gamma)
+    if not math.isfinite(gamma) or gamma < 0:
+        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
+    return gamma
+
+
+def check_gain(gain: float) -> float:
+    """``λ`` as a float, or ValueError unless finite and ``>= 0``."""
+    gain = float(gain)
+    if not math.isfinite(gain) or gain < 0:
+        raise ValueError(f"gain must be a finite number >= 0, got {gain!r}")
+    return gain
+
+
+def _frame_loss(
+    logits: Tensor,
+    target: Tensor,
+    valid: Tensor,
+    coef: Tensor | None,
+    *,
+    ignore_index: int,
+    target_is_mask: bool,
+    gamma: float,
+    exponent: Tensor | None,
+    reduction: str,
+    denominator: Tensor | None,
+) -> Tensor:
+    """``reduce_t(c_t · (1 - p_t)^e_t · CE_t)``; "mean" divides by ``max(denominator, 1)``.
+
+    ``coef`` is ``c_t`` (0 at masked frames), None when it is just the mask ``m_t``;
+    ``target_is_mask`` says that ``valid`` is just ``target != ignore_index``.
+
+    One logit or two classes go through the sigmoid of the margin (exact for a 2-class softmax:
+    ``p_y = sigmoid(z_y - z_{1-y})``), more classes through ``log_softmax``; either way the loss
+    is one autograd node with an analytic backward (:mod:`anchorprep.loss._frame`). Plain FCE
+    with more classes is torch's own fused ``F.cross_entropy`` (cheapest on CPU).
+    """
+    dtype = compute_dtype(logits.dtype)
+    if reduction == "mean":
+        assert denominator is not None
+        # N or Σ m·w >= N: clamping at 1 only matters when N = 0 (loss 0 rather than NaN).
+        denominator = denominator.clamp_min(1).to(dtype)
+    else:
+        denominator = None
+    focal = exponent is not None or gamma != 0.0
+    if logits.dim() == 2 or logits.shape[-1] == 2:
+        sign = torch.mul(target, 2.0).to(dtype).sub_(1.0)  # +1 for class 1, -1 for class 0
+        coef = _as_float(valid, dtype) if coef is None else coef
+        return SigmoidFocalTerm.apply(
+            logits, sign, valid, coef, gamma, exponent, reduction, denominator
+        )
+    if not focal and coef is None and reduction != "none":
+        # plain FCE: torch's fused cross entropy is the cheapest on CPU
+        if not target_is_mask:
+            target, ignore_index = torch.where(valid, target.long(), _MASKED), _MASKED
+        total = _cross_entropy(logits.to(dtype), target, ignore_index, "sum")
+        return total if reduction == "sum" else total / denominator
+    coef = _as_float(valid, dtype) if coef is None else coef
+    return SoftmaxFocalTerm.apply(
+        logits, torch.where(valid, target, 0).long(), valid, coef, gamma, exponent, reduction,
+        denominator,
+    )
+
+
+def _cross_entropy(z: Tensor, target: Tensor, ignore_index: int, reduction: str) -> Tensor:
+    """``F.cross_entropy`` of (B, T, C) logits and (B, T) targets in the faster CPU layout:
+    (B, C, T) for few classes (several times faster there), (B*T, C) for many."""
+    if z.shape[-1] <= TRANSPOSE_MAX_CLASSES:
+        return F.cross_entropy(
+            z.transpose(1, 2), target.long(), ignore_index=ignore_index, reduction=reduction
+        )
+    return F.cross_entropy(
+        z.flatten(0, 1), target.flatten().long(), ignore_index=ignore_index, reduction=reduction
+    )
+
+
+def _focal_frame_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    gamma: float,
+    alpha: Alpha,
+    mask: Tensor | None,
+    lengths: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+) -> Tensor:
+    """FL (FCE when ``gamma = 0``): shared body of :func:`focal_loss` and :func:`frame_cross_entropy`."""
+    _check_reduction(reduction)
+    logits = _frame_logits(logits, target)
+    dtype = compute_dtype(logits.dtype)
+    valid = _valid_frames(target, ignore_index, mask, lengths)
+    num_classes = logits.shape[-1] if logits.dim() == 3 else 2
+    denominator = valid.sum() if reduction == "mean" else None
+    coef = None
+    class_weight = _class_weights(alpha, target, num_classes, dtype)
+    if class_weight is not None:
+        coef = class_weight.mul_(_as_float(valid, dtype))
+    return _frame_loss(
+        logits, target, valid, coef, ignore_index=ignore_index,
+        target_is_mask=mask is None and lengths is None, gamma=gamma, exponent=None,
+        reduction=reduction, denominator=denominator,
+    )
+
+
+def frame_cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    alpha: Alpha = None,
+    mask: Tensor | None = None,
+    lengths: Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Frame-wise cross entropy (FCE): per-frame term ``α_t · CE_t``, ``CE_t = -log p_t``.
+
+    .. math:: \mathrm{FCE} = \frac{1}{N}\sum_t m_t\,\alpha_{y_t}\,(-\log p_t)
+
+    Without ``alpha`` and with ``reduction="mean"`` this equals
+    ``F.cross_entropy(logits.reshape(-1, C), target.reshape(-1), ignore_index=...)``. See the
+    module docstring for shapes, masks and ``alpha``. Reference: Sarawgi et al.,
+    arXiv:2310.05886 (the FCE baseline).
+
+    Example:
+        >>> logits = torch.zeros(1, 4, 2)                # p = 0.5 everywhere
+        >>> target = torch.tensor([[0, 0, 1, -100]])     # last frame ignored
+        >>> round(frame_cross_entropy(logits, target).item(), 4)   # log 2
+        0.6931
+        >>> frame_cross_entropy(logits, target, lengths=torch.tensor([2]), reduction="none")
+        tensor([[0.6931, 0.6931, 0.0000, 0.0000]])
+    """
+    return _focal_frame_loss(
+        logits, target, gamma=0.0, alpha=alpha, mask=mask, lengths=lengths,
+        ignore_index=ignore_index, reduction=reduction,
+    )
+
+
+def focal_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    gamma: float = DEFAULT_GAMMA,
+    alpha: Alpha = None,
+    mask: Tensor | None = None,
+    lengths: Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Frame-wise focal loss (FL): per-frame term ``α_t · (1 - p_t)^γ · CE_t``.
+
+    .. math:: \mathrm{FL} = \frac{1}{N}\sum_t m_t\,\alpha_{y_t}\,(1-p_t)^{\gamma}\,(-\log p_t)
+
+    ``1 - p_t`` is computed as ``-expm1(log p_t)`` (or ``sigmoid(-s·x)`` for a single logit), so
+    it keeps full relative precision as ``p_t -> 1``; ``γ = 0`` gives FCE. ``DEFAULT_GAMMA`` is
+    provisional (:mod:`anchorprep.loss.defaults`). References: Lin et al., arXiv:1708.02002;
+    Sarawgi et al., arXiv:2310.05886.
+
+    Example:
+        >>> logits = torch.tensor([[0.0, 2.0, -2.0]])    # single sigmoid logit per frame
+        >>> target = torch.tensor([[1, 1, 0]])
+        >>> focal_loss(logits, target, gamma=2.0, reduction="none")
+        tensor([[0.1733, 0.0018, 0.0018]])
+    """
+    return _focal_frame_loss(
+        logits, target, gamma=check_gamma(gamma), alpha=alpha, mask=mask, lengths=lengths,
+        ignore_index=ignore_index, reduction=reduction,
+    )
+
+
+def streaming_anchor_loss(
+    logits: Tensor,
+    target: Tensor,
+    distance: Tensor,
+    *,
+    variant: str = "sal",
+    kernel: str = DEFAULT_KERNEL,
+    width: float = DEFAULT_WIDTH,
+    width_before: float | None = None,
+    width_after: float | None = None,
+    gain: float = DEFAULT_GAIN,
+    gamma: float = DEFAULT_GAMMA,
+    alpha: Alpha = None,
+    mask: Tensor | None = None,
+    lengths: Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    reduction: str = "mean",
+    normalize: str = "frames",
+) -> Tensor:
+    r"""Streaming Anchor Loss and its focal variants (SPEC §5).
+
+    With ``K_t = K(d_t)`` the anchor kernel and ``w_t = 1 + λ K_t`` (``λ = gain``):
+
+    .. math::
+        \mathrm{SAL}_t = w_t\,CE_t,\quad
+        \mathrm{SA{+}FL}_t = w_t\,(1-p_t)^{\gamma}\,CE_t,\quad
+        \mathrm{SAFL}_t = w_t\,(1-p_t)^{\gamma K_t}\,CE_t
+
+    each times ``α_t`` when ``alpha`` is given; ``reduction="mean"`` divides ``Σ m_t·term_t`` by
+    ``N = Σ m_t`` (``normalize="frames"``) or by ``Σ m_t·w_t`` (``normalize="weights"``, which
+    keeps the loss on the FCE scale whatever the gain). SAL = FCE at ``gain = 0``, SA+FL = FL at
+    ``gain = 0``, SAFL = SAL at ``gamma = 0``. ``gamma`` is unused by ``variant="sal"``.
+
+    Args:
+        logits, target, alpha, mask, lengths, ignore_index, reduction: see the module docstring.
+        distance: (B, T) anchor distances ``d_t = t - a(t)`` in frames as stored in shards (int16
+            saturating at ±32767, or int32/int64); ``|d| >= 32767`` means no anchor (``K = 0``).
+        variant: ``"sal"``, ``"sa+fl"`` or ``"safl"``.
+        kernel, width, width_before, width_after: the anchor kernel, see :func:`anchor_kernel`.
+        gain: anchor gain ``λ >= 0``.
+        gamma: focal exponent ``γ >= 0``.
+        normalize: ``"frames"`` or ``"weights"`` (only used by ``reduction="mean"``).
+
+    The defaults (``DEFAULT_KERNEL``, ``DEFAULT_WIDTH``, ``DEFAULT_GAIN``, ``DEFAULT_GAMMA``) are
+    provisional and will be chosen by the training benchmark (:mod:`anchorprep.loss.defaults`).
+    Reference: Sarawgi et al., arXiv:2310.05886 (ICASSP 2024).
+
+    Example:
+        >>> logits = torch.zeros(1, 5, 2)                  # CE = log 2 at every frame
+        >>> target = torch.tensor([[0, 0, 1, 1, 0]])
+        >>> distance = torch.tensor([[-2, -1, 0, 1, 2]], dtype=torch.int16)
+        >>> loss = streaming_anchor_loss(logits, target, distance, width=2.0, gain=1.0,
+        ...                              reduction="none")
+        >>> loss / torch.log(torch.tensor(2.0))            # = w_t = 1 + K(d_t)
+        tensor([[1.0000, 1.5000, 2.0000, 1.5000, 1.0000]])
+        >>> round(streaming_anchor_loss(logits, target, distance, width=2.0,
+        ...                             normalize="weights").item(), 4)
+        0.6931
+    """
+    key = variant.lower()
+    if key not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    _check_reduction(reduction)
+    gamma = check_gamma(gamma)
+    gain = check_gain(gain)
+    logits = _frame_logits(logits, target)
+    if distance.shape != target.shape:
+        raise ValueError(f"distance must be (B, T) = {tuple(target.shape)}, got {tuple(distance.shape)}")
+    dtype = compute_dtype(logits.dtype)
+    valid = _valid_frames(target, ignore_index, mask, lengths)
+    num_classes = logits.shape[-1] if logits.dim() == 3 else 2
+
+    k = anchor_kernel(
+        distance.to(target.device), kernel, width, width_before, width_after, dtype=dtype
+    )
+    mask_f = _as_float(valid, dtype)
+    coef = torch.addcmul(mask_f, k, mask_f, value=gain)  # c_t = m_t·w_t = m_t·(1 + λ·K_t)
+    exponent = k.mul_(gamma) if key == "safl" and gamma != 0.0 else None  # e_t = γ·K_t
+    denominator = None
+    if reduction == "mean":
+        denominator = (coef if normalize == "weights" else mask_f).sum()
+    class_weight = _class_weights(alpha, target, num_classes, dtype)
+    if class_weight is not None:
+        coef = coef.mul_(class_weight)
+    return _frame_loss(
+        logits, target, valid, coef, ignore_index=ignore_index,
+        target_is_mask=mask is None and lengths is None, gamma=gamma if key == "sa+fl" else 0.0,
+        exponent=exponent, reduction=reduction, denominator=denominator,
+    )
