@@ -86,7 +86,23 @@ def discover_pairs(alignment_dir: Path, audio_dir: Path | None = None) -> pd.Dat
                      "alignment_path": str(grid_path)})
     if not rows:
         raise UsageError(f"{alignment_dir}: no .TextGrid files found")
+    _require_utf8_names(rows)
     return pd.DataFrame(rows, dtype=str)
+
+
+def _require_utf8_names(rows: list[dict]) -> None:
+    """File names that are not UTF-8 (e.g. Latin-1 bytes from an old corpus) cannot become
+    utt_ids or Parquet strings: a usage error naming the file, not a crash."""
+    for row in rows:
+        for value in reversed(list(row.values())):  # the path columns come after utt_id
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raw = os.fsencode(value)
+                raise UsageError(
+                    f"file name is not UTF-8: {raw!r}; rename it (e.g. convmv -f latin1 -t utf8) "
+                    "or list the items in a UTF-8 manifest"
+                ) from None
 
 
 def discover_files(folder: Path, suffixes: tuple[str, ...], column: str) -> pd.DataFrame:
@@ -100,8 +116,9 @@ def discover_files(folder: Path, suffixes: tuple[str, ...], column: str) -> pd.D
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
     if not files:
         raise UsageError(f"{folder}: no {'/'.join(suffixes)} files found")
-    return pd.DataFrame([{"utt_id": p.relative_to(folder).with_suffix("").as_posix(), column: str(p)} for p in files],
-                        dtype=str)
+    rows = [{"utt_id": p.relative_to(folder).with_suffix("").as_posix(), column: str(p)} for p in files]
+    _require_utf8_names(rows)
+    return pd.DataFrame(rows, dtype=str)
 
 
 def add_search_region(items: pd.DataFrame, run_dir: Path, edge: str = "first") -> pd.DataFrame:

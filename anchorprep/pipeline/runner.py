@@ -164,6 +164,11 @@ def run_settings(job: Job, items: pd.DataFrame, shard_size: int, config: dict | 
     return settings
 
 
+def _item_path(item: dict) -> str:
+    """The input file an error line names when the failure did not name one."""
+    return item.get("alignment_path") or item.get("audio_path") or item.get("accel_path") or ""
+
+
 def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: str, settings: dict) -> dict:
     """Process one shard end to end; engine-free (local pool, in-process or a cluster worker).
 
@@ -182,7 +187,7 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
         except ItemFailure as failure:
             errors.append({
                 "utt_id": item.get("utt_id", ""), "row": item["_row"],
-                "path": failure.path or item.get("alignment_path") or item.get("audio_path") or "",
+                "path": failure.path or _item_path(item),
                 "stage": failure.stage, "reason": failure.reason,
             })
             continue
@@ -387,10 +392,13 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
     try:
         import dask
         from distributed import Client, LocalCluster, as_completed
+        from distributed.scheduler import KilledWorker
     except ImportError:
         raise UsageError(f"--executor dask needs Dask: {DASK_INSTALL_HINT}") from None
     import os
 
+    if not todo:  # e.g. --resume of a finished run: no cluster to start or reach
+        return
     address = options.address or os.environ.get("DASK_SCHEDULER_ADDRESS")
     # Dask's nanny unsets a pre-spawn variable whose value is None.
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
@@ -398,17 +406,38 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
             n_workers=options.workers, threads_per_worker=1, processes=True, dashboard_address=None
         )
         try:
-            with Client(address or cluster) as client:
+            try:
+                client = Client(address or cluster)
+            except OSError as exc:  # unreachable scheduler: a usage problem (exit 2), not a traceback
+                if cluster is not None:
+                    raise
+                raise UsageError(f"cannot connect to the Dask scheduler at {address}: {exc}; "
+                                 "check --address (or DASK_SCHEDULER_ADDRESS)") from None
+            with client:
                 window = 2 * max(1, len(client.scheduler_info()["workers"]))
                 queue = list(reversed(todo))
 
+                shard_of: dict = {}
+
                 def submit(index: int):
-                    return client.submit(process_shard, job, index, count, shard_items(index), out, settings,
-                                         retries=options.retries, pure=False, key=f"anchorprep-shard-{index}-{settings['settings_sha256'][:12]}")
+                    future = client.submit(process_shard, job, index, count, shard_items(index), out, settings,
+                                           retries=options.retries, pure=False, key=f"anchorprep-shard-{index}-{settings['settings_sha256'][:12]}")
+                    shard_of[future.key] = index
+                    return future
 
                 pending = as_completed([submit(queue.pop()) for _ in range(min(window, len(queue)))])
                 for future in pending:
-                    yield future.result()
+                    try:
+                        summary = future.result()
+                    except KilledWorker:
+                        # Workers died on this shard (Dask's allowed-failures): fail its items, as
+                        # the local pool does, instead of aborting the whole run. (The reason
+                        # leaves out worker addresses, so errors.jsonl stays deterministic.)
+                        index = shard_of[future.key]
+                        summary = _fail_shard(index, count, shard_items(index), out, settings, None,
+                                              reason="Dask workers kept dying while processing this item's shard "
+                                                     "(KilledWorker: out of memory or a crash in native code?)")
+                    yield summary
                     if queue:
                         pending.add(submit(queue.pop()))
         finally:
@@ -416,10 +445,10 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
                 cluster.close()
 
 
-def _fail_shard(index, count, items, out, settings, attempts) -> dict:
+def _fail_shard(index, count, items, out, settings, attempts, reason: str | None = None) -> dict:
     """A shard whose worker died on every attempt: its items become error lines, the shard empty."""
-    reason = f"the worker process died {attempts} time(s) while processing this item's shard (out of memory or a crash in native code?)"
-    failed = [{"utt_id": it.get("utt_id", ""), "row": it["_row"], "path": it.get("alignment_path") or it.get("audio_path") or "",
+    reason = reason or f"the worker process died {attempts} time(s) while processing this item's shard (out of memory or a crash in native code?)"
+    failed = [{"utt_id": it.get("utt_id", ""), "row": it["_row"], "path": _item_path(it),
                "stage": "worker", "reason": reason} for it in items]
     schema = shard_schema(tuple(settings["passthrough_columns"]), settings)
     name = shard_name(index, count)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +22,21 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new, exclusively created ``.{name}.XXXXXXXX.tmp`` beside ``path``, mode 0666 & ~umask.
+
+    (`tempfile.mkstemp` creates 0600 files, and the rename kept that mode, so shards and
+    manifests were unreadable to the group and other users whatever the umask said.)
+    """
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name for {path}")
+
+
 def write_atomic(path: Path, write) -> None:
     """Call ``write(tmp_path)``, fsync, then rename to ``path``.
 
@@ -29,7 +44,7 @@ def write_atomic(path: Path, write) -> None:
     (``*.parquet``) ever sees it; a crash leaves at most such a temporary behind.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     os.close(fd)
     try:
         write(tmp)
