@@ -85,30 +85,41 @@ def nearest_anchor(anchor_frames: np.ndarray, num_frames: int) -> tuple[np.ndarr
     return index, frames - anchors[index]
 
 
-def anchor_distances(anchor_frames, num_frames: int) -> np.ndarray:
-    """Per-frame distance ``d_t = t - a(t)`` as int16, saturating at ±32767 (SPEC §3)."""
-    if len(anchor_frames) == 0:
-        return np.full(num_frames, NO_ANCHOR, dtype=np.int16)
-    _, distance = nearest_anchor(np.sort(np.asarray(anchor_frames)), num_frames)
-    return distance.clip(-NO_ANCHOR, NO_ANCHOR).astype(np.int16)
+def label_frames(anchor_frames, anchor_classes, num_frames: int,
+                 window: TargetWindow | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-frame int16 distances and (with a window) targets from one nearest-anchor pass.
 
-
-def frame_targets(anchor_frames, anchor_classes, num_frames: int, window: TargetWindow) -> np.ndarray:
-    """Per-frame int16 targets: the nearest anchor's class inside the positive window.
-
-    ``IGNORE_INDEX`` inside the guard band around the window, 0 (background) elsewhere and
-    everywhere for an utterance without anchors.
+    Distance ``d_t = t - a(t)`` saturates at ±32767 (``NO_ANCHOR`` everywhere without anchors).
+    Targets are the nearest anchor's class inside the positive window, ``IGNORE_INDEX`` in the
+    guard band around it, 0 (background) elsewhere and everywhere for an utterance without anchors.
     """
-    targets = np.zeros(num_frames, dtype=np.int16)
     if len(anchor_frames) == 0:
-        return targets
+        targets = None if window is None else np.zeros(num_frames, dtype=np.int16)
+        return np.full(num_frames, NO_ANCHOR, dtype=np.int16), targets
     order = np.argsort(np.asarray(anchor_frames), kind="stable")
     frames = np.asarray(anchor_frames, dtype=np.int64)[order]
-    classes = np.asarray(anchor_classes, dtype=np.int16)[order]
-    index, distance = nearest_anchor(frames, num_frames)
+    if len(frames) == 1:  # the common case: no search needed
+        index = np.zeros(num_frames, dtype=np.int64)
+        distance = np.arange(num_frames, dtype=np.int64) - frames[0]
+    else:
+        index, distance = nearest_anchor(frames, num_frames)
+    saturated = distance.clip(-NO_ANCHOR, NO_ANCHOR).astype(np.int16)
+    if window is None:
+        return saturated, None
+    targets = np.zeros(num_frames, dtype=np.int16)
     if window.guard:
         guard = (distance >= window.lo - window.guard) & (distance <= window.hi + window.guard)
         targets[guard] = IGNORE_INDEX
     positive = (distance >= window.lo) & (distance <= window.hi)
-    targets[positive] = classes[index[positive]]
-    return targets
+    targets[positive] = np.asarray(anchor_classes, dtype=np.int16)[order][index[positive]]
+    return saturated, targets
+
+
+def anchor_distances(anchor_frames, num_frames: int) -> np.ndarray:
+    """Per-frame distance ``d_t = t - a(t)`` as int16, saturating at ±32767 (SPEC §3)."""
+    return label_frames(anchor_frames, np.zeros(len(anchor_frames)), num_frames, None)[0]
+
+
+def frame_targets(anchor_frames, anchor_classes, num_frames: int, window: TargetWindow) -> np.ndarray:
+    """Per-frame int16 targets (see `label_frames`)."""
+    return label_frames(anchor_frames, anchor_classes, num_frames, window)[1]

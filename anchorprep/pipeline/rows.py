@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anchorprep.anchors import TargetWindow, anchor_distances, frame_targets, label_map
+from anchorprep.anchors import TargetWindow, label_frames, label_map
 from anchorprep.errors import InputError
 from anchorprep.grid import ANCHOR_RULES, FrameGrid
 from anchorprep.sources.audio import DEFAULT_TOLERANCE_S, audio_info
@@ -140,10 +140,12 @@ class Labelling:
             frames = np.zeros(0, dtype=np.int64)
         is_used = np.array([e in used_set for e in events], dtype=bool)
         stats.update(positives=1) if is_used.any() else stats.update(negatives=1)
+        ids = self.label_ids
+        classes = [ids[e.label] for e, keep in zip(events, is_used) if keep]
+        distance, window_targets = label_frames(frames[is_used], classes, num_frames,
+                                                self.window if targets is None else None)
         if targets is None:
-            ids = self.label_ids
-            classes = [ids[e.label] for e, keep in zip(events, is_used) if keep]
-            targets = frame_targets(frames[is_used], classes, num_frames, self.window)
+            targets = window_targets
         elif len(targets) != num_frames:
             raise InputError(f"per-frame targets have {len(targets)} frames, the grid has {num_frames}")
         row = {
@@ -157,7 +159,7 @@ class Labelling:
             "anchor_frames": frames.astype(np.int32),
             "anchor_labels": [e.label for e in events],
             "anchor_sources": [e.source for e in events],
-            "distance": anchor_distances(frames[is_used], num_frames),
+            "distance": distance,
             "target": np.asarray(targets, dtype=np.int16),
         }
         return row, stats

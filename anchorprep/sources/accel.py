@@ -58,7 +58,6 @@ from typing import IO, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, signal
 
 from anchorprep.errors import InputError, UsageError
 
@@ -682,6 +681,7 @@ def detect_peaks(recording: AccelRecording, settings: AccelSettings = AccelSetti
     Raises `InputError` when the recording is too short for the filter or its rate is too low for
     the filter edges (with `resample_hz=None`).
     """
+    from scipy import signal  # imported here: scipy.signal costs ~0.5 s at CLI start-up
     grid, y = filtered_signal(recording, settings)
     fs = _processing_rate(recording, settings)
     kwargs: dict[str, object] = {
@@ -731,6 +731,7 @@ def _processing_rate(recording: AccelRecording, settings: AccelSettings) -> floa
 
 
 def _design(settings: AccelSettings, fs: float) -> np.ndarray | None:
+    from scipy import signal  # imported here: scipy.signal costs ~0.5 s at CLI start-up
     if settings.filter == "bandpass":
         return signal.butter(settings.order, settings.band_hz, btype="bandpass", fs=fs, output="sos")
     if settings.filter == "highpass":
@@ -770,6 +771,7 @@ def _check_length(recording: AccelRecording, settings: AccelSettings, fs: float,
 
 
 def _apply_chain(x: np.ndarray, settings: AccelSettings, fs: float) -> np.ndarray:
+    from scipy import ndimage, signal  # imported here: scipy.signal costs ~0.5 s at CLI start-up
     sos = _design(settings, fs)
     y = x
     if sos is not None:
@@ -795,6 +797,7 @@ def _chain_delay_s(settings: AccelSettings, fs: float) -> float:
     A flat-topped maximum (a moving average alone) counts at the centre of the flat top, which is
     where `find_peaks` reports a plateau and where the peak of a bump wider than the window lands.
     """
+    from scipy import signal  # imported here: scipy.signal costs ~0.5 s at CLI start-up
     if settings.zero_phase or (settings.filter == "none" and _smooth_len(settings, fs) == 1):
         return 0.0
     low = settings.low_edge_hz or 1.0
