@@ -76,11 +76,11 @@ def reference_loss(
     distance,
     *,
     variant,
-    kernel="linear",
-    width=20.0,
+    kernel=DEFAULT_KERNEL,
+    width=DEFAULT_WIDTH,
     width_before=None,
     width_after=None,
-    gain=1.0,
+    gain=DEFAULT_GAIN,
     gamma=2.0,
     alpha=None,
     mask=None,
@@ -505,7 +505,7 @@ def test_int16_distances_and_no_anchor():
 
 def test_anchor_weights_doc_example_and_module():
     d = torch.tensor([-20, -10, 0, 10, 32767])
-    torch.testing.assert_close(anchor_weights(d, width=20.0, gain=2.0), torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0]))
+    torch.testing.assert_close(anchor_weights(d, kernel="linear", width=20.0, gain=2.0), torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0]))
     module = AnchorWeights(kernel="box", width_before=1.0, width_after=2.0, gain=3.0)
     torch.testing.assert_close(module(torch.tensor([-3, -1, 0, 2, 3])), torch.tensor([1.0, 4.0, 4.0, 4.0, 1.0]))
     assert "box" in repr(module)
@@ -535,7 +535,7 @@ def test_modules_match_functionals_and_move_alpha_with_the_module():
 
 
 def test_defaults_come_from_the_module_constants():
-    assert (DEFAULT_KERNEL, DEFAULT_WIDTH, DEFAULT_GAIN, DEFAULT_GAMMA) == ("linear", 20.0, 1.0, 2.0)
+    assert (DEFAULT_KERNEL, DEFAULT_WIDTH, DEFAULT_GAIN, DEFAULT_GAMMA) == ("exponential", 15.0, 4.0, 2.0)
     expected = {"kernel": DEFAULT_KERNEL, "width": DEFAULT_WIDTH, "gain": DEFAULT_GAIN, "gamma": DEFAULT_GAMMA}
     for fn in (streaming_anchor_loss, StreamingAnchorLoss, anchor_weights, AnchorWeights, anchor_kernel, focal_loss, FocalLoss):
         params = inspect.signature(fn).parameters

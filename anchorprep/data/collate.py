@@ -49,7 +49,7 @@ _PADDED = ("target", "distance", "features", "num_frames")
 class AnchorWeightConfig:
     """Arguments for `anchorprep.loss.anchor_weights`; ``None`` fields use the loss defaults."""
 
-    kernel: str = "linear"
+    kernel: str | None = None
     width: float | None = None
     width_before: float | None = None
     width_after: float | None = None

@@ -23,7 +23,7 @@ Significance", arXiv:2310.05886 (ICASSP 2024).
 Example:
     >>> import torch
     >>> from anchorprep.loss import StreamingAnchorLoss
-    >>> loss_fn = StreamingAnchorLoss(variant="sal")
+    >>> loss_fn = StreamingAnchorLoss(variant="sal", kernel="linear", width=20.0, gain=1.0)
     >>> logits = torch.zeros(1, 3, 2)
     >>> target = torch.tensor([[0, 1, 1]])
     >>> distance = torch.tensor([[-1, 0, 1]], dtype=torch.int16)

@@ -1,11 +1,15 @@
 """Default hyper-parameters of the anchorprep losses (one place to change them).
 
-These are *provisional*: SPEC §5 says the kernel defaults are chosen by measurement, and the
-training benchmark will pick and replace them. Every functional and module in
+SPEC §5 says the kernel defaults are chosen by measurement: these are the winners of the SAL
+sweep in ``benchmarks/sal_training`` (kernel {linear, exponential} x width {150, 450} ms x gain
+{1, 4}, on the validation voices; see its results.md). The gain is the clear effect (λ = 4 beat
+λ = 1 in validation keyword FRR for every kernel and width); exponential vs linear and the width
+were within one-seed noise. The width is in *model frames*: 15 frames is 150 ms on the default
+10 ms grid — scale it when your model frame differs. Every functional and module in
 :mod:`anchorprep.loss` takes its defaults from here, so changing a value below changes the default
 everywhere (at import time; the functions bind them as ordinary default arguments).
 
-- ``DEFAULT_KERNEL``: anchor kernel ``K`` (``"linear"``: ``K(d) = max(0, 1 - |d|/W)``).
+- ``DEFAULT_KERNEL``: anchor kernel ``K`` (``"exponential"``: ``K(d) = exp(-|d|/W)``).
 - ``DEFAULT_WIDTH``: kernel width ``W`` in model frames (before and after the anchor).
 - ``DEFAULT_GAIN``: anchor gain ``λ`` in ``w_t = 1 + λ·K(d_t)``.
 - ``DEFAULT_GAMMA``: focal exponent ``γ`` (FL, SA+FL; SAFL uses ``γ·K(d_t)``).
@@ -15,9 +19,9 @@ from __future__ import annotations
 
 from typing import Final
 
-DEFAULT_KERNEL: Final[str] = "linear"
-DEFAULT_WIDTH: Final[float] = 20.0
-DEFAULT_GAIN: Final[float] = 1.0
+DEFAULT_KERNEL: Final[str] = "exponential"
+DEFAULT_WIDTH: Final[float] = 15.0
+DEFAULT_GAIN: Final[float] = 4.0
 DEFAULT_GAMMA: Final[float] = 2.0
 
 #: ``|d| >= NO_ANCHOR`` means "no anchor in range" (int16 distances saturate at ±32767): K = 0.

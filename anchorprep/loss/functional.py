@@ -377,7 +377,7 @@ def streaming_anchor_loss(
         >>> logits = torch.zeros(1, 5, 2)                  # CE = log 2 at every frame
         >>> target = torch.tensor([[0, 0, 1, 1, 0]])
         >>> distance = torch.tensor([[-2, -1, 0, 1, 2]], dtype=torch.int16)
-        >>> loss = streaming_anchor_loss(logits, target, distance, width=2.0, gain=1.0,
+        >>> loss = streaming_anchor_loss(logits, target, distance, kernel="linear", width=2.0, gain=1.0,
         ...                              reduction="none")
         >>> loss / torch.log(torch.tensor(2.0))            # = w_t = 1 + K(d_t)
         tensor([[1.0000, 1.5000, 2.0000, 1.5000, 1.0000]])
