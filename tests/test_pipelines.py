@@ -181,3 +181,22 @@ def test_align_speech_onsets_from_alignments_match_the_ground_truth(realdata, tm
         assert set(row["anchor_labels"]) == {"speech_onset"}
         assert len(row["anchor_times_s"]) > 1  # pauses of 300 ms or more start new speech runs
     assert invoke("align", manifest, "-o", tmp_path / "x", "--speech-onsets", "-k", "this").exit_code == 2
+
+
+def test_sample_trigger_corpus_vad_accel_merge(tmp_path):
+    """The bundled multi-modal sample: wrist raises 0.3 s before speech, merged with agreement."""
+    manifest = REPO / "sample_data" / "trigger_manifest.csv"
+    assert invoke("vad", manifest, "-o", tmp_path / "vad", "--onsets", "first").exit_code == 0
+    assert invoke("accel", manifest, "-o", tmp_path / "accel", "--preset", "raise").exit_code == 0
+    for tolerance, positives in (("500", 3), ("100", 0)):
+        out = tmp_path / f"merged{tolerance}"
+        result = invoke("merge", tmp_path / "vad", tmp_path / "accel", "-o", out,
+                        "--use-source", "vad", "--use-source", "accel", "--agree-within-ms", tolerance)
+        assert result.exit_code == 0, result.output
+        merged = rows(out)
+        assert len(merged) == 3 and all(sorted(r["anchor_sources"]) == ["accel", "vad"] for r in merged)
+        for row in merged:
+            raise_time = row["anchor_times_s"][row["anchor_sources"].index("accel")]
+            onset = row["anchor_times_s"][row["anchor_sources"].index("vad")]
+            assert 0.2 <= onset - raise_time <= 0.45  # the raise peaks about 0.3 s before speech
+        assert json.loads((out / "report.json").read_text()).get("positives", 0) == positives
