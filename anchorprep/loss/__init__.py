@@ -15,7 +15,7 @@ per-frame term                             functional                   module
 with the anchor kernel ``K(d)`` (:func:`anchor_kernel`) and weight ``w_t = 1 + λ·K(d_t)``
 (:func:`anchor_weights`, :class:`AnchorWeights`) of the signed frame distance ``d_t`` to the
 nearest anchor. ``DEFAULT_KERNEL``, ``DEFAULT_WIDTH``, ``DEFAULT_GAIN`` and ``DEFAULT_GAMMA`` are
-provisional: the training benchmark will choose them (:mod:`anchorprep.loss.defaults`).
+chosen by the SAL training benchmark (:mod:`anchorprep.loss.defaults`).
 
 Reference: Sarawgi et al., "Streaming Anchor Loss: Augmenting Supervision with Temporal
 Significance", arXiv:2310.05886 (ICASSP 2024).

@@ -311,7 +311,7 @@ def focal_loss(
 
     ``1 - p_t`` is computed as ``-expm1(log p_t)`` (or ``sigmoid(-s·x)`` for a single logit), so
     it keeps full relative precision as ``p_t -> 1``; ``γ = 0`` gives FCE. ``DEFAULT_GAMMA`` is
-    provisional (:mod:`anchorprep.loss.defaults`). References: Lin et al., arXiv:1708.02002;
+    chosen by the SAL training benchmark (:mod:`anchorprep.loss.defaults`). References: Lin et al., arXiv:1708.02002;
     Sarawgi et al., arXiv:2310.05886.
 
     Example:
@@ -370,7 +370,7 @@ def streaming_anchor_loss(
         normalize: ``"frames"`` or ``"weights"`` (only used by ``reduction="mean"``).
 
     The defaults (``DEFAULT_KERNEL``, ``DEFAULT_WIDTH``, ``DEFAULT_GAIN``, ``DEFAULT_GAMMA``) are
-    provisional and will be chosen by the training benchmark (:mod:`anchorprep.loss.defaults`).
+    chosen by the SAL training benchmark (:mod:`anchorprep.loss.defaults`).
     Reference: Sarawgi et al., arXiv:2310.05886 (ICASSP 2024).
 
     Example:

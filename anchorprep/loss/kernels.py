@@ -104,8 +104,8 @@ def anchor_kernel(
         K_{box} = [u \le 1]
 
     and ``K = 0`` wherever ``|d| >= 32767`` (``NO_ANCHOR``: no anchor in range). ``K(0) = 1``.
-    The defaults (``DEFAULT_KERNEL``, ``DEFAULT_WIDTH``) are provisional; see
-    :mod:`anchorprep.loss.defaults`. Reference: Sarawgi et al., arXiv:2310.05886.
+    The defaults (``DEFAULT_KERNEL``, ``DEFAULT_WIDTH``) were chosen by the SAL training
+    benchmark; see :mod:`anchorprep.loss.defaults`. Reference: Sarawgi et al., arXiv:2310.05886.
 
     Args:
         distance: signed anchor distances ``d_t = t - a(t)`` in frames, any shape; integer
@@ -171,7 +171,7 @@ def anchor_weights(
     .. math:: w_t = 1 + \lambda\,K(d_t)
 
     See :func:`anchor_kernel` for ``K`` and the arguments; the defaults (``DEFAULT_KERNEL``,
-    ``DEFAULT_WIDTH``, ``DEFAULT_GAIN``) are provisional, chosen later by the training benchmark
+    ``DEFAULT_WIDTH``, ``DEFAULT_GAIN``) were chosen by the SAL training benchmark
     (:mod:`anchorprep.loss.defaults`). Reference: Sarawgi et al., arXiv:2310.05886.
 
     Example:

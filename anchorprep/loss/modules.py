@@ -2,8 +2,8 @@
 
 Each module stores its hyper-parameters (validated at construction) and calls the functional of
 the same name; a tensor ``alpha`` is a non-persistent buffer, so ``.to(device)`` moves it. The
-defaults come from :mod:`anchorprep.loss.defaults` and are provisional (the training benchmark
-will choose them). Reference: Sarawgi et al., arXiv:2310.05886 (ICASSP 2024).
+defaults come from :mod:`anchorprep.loss.defaults` and were chosen by the SAL training
+benchmark. Reference: Sarawgi et al., arXiv:2310.05886 (ICASSP 2024).
 """
 
 from __future__ import annotations
