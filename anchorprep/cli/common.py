@@ -64,8 +64,6 @@ class Common(dict):
         return TargetWindow.parse(self["positive_window"], self["guard"])
 
     def labelling(self, labels: tuple[str, ...]) -> Labelling:
-        if self["anchor_rule"] not in ("causal", "nearest"):
-            raise UsageError(f"--anchor-rule must be causal or nearest, got {self['anchor_rule']!r}")
         grid = FrameGrid(self["sample_rate"], self["frame_shift_ms"], self["frame_length_ms"], self["snip_edges"],
                          self["subsampling"])
         return Labelling(grid, self.window(), labels, self["anchor_rule"])

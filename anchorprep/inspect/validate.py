@@ -12,7 +12,6 @@ run invalid (e.g. a deep check that had to rebuild items from the shards) are `n
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -29,7 +28,7 @@ from anchorprep.inspect.runs import (
     ERRORS, MANIFEST, REPORT, Run, check_out_dir, combine_of, command_items, config_of, grid_of, iter_rows,
     job_settings_mismatch, rebuild_job, used_mask, window_of,
 )
-from anchorprep.pipeline.runner import STATE_DIR, ItemFailure, inputs_fingerprint, shard_name
+from anchorprep.pipeline.runner import STATE_DIR, ItemFailure, inputs_fingerprint, settings_hash, shard_name
 from anchorprep.shards import SCHEMA_VERSION, read_settings, shard_schema
 from anchorprep.shards.io import sha256_file
 
@@ -166,12 +165,6 @@ def validate_run(out: Path, deep: int = 0, inputs: Path | None = None, seed: int
 
 # ------------------------------------------------------------------------------------------------
 # manifest, settings, layout
-
-
-def settings_hash(settings: dict) -> str:
-    """sha256 of the settings without ``settings_sha256``, as `runner.run_settings` computes it."""
-    body = {k: v for k, v in settings.items() if k != "settings_sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _planned_shards(settings: dict) -> int | None:

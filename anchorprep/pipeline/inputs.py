@@ -121,7 +121,7 @@ def discover_files(folder: Path, suffixes: tuple[str, ...], column: str) -> pd.D
     return pd.DataFrame(rows, dtype=str)
 
 
-def add_search_region(items: pd.DataFrame, run_dir: Path, edge: str = "first") -> pd.DataFrame:
+def add_search_region(items: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
     """Set ``search_start_s`` from an earlier run's anchors (e.g. the end of a wake word).
 
     Items of utterances that the earlier run has no anchor for get an empty search region

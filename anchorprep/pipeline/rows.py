@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anchorprep.anchors import TargetWindow, label_frames, label_map
-from anchorprep.errors import InputError
+from anchorprep.errors import InputError, UsageError
 from anchorprep.grid import ANCHOR_RULES, FrameGrid
 from anchorprep.sources.audio import DEFAULT_TOLERANCE_S, audio_info
 
@@ -98,7 +98,7 @@ class Labelling:
 
     def __post_init__(self) -> None:
         if self.anchor_rule not in ANCHOR_RULES:
-            raise ValueError(f"anchor rule must be one of {ANCHOR_RULES}")
+            raise UsageError(f"--anchor-rule must be one of {', '.join(ANCHOR_RULES)}, got {self.anchor_rule!r}")
         label_map(list(self.labels))  # validates uniqueness
 
     @property

@@ -30,7 +30,7 @@ from typing import Iterator, Protocol
 import pandas as pd
 
 from anchorprep import __version__
-from anchorprep.errors import AnchorprepError, InputError, UsageError
+from anchorprep.errors import InputError, UsageError
 from anchorprep.shards import PASSTHROUGH_COLUMNS, SCHEMA_VERSION, rows_to_table, shard_schema
 from anchorprep.shards.io import sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
 
@@ -140,6 +140,12 @@ def inputs_fingerprint(items: pd.DataFrame) -> dict:
     return {"count": len(items), "sha256": digest.hexdigest()}
 
 
+def settings_hash(settings: dict) -> str:
+    """sha256 of the settings JSON (sorted keys), ignoring any stored ``settings_sha256``."""
+    body = {k: v for k, v in settings.items() if k != "settings_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def run_settings(job: Job, items: pd.DataFrame, shard_size: int, config: dict | None = None) -> dict:
     """The settings JSON for manifest.json and every shard's metadata, with its hash.
 
@@ -160,7 +166,7 @@ def run_settings(job: Job, items: pd.DataFrame, shard_size: int, config: dict | 
     }
     if config:
         settings["config"] = config
-    settings["settings_sha256"] = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    settings["settings_sha256"] = settings_hash(settings)
     return settings
 
 
@@ -195,11 +201,17 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
             row[column] = item.get(column, "")
         rows.append(row)
         stats.update(item_stats)
-    schema = shard_schema(tuple(settings["passthrough_columns"]), settings)
+    return _write_shard(out, index, count, rows, len(items), errors, stats, settings)
+
+
+def _write_shard(out: Path, index: int, count: int, rows: list[dict], num_items: int, errors: list[dict],
+                 stats: Counter, settings: dict) -> dict:
+    """Write the shard's Parquet file, then its summary (the "done" marker); return the summary."""
     name = shard_name(index, count)
+    schema = shard_schema(tuple(settings["passthrough_columns"]), settings)
     write_parquet_atomic(out / name, rows_to_table(rows, schema))
     summary = {
-        "shard": index, "file": name, "rows": len(rows), "items": len(items),
+        "shard": index, "file": name, "rows": len(rows), "items": num_items,
         "sha256": sha256_file(out / name), "errors": errors, "stats": dict(sorted(stats.items())),
     }
     write_json_atomic(out / STATE_DIR / "done" / f"{index:05d}.json", summary)
@@ -450,13 +462,7 @@ def _fail_shard(index, count, items, out, settings, attempts, reason: str | None
     reason = reason or f"the worker process died {attempts} time(s) while processing this item's shard (out of memory or a crash in native code?)"
     failed = [{"utt_id": it.get("utt_id", ""), "row": it["_row"], "path": _item_path(it),
                "stage": "worker", "reason": reason} for it in items]
-    schema = shard_schema(tuple(settings["passthrough_columns"]), settings)
-    name = shard_name(index, count)
-    write_parquet_atomic(Path(out) / name, rows_to_table([], schema))
-    summary = {"shard": index, "file": name, "rows": 0, "items": len(items), "sha256": sha256_file(Path(out) / name),
-               "errors": failed, "stats": {}}
-    write_json_atomic(Path(out) / STATE_DIR / "done" / f"{index:05d}.json", summary)
-    return summary
+    return _write_shard(Path(out), index, count, [], len(items), failed, Counter(), settings)
 
 
 def assemble(out_dir: Path, require_complete: bool = True) -> dict | None:
@@ -512,5 +518,5 @@ def assemble(out_dir: Path, require_complete: bool = True) -> dict | None:
 
 
 __all__ = [
-    "AnchorprepError", "ItemFailure", "Job", "RunOptions", "RunResult", "assemble", "process_shard", "run", "stage",
+    "ItemFailure", "Job", "RunOptions", "RunResult", "assemble", "process_shard", "run", "stage",
 ]
