@@ -11,9 +11,14 @@ loss. The table shows the median ms per step, the median of the per-round ratios
 the fastest rounds. Target: every variant <= 1.3x.
 
 Two informational rows: the flattened ``F.cross_entropy(logits.reshape(-1, C), ...)`` call and
-SAFL fed the way a data loader might (int16 targets, padding from ``lengths``).
+SAFL fed the way a data loader might (int16 targets, padding from ``lengths``). Two informational
+shapes: a tiny batch (each loss's fixed per-call cost: op dispatch and autograd) and a long one
+(how that cost amortises). The last column counts minor page faults per step: glibc returns
+freed multi-MB buffers to the OS and faults them back in, which can double a step's time and is
+the main source of run-to-run noise here (it hits the baseline as much as the losses).
 
     python benchmarks/bench_loss.py [--repeats 15] [--inner 10] [--threads N] [--json out.json]
+                                    [--no-info] [--keep-freed-memory]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -41,6 +47,9 @@ from anchorprep.loss import (  # noqa: E402
 )
 
 SHAPES: tuple[tuple[int, int, int], ...] = ((64, 500, 2), (64, 500, 12))
+# Informational: a tiny batch shows each loss's fixed per-call cost (op dispatch, autograd), a
+# long one how that cost amortises. The target applies to SHAPES only.
+INFO_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 8, 2), (64, 2000, 2))
 TARGET_RATIO = 1.3
 VARIANTS = ("FCE", "FL", "SAL", "SA+FL", "SAFL")
 
@@ -89,6 +98,32 @@ def loss_fns(batch: dict[str, torch.Tensor]) -> dict[str, Callable[[], torch.Ten
     }
 
 
+def minor_faults() -> int:
+    """Minor page faults of this process so far (0 where the OS does not count them)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory instead of returning it to the OS (``mallopt``), as the
+    jemalloc/tcmalloc setups that PyTorch's CPU performance guide recommends do. False where the
+    C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold, one_gib = -1, -3, 1 << 30
+        return bool(libc.mallopt(m_trim_threshold, one_gib)) and bool(
+            libc.mallopt(m_mmap_threshold, one_gib)
+        )
+    except (OSError, AttributeError):
+        return False
+
+
 def step_time(fn: Callable[[], torch.Tensor], logits: torch.Tensor, inner: int) -> float:
     """Mean seconds of ``inner`` forward+backward steps (grad reset outside the timed region)."""
     total = 0.0
@@ -104,18 +139,29 @@ def step_time(fn: Callable[[], torch.Tensor], logits: torch.Tensor, inner: int) 
     return total / inner
 
 
-def run(repeats: int, inner: int, device: str) -> list[dict[str, object]]:
+def run(
+    repeats: int, inner: int, device: str, shapes: tuple[tuple[int, int, int], ...] = SHAPES
+) -> list[dict[str, object]]:
     """Time every loss at every shape; repeats interleave the losses to share machine drift."""
     rows: list[dict[str, object]] = []
-    for b, t, c in SHAPES:
+    for b, t, c in shapes:
         batch = make_batch(b, t, c, device)
         fns = loss_fns(batch)
         for fn in fns.values():  # warm-up
             step_time(fn, batch["logits"], 3)
         samples: dict[str, list[float]] = {name: [] for name in fns}
+        faults = dict.fromkeys(fns, 0)
+        order = list(fns)
+        shuffle = random.Random(b * t * c)
         for _ in range(repeats):
-            for name, fn in fns.items():
+            # A step's page faults depend on what the previous loss left in the heap: a new
+            # order each round spreads that over every loss instead of pinning it on one.
+            shuffle.shuffle(order)
+            for name in order:
+                fn = fns[name]
+                before = minor_faults()
                 samples[name].append(step_time(fn, batch["logits"], inner))
+                faults[name] += minor_faults() - before
         base = samples["F.cross_entropy"]
         for name, values in samples.items():
             rows.append({
@@ -126,6 +172,8 @@ def run(repeats: int, inner: int, device: str) -> list[dict[str, object]]:
                 "ratio": statistics.median(v / b0 for v, b0 in zip(values, base)),
                 "ms_min": min(values) * 1e3,
                 "ratio_min": min(values) / min(base),
+                "faults_per_step": faults[name] / (repeats * inner),
+                "target": (b, t, c) in SHAPES,
                 "ms_samples": [v * 1e3 for v in values],
             })
     return rows
@@ -145,13 +193,15 @@ def load_average() -> float:
 
 def markdown(rows: list[dict[str, object]]) -> str:
     lines = [
-        "| variant | shape (B,T,C) | ms (fwd+bwd) | ratio to F.cross_entropy | best-of ratio |",
-        "|---|---|---:|---:|---:|",
+        "| variant | shape (B,T,C) | ms (fwd+bwd) | ratio to F.cross_entropy | best-of ratio "
+        "| page faults/step |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for row in rows:
+        shape = row["shape"] if row["target"] else f"{row['shape']} (info)"
         lines.append(
-            f"| {row['variant']} | {row['shape']} | {row['ms']:.3f} | {row['ratio']:.2f} "
-            f"| {row['ratio_min']:.2f} |"
+            f"| {row['variant']} | {shape} | {row['ms']:.3f} | {row['ratio']:.2f} "
+            f"| {row['ratio_min']:.2f} | {row['faults_per_step']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -163,21 +213,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="default: all usable cores")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--no-info", action="store_true", help="only the target shapes")
+    parser.add_argument(
+        "--keep-freed-memory", action="store_true",
+        help="glibc mallopt: no trimming, no mmap for large buffers (removes page-fault noise)",
+    )
     args = parser.parse_args(argv)
+    malloc = "glibc defaults"
+    if args.keep_freed_memory:
+        malloc = "glibc keeps freed memory" if keep_freed_memory() else "mallopt unavailable"
 
     threads = args.threads or usable_cores()
     torch.set_num_threads(threads)
     load_before = load_average()
-    rows = run(args.repeats, args.inner, args.device)
+    shapes = SHAPES if args.no_info else SHAPES + INFO_SHAPES
+    rows = run(args.repeats, args.inner, args.device, shapes)
     load_after = load_average()
     print(markdown(rows))
-    slow = [r for r in rows if r["variant"] in VARIANTS and float(r["ratio"]) > TARGET_RATIO]
+    slow = [
+        r for r in rows
+        if r["target"] and r["variant"] in VARIANTS and float(r["ratio"]) > TARGET_RATIO
+    ]
     verdict = "all variants within" if not slow else "over " + ", ".join(
         f"{r['variant']} {r['shape']}" for r in slow
     ) + ";"
     print(
         f"\n{verdict} target {TARGET_RATIO}x (torch {torch.__version__}, {threads} threads, "
-        f"{platform.machine()}, 1-min load average {load_before:.2f} -> {load_after:.2f})"
+        f"{platform.machine()}, {malloc}, 1-min load average {load_before:.2f} -> {load_after:.2f})"
     )
     if args.json is not None:
         meta = {
@@ -189,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": args.repeats,
             "inner": args.inner,
             "baseline": "F.cross_entropy(logits.transpose(1, 2), target)",
+            "malloc": malloc,
             "loadavg_1min_before_after": [load_before, load_after],
         }
         args.json.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")

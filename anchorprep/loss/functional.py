@@ -197,17 +197,15 @@ def _frame_loss(
     if reduction == "mean":
         assert denominator is not None
         # N or Σ m·w >= N: clamping at 1 only matters when N = 0 (loss 0 rather than NaN).
-        denominator = denominator.clamp_min(1).to(dtype)
+        denominator = denominator.to(dtype).clamp_min_(1)  # a fresh sum: in place is safe
     else:
         denominator = None
-    focal = exponent is not None or gamma != 0.0
     if logits.dim() == 2 or logits.shape[-1] == 2:
-        sign = torch.mul(target, 2.0).to(dtype).sub_(1.0)  # +1 for class 1, -1 for class 0
         coef = _as_float(valid, dtype) if coef is None else coef
         return SigmoidFocalTerm.apply(
-            logits, sign, valid, coef, gamma, exponent, reduction, denominator
+            logits, target, valid, coef, gamma, exponent, reduction, denominator
         )
-    if not focal and coef is None and reduction != "none":
+    if exponent is None and gamma == 0.0 and coef is None and reduction != "none":
         # plain FCE: torch's fused cross entropy is the cheapest on CPU
         if not target_is_mask:
             target, ignore_index = torch.where(valid, target.long(), _MASKED), _MASKED
