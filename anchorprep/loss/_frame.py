@@ -10,12 +10,14 @@ coefficient ``c_t`` (mask · anchor weight · class weight) and focal exponent `
 These closed forms stay finite where autograd through ``q^e`` would give ``inf · 0 = NaN``
 (``p_t -> 1``, ``q_t -> 0`` with ``0 < e_t < 1``): there ``CE/q -> 1`` and ``q^e -> 0``, and at
 ``e = 0`` the factor is exactly 1. Each function computes ``ℓ`` from the logits, the focal
-factor and the reduction, so a loss is a single autograd node (and a single Python backward).
+factor and the reduction, so a loss is a single autograd node (and a single Python backward) on
+top of the logits or of torch's cross entropy.
 
-- :class:`SoftmaxFocalTerm`: ``ℓ = log_softmax(z)[y]``, ``q = -expm1(ℓ)`` (exact as ``p -> 1``);
-  the backward scatters ``∂loss/∂ℓ`` and applies log_softmax's own backward kernel. Frames with
-  ``valid = False`` get ``ℓ = 0``, so non-finite logits there cannot reach the loss (their own
-  gradient is 0 for finite logits, NaN for NaN logits, as with ``F.cross_entropy``).
+- :class:`FocalTerm`: the focal factor and reduction on top of per-frame ``CE_t`` from
+  ``F.cross_entropy(reduction="none")`` (more than two classes), ``q = -expm1(-CE)`` (exact as
+  ``p -> 1``); torch's own cross-entropy backward does the rest. Masked frames carry
+  ``ignore_index``, so non-finite logits there cannot reach the loss (their own gradient is 0
+  for finite logits, NaN for NaN logits, as with ``F.cross_entropy``).
 - :class:`SigmoidFocalTerm`: one logit ``x`` or two classes (``x = z_1 - z_0``, exact for a
   2-class softmax). With ``s = ±1`` for target 1 / 0 and the margin ``μ = s·x``,
   ``ℓ = logsigmoid(μ)``, ``q = sigmoid(-μ)``, ``log q = ℓ - μ`` and ``∂ℓ/∂x = s·q``, so
@@ -32,11 +34,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-# Below this many classes the CPU log_softmax over a (B, C, T) view is several times faster than
-# over the last dim of (B, T, C) (measured with torch 2.13 on x86); above it the reverse.
-TRANSPOSE_MAX_CLASSES = 32
-
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float32 for half/bfloat16/float32 logits, float64 for float64 (gradcheck)."""
@@ -119,7 +116,7 @@ class SigmoidFocalTerm(torch.autograd.Function):
         denominator: Tensor | None,
     ) -> Tensor:
         """logits: (B, T) or (B, T, 2); target: (B, T) integer 0/1 (anything where not
-        ``valid``); the other arguments as in :class:`SoftmaxFocalTerm`."""
+        ``valid``); valid: (B, T) bool mask; the other arguments as in :class:`FocalTerm`."""
         z = logits.to(compute_dtype(logits.dtype))
         # μ = s·x = (z_0 - z_1)·(1 - 2y): the sign s = 2y - 1 folds into one addcmul
         neg_x = z.neg() if z.dim() == 2 else z[..., 0] - z[..., 1]
@@ -167,53 +164,37 @@ def _interleave(a: Tensor, b: Tensor) -> Tensor:
     return torch.view_as_real(torch.complex(a, b))
 
 
-class SoftmaxFocalTerm(torch.autograd.Function):
-    """Reduced ``Σ_t c_t·q_t^{e_t}·CE_t`` (or the (B, T) terms) for (B, T, C >= 2) logits."""
+class FocalTerm(torch.autograd.Function):
+    """Reduced ``Σ_t c_t·q_t^{e_t}·CE_t`` (or the (B, T) terms) from per-frame ``CE_t``.
+
+    For more than two classes ``CE_t`` comes from ``F.cross_entropy(..., reduction="none")``,
+    whose own backward (torch's fused kernels) takes ``∂loss/∂CE_t`` from here.
+    """
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any,
-        logits: Tensor,
-        target: Tensor,
-        valid: Tensor,
+        ce: Tensor,
         coef: Tensor,
         gamma: float,
         exponent: Tensor | None,
         reduction: str,
         denominator: Tensor | None,
     ) -> Tensor:
-        """logits: (B, T, C); target: (B, T) int64 class ids (any valid id where not ``valid``);
-        valid: (B, T) bool mask; coef: (B, T) ``c_t``, 0 where not valid; gamma: scalar focal
-        exponent used when ``exponent`` is None (0 = plain CE); exponent: optional (B, T)
+        """ce: (B, T) ``CE_t`` (0 where not valid); coef: (B, T) ``c_t``, 0 where not valid;
+        gamma: scalar focal exponent used when ``exponent`` is None; exponent: optional (B, T)
         ``e_t``; reduction: "none", "sum" or "mean" (divide by ``denominator``)."""
-        z = logits.to(compute_dtype(logits.dtype))
-        # On CPU log_softmax over dim 1 of the (B, C, T) view (a contiguous result) is several
-        # times faster than over the last dim for few classes; the backward stays in that layout.
-        dim = 1 if z.shape[-1] <= TRANSPOSE_MAX_CLASSES else 2
-        lsm = torch.log_softmax(z.transpose(1, 2) if dim == 1 else z, dim=dim)
-        index = target.unsqueeze(dim)
-        ell = torch.where(valid, lsm.gather(dim, index).squeeze(dim), -0.0)
-        q = f = None
-        if exponent is not None or gamma != 0.0:
-            q = torch.expm1(ell).neg_()  # 1 - p, exact as p -> 1
-            f = _focal_factor(q, gamma, exponent)
-        ctx.dim, ctx.logits_dtype = dim, logits.dtype
-        _save(ctx, reduction, gamma, coef, q, ell, f, exponent, denominator, lsm, index)
-        return _output(ell, coef if f is None else f * coef, reduction, denominator)
+        ell = ce.neg()
+        q = torch.expm1(ell).neg_()  # 1 - p, exact as p -> 1
+        coef = _focal_factor(q, gamma, exponent).mul_(coef)  # c·q^e
+        _save(ctx, reduction, gamma, q, ell, coef, exponent, denominator)
+        return _output(ell, coef, reduction, denominator)
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         _refuse_create_graph()
-        coef, q, ell, f, exponent, denominator, lsm, index = ctx.saved_tensors
+        q, ell, coef, exponent, denominator = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None, None, None, None
-        grad_ell = coef * _upstream(ctx, grad_out, denominator).neg()  # ∂(c·(-ℓ))/∂ℓ = -c
-        if f is not None:
-            grad_ell = grad_ell.mul_(f).mul_(_focal_ratio(q, ell, exponent, ctx.gamma))
-        # ∂loss/∂ℓ sits at the target class of each frame; log_softmax's backward kernel (the one
-        # autograd would call) does the rest: grad - softmax · Σ grad.
-        grad_lsm = torch.zeros_like(lsm).scatter_(ctx.dim, index, grad_ell.unsqueeze(ctx.dim))
-        grad = torch._log_softmax_backward_data(grad_lsm, lsm, ctx.dim, lsm.dtype)
-        if ctx.dim == 1:
-            grad = grad.transpose(1, 2)
-        return grad.to(ctx.logits_dtype), None, None, None, None, None, None, None
+            return None, None, None, None, None, None
+        grad_ce = _focal_ratio(q, ell, exponent, ctx.gamma).mul_(coef)
+        return grad_ce.mul_(_upstream(ctx, grad_out, denominator)), None, None, None, None, None

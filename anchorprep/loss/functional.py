@@ -45,7 +45,11 @@ Conventions shared by every function here:
 All computations are vectorised, free of host syncs (``torch.compile`` friendly) and
 device-agnostic. The backward is analytic (see :mod:`anchorprep.loss._frame`), finite for
 logits of any magnitude and for ``p_t -> 1`` under every focal exponent, including SAFL's
-``γ·K`` close to 0. First derivatives only: ``create_graph=True`` raises a RuntimeError.
+``γ·K`` close to 0. Its cost does not depend on how confident the model is: no ``exp`` of the
+loss reaches the slow underflow path of the vectorised CPU ``exp``. The closed forms give first
+derivatives only: ``create_graph=True`` raises a RuntimeError wherever one is used (every loss
+with one logit or two classes, and every focal variant); FCE and SAL with ``C > 2`` are torch's
+cross entropy times the weights and support it.
 
 Reference: Sarawgi et al., "Streaming Anchor Loss: Augmenting Supervision with Temporal
 Significance", arXiv:2310.05886 (ICASSP 2024); focal loss: Lin et al., arXiv:1708.02002.
@@ -59,12 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from anchorprep.loss._frame import (
-    TRANSPOSE_MAX_CLASSES,
-    SigmoidFocalTerm,
-    SoftmaxFocalTerm,
-    compute_dtype,
-)
+from anchorprep.loss._frame import FocalTerm, SigmoidFocalTerm, compute_dtype
 from anchorprep.loss.defaults import (
     DEFAULT_GAIN,
     DEFAULT_GAMMA,
@@ -82,6 +81,9 @@ __all__ = ["frame_cross_entropy", "focal_loss", "streaming_anchor_loss"]
 Alpha = Tensor | float | None
 
 _MASKED = -100  # the ignore_index handed to F.cross_entropy for masked frames
+# Below this many classes CPU log_softmax over the (B, C, T) view of (B, T, C) logits is several
+# times faster than over their last dim (torch 2.13, x86); above it the reverse.
+TRANSPOSE_MAX_CLASSES = 32
 
 
 def _frame_logits(logits: Tensor, target: Tensor) -> Tensor:
@@ -189,9 +191,9 @@ def _frame_loss(
     ``target_is_mask`` says that ``valid`` is just ``target != ignore_index``.
 
     One logit or two classes go through the sigmoid of the margin (exact for a 2-class softmax:
-    ``p_y = sigmoid(z_y - z_{1-y})``), more classes through ``log_softmax``; either way the loss
-    is one autograd node with an analytic backward (:mod:`anchorprep.loss._frame`). Plain FCE
-    with more classes is torch's own fused ``F.cross_entropy`` (cheapest on CPU).
+    ``p_y = sigmoid(z_y - z_{1-y})``), one autograd node with an analytic backward; more classes
+    through torch's fused ``F.cross_entropy(reduction="none")`` with the weights and the focal
+    factor on top (:mod:`anchorprep.loss._frame`).
     """
     dtype = compute_dtype(logits.dtype)
     if reduction == "mean":
@@ -205,17 +207,23 @@ def _frame_loss(
         return SigmoidFocalTerm.apply(
             logits, target, valid, coef, gamma, exponent, reduction, denominator
         )
-    if exponent is None and gamma == 0.0 and coef is None and reduction != "none":
-        # plain FCE: torch's fused cross entropy is the cheapest on CPU
-        if not target_is_mask:
-            target, ignore_index = torch.where(valid, target.long(), _MASKED), _MASKED
-        total = _cross_entropy(logits.to(dtype), target, ignore_index, "sum")
+    if not target_is_mask:
+        target, ignore_index = torch.where(valid, target.long(), _MASKED), _MASKED
+    z = logits.to(dtype)
+    plain = exponent is None and gamma == 0.0
+    if plain and coef is None and reduction != "none":
+        # plain FCE: torch's fused cross entropy does it all
+        total = _cross_entropy(z, target, ignore_index, "sum")
         return total if reduction == "sum" else total / denominator
+    ce = _cross_entropy(z, target, ignore_index, "none").view(target.shape)
     coef = _as_float(valid, dtype) if coef is None else coef
-    return SoftmaxFocalTerm.apply(
-        logits, torch.where(valid, target, 0).long(), valid, coef, gamma, exponent, reduction,
-        denominator,
-    )
+    if plain:
+        # SAL/FCE with weights: c·CE needs no closed form, autograd handles it (double backward too)
+        if reduction == "none":
+            return ce * coef
+        total = torch.dot(ce.reshape(-1), coef.reshape(-1))
+        return total if reduction == "sum" else total / denominator
+    return FocalTerm.apply(ce, coef, gamma, exponent, reduction, denominator)
 
 
 def _cross_entropy(z: Tensor, target: Tensor, ignore_index: int, reduction: str) -> Tensor:
