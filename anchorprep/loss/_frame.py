@@ -125,7 +125,7 @@ class SigmoidFocalTerm(torch.autograd.Function):
         q = None
         if exponent is not None or gamma != 0.0:
             log_q = ell - margin  # log(1 - p) = log σ(-μ), finite for every finite μ
-            q = log_q.exp()
+            q = torch.sigmoid(margin.neg())  # not exp(log_q): that underflows slowly for μ > 87
             f = q.pow(gamma) if exponent is None else _exp_of_exponent(log_q, exponent)
             coef = f.mul_(coef)  # c·q^e
         ctx.logits_dim, ctx.logits_dtype = logits.dim(), logits.dtype
