@@ -492,6 +492,11 @@ def test_int16_distances_and_no_anchor():
         for k in ks[1:]:
             torch.testing.assert_close(k, ks[0], rtol=0, atol=0)
         assert ks[0][0, 0] == 0 and ks[0][0, 4] == 0 and ks[0][0, 5] == 0 and ks[0][0, 2] == 1
+    for dtype in (torch.int16, torch.int32, torch.int64, torch.float32):  # the input is not touched
+        d = d16.to(dtype)
+        before = d.clone()
+        anchor_kernel(d, "exponential", 3.0).add_(1)
+        assert torch.equal(d, before)
     # int16 and int64 distances give the same loss; a row with no anchor has w = 1 (plain CE)
     logits, target, distance, *_ = make_inputs(3)
     for variant in ANCHOR_VARIANTS:

@@ -107,6 +107,10 @@ def anchor_kernel(
     The defaults (``DEFAULT_KERNEL``, ``DEFAULT_WIDTH``) were chosen by the SAL training
     benchmark; see :mod:`anchorprep.loss.defaults`. Reference: Sarawgi et al., arXiv:2310.05886.
 
+    Integer distances are read from ``K`` tabulated by the same formula at every int16 distance
+    (256 KiB in float32, cached per kernel, widths, dtype and device); floating distances, and
+    code under ``torch.compile``, evaluate the formula.
+
     Args:
         distance: signed anchor distances ``d_t = t - a(t)`` in frames, any shape; integer
             (int16 as stored in shards, int32, int64) or floating.
