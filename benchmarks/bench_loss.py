@@ -38,6 +38,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from anchorprep.loss import (  # noqa: E402
@@ -100,9 +105,7 @@ def loss_fns(batch: dict[str, torch.Tensor]) -> dict[str, Callable[[], torch.Ten
 
 def minor_faults() -> int:
     """Minor page faults of this process so far (0 where the OS does not count them)."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
+    if resource is None:
         return 0
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 

@@ -31,7 +31,6 @@ def test_bench_loss_reports_every_variant_at_every_target_shape(tmp_path, capsys
         shape = f"({b},{t},{c})"
         rows = {r["variant"]: r for r in results if r["shape"] == shape}
         assert set(bench.VARIANTS) | {"F.cross_entropy"} <= set(rows)
-        assert rows["F.cross_entropy"]["ratio"] == 1.0  # the baseline is paired with itself
         for row in rows.values():
             assert row["ms"] > 0 and row["ratio"] > 0 and row["faults_per_step"] >= 0
             assert row["target"] is True

@@ -124,9 +124,11 @@ class SigmoidFocalTerm(torch.autograd.Function):
         ell = F.logsigmoid(margin)
         q = None
         if exponent is not None or gamma != 0.0:
-            log_q = ell - margin  # log(1 - p) = log σ(-μ), finite for every finite μ
-            q = torch.sigmoid(margin.neg())  # not exp(log_q): that underflows slowly for μ > 87
-            f = q.pow(gamma) if exponent is None else _exp_of_exponent(log_q, exponent)
+            q = torch.sigmoid(margin.neg())  # 1 - p (exp(ℓ - μ) would underflow slowly for μ > 87)
+            if exponent is None:
+                f = q.pow(gamma)
+            else:  # log q = ℓ - μ = log σ(-μ), finite for every finite μ
+                f = _exp_of_exponent(ell - margin, exponent)
             coef = f.mul_(coef)  # c·q^e
         ctx.logits_dim, ctx.logits_dtype = logits.dim(), logits.dtype
         _save(ctx, reduction, gamma, target, margin, ell, q, coef, exponent, denominator)

@@ -135,7 +135,8 @@ def anchor_kernel(
         return _kernel_formula(distance.to(dtype), kernel, w_before, w_after, needs_mask)
     # Integer distances: one gather from K tabulated at every int16 distance. Besides saving a few
     # passes, this keeps exp() off "no anchor" frames, where exp(-32767/W) takes the slow
-    # (underflow) path of the vectorised exp: 10x slower than in range on x86 (bench_loss.py).
+    # (underflow) path of the vectorised exp: 250 µs instead of 21 µs for 32k float32 values
+    # (torch 2.13, x86; see _frame._exp_floor).
     table = _table(kernel, w_before, w_after, needs_mask, dtype, distance.device)
     index = distance if distance.dtype == torch.int16 else distance.clamp(-NO_ANCHOR, NO_ANCHOR)
     index = index.to(torch.int64).add_(_TABLE_OFFSET).reshape(-1)
