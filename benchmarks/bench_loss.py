@@ -10,8 +10,9 @@ loss. The table shows the median ms per step, the median of the per-round ratios
 (paired, so load drift between rounds cancels) and, for reference on a busy machine, the ratio of
 the fastest rounds. Target: every variant <= 1.3x.
 
-Two informational rows: the flattened ``F.cross_entropy(logits.reshape(-1, C), ...)`` call and
-SAFL fed the way a data loader might (int16 targets, padding from ``lengths``). Two informational
+Three informational rows: the flattened ``F.cross_entropy(logits.reshape(-1, C), ...)`` call,
+SAFL fed the way a data loader might (int16 targets, padding from ``lengths``) and SAFL on the
+eager torch-ops path (the fused CPU kernel switched off: what the kernel buys). Two informational
 shapes: a tiny batch (each loss's fixed per-call cost: op dispatch and autograd) and a long one
 (how that cost amortises). The last column counts minor page faults per step: glibc returns
 freed multi-MB buffers to the OS and faults them back in, which can double a step's time and is
@@ -46,6 +47,7 @@ except ImportError:  # not on Windows
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from anchorprep.loss import (  # noqa: E402
+    _fused,
     focal_loss,
     frame_cross_entropy,
     streaming_anchor_loss,
@@ -85,8 +87,8 @@ def make_batch(b: int, t: int, c: int, device: str, seed: int = 0) -> dict[str, 
 
 def loss_fns(batch: dict[str, torch.Tensor]) -> dict[str, Callable[[], torch.Tensor]]:
     """The baseline and the five variants on identical inputs (padding = ignore_index), plus
-    informational rows: the flattened F.cross_entropy call and SAFL fed as a data loader might
-    (int16 targets, padding from ``lengths``)."""
+    informational rows: the flattened F.cross_entropy call, SAFL fed as a data loader might
+    (int16 targets, padding from ``lengths``) and SAFL with the fused kernel switched off."""
     z, y, d, n = batch["logits"], batch["target"], batch["distance"], batch["lengths"]
     y16 = batch["target_int16"]
     return {
@@ -100,7 +102,19 @@ def loss_fns(batch: dict[str, torch.Tensor]) -> dict[str, Callable[[], torch.Ten
         "SAFL (int16 target, lengths)": lambda: streaming_anchor_loss(
             z, y16, d, variant="safl", lengths=n
         ),
+        "SAFL (eager path)": on_eager_path(lambda: streaming_anchor_loss(z, y, d, variant="safl")),
     }
+
+
+def on_eager_path(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """``fn`` with the fused CPU kernel switched off (the torch-ops path it replaces)."""
+    def call() -> torch.Tensor:
+        _fused.enabled = False
+        try:
+            return fn()
+        finally:
+            _fused.enabled = True
+    return call
 
 
 def minor_faults() -> int:
@@ -226,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep_freed_memory:
         malloc = "glibc keeps freed memory" if keep_freed_memory() else "mallopt unavailable"
 
+    path = _fused.status() if args.device == "cpu" else "eager"
     threads = args.threads or usable_cores()
     torch.set_num_threads(threads)
     load_before = load_average()
@@ -242,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     ) + ";"
     print(
         f"\n{verdict} target {TARGET_RATIO}x (torch {torch.__version__}, {threads} threads, "
-        f"{platform.machine()}, {malloc}, 1-min load average {load_before:.2f} -> {load_after:.2f})"
+        f"{platform.machine()}, {malloc}, loss path: {path}, "
+        f"1-min load average {load_before:.2f} -> {load_after:.2f})"
     )
     if args.json is not None:
         meta = {
@@ -255,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             "inner": args.inner,
             "baseline": "F.cross_entropy(logits.transpose(1, 2), target)",
             "malloc": malloc,
+            "loss_path": path,
             "loadavg_1min_before_after": [load_before, load_after],
         }
         args.json.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")

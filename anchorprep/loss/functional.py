@@ -35,14 +35,20 @@ Conventions shared by every function here:
   (``y >= 1``) and ``1 - a`` for background (``y = 0``) — for a single logit this is exactly
   torchvision's ``sigmoid_focal_loss`` convention (``a`` weights class 1). ``α_t`` multiplies the
   term; it is *not* part of the normaliser (unlike ``F.cross_entropy(weight=...)``, which divides
-  by ``Σ α_t``).
+  by ``Σ α_t``). It is a constant: no gradient flows to it.
 - Frames excluded by the mask contribute exactly 0 to the loss and to every gradient. Their
   logits cannot reach the loss value even when non-finite (``-inf`` padding, NaN garbage); nor
-  the gradient of any other frame. Their own gradient is 0 for finite logits (for one logit or
-  two classes even for non-finite ones; with ``C > 2``, as with ``F.cross_entropy``, NaN logits
-  give NaN there).
+  the gradient of any other frame. Their own gradient is 0 for finite logits (on the fused CPU
+  path, and for one logit or two classes, even for non-finite ones; on the eager path with
+  ``C > 2``, as with ``F.cross_entropy``, NaN logits give NaN there).
 
-All computations are vectorised, free of host syncs (``torch.compile`` friendly) and
+On the CPU, float32, bfloat16 and float16 logits with integer distances go through a fused
+one-pass kernel that computes the loss and its gradient together (:mod:`anchorprep.loss._fused`,
+built on first use; same results to float32 rounding, about the cost of ``F.cross_entropy``;
+there a target outside ``0..C-1`` at a valid frame raises ValueError). Everything else — float64,
+CUDA, ``torch.compile`` — runs the eager torch ops described here.
+
+All eager computations are vectorised, free of host syncs (``torch.compile`` friendly) and
 device-agnostic. The backward is analytic (see :mod:`anchorprep.loss._frame`), finite for
 logits of any magnitude and for ``p_t -> 1`` under every focal exponent, including SAFL's
 ``γ·K`` close to 0. Its cost does not depend on how confident the model is: no ``exp`` of the
@@ -57,12 +63,14 @@ Significance", arXiv:2310.05886 (ICASSP 2024); focal loss: Lin et al., arXiv:170
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from anchorprep.loss import _fused
 from anchorprep.loss._frame import FocalTerm, SigmoidFocalTerm, compute_dtype
 from anchorprep.loss.defaults import (
     DEFAULT_GAIN,
@@ -74,7 +82,7 @@ from anchorprep.loss.defaults import (
     REDUCTIONS,
     VARIANTS,
 )
-from anchorprep.loss.kernels import anchor_kernel
+from anchorprep.loss.kernels import anchor_kernel, kernel_table
 
 __all__ = ["frame_cross_entropy", "focal_loss", "streaming_anchor_loss"]
 
@@ -108,15 +116,18 @@ def _valid_frames(
     """``m_t`` as a (B, T) bool tensor: not ``ignore_index``, inside ``lengths`` and ``mask``."""
     valid = target != ignore_index
     if lengths is not None:
-        if lengths.shape != target.shape[:1]:
-            raise ValueError(f"lengths must be (B,) = {tuple(target.shape[:1])}, got {tuple(lengths.shape)}")
         frames = torch.arange(target.shape[1], device=target.device)
         valid = valid & (frames < lengths.to(target.device).unsqueeze(1))
     if mask is not None:
-        if mask.shape != target.shape:
-            raise ValueError(f"mask must be (B, T) = {tuple(target.shape)}, got {tuple(mask.shape)}")
         valid = valid & mask.to(device=target.device, dtype=torch.bool)
     return valid
+
+
+def _check_padding(target: Tensor, mask: Tensor | None, lengths: Tensor | None) -> None:
+    if lengths is not None and lengths.shape != target.shape[:1]:
+        raise ValueError(f"lengths must be (B,) = {tuple(target.shape[:1])}, got {tuple(lengths.shape)}")
+    if mask is not None and mask.shape != target.shape:
+        raise ValueError(f"mask must be (B, T) = {tuple(target.shape)}, got {tuple(mask.shape)}")
 
 
 def _as_float(mask: Tensor, dtype: torch.dtype) -> Tensor:
@@ -137,18 +148,27 @@ def _class_weights(
     if alpha is None:
         return None
     if isinstance(alpha, Tensor):
+        safe_target = target.clamp(0, num_classes - 1).long()  # masked frames: any valid id
+        return torch.take(alpha.to(device=target.device, dtype=dtype), safe_target)
+    # α = a for y >= 1, 1 - a for y = 0
+    return _as_float(target > 0, dtype).mul_(2.0 * alpha - 1.0).add_(1.0 - alpha)
+
+
+def _check_alpha(alpha: Alpha, num_classes: int) -> Alpha:
+    """``alpha`` as given (a float alpha as a float), or ValueError."""
+    if alpha is None:
+        return None
+    if isinstance(alpha, Tensor):
         if alpha.shape != (num_classes,):
             raise ValueError(
                 f"alpha must hold one weight per class ({num_classes}; 2 for a single logit), "
                 f"got shape {tuple(alpha.shape)}"
             )
-        safe_target = target.clamp(0, num_classes - 1).long()  # masked frames: any valid id
-        return torch.take(alpha.to(device=target.device, dtype=dtype), safe_target)
+        return alpha
     a = float(alpha)
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"a float alpha must be in [0, 1] (weight of the foreground), got {a!r}")
-    # α = a for y >= 1, 1 - a for y = 0
-    return _as_float(target > 0, dtype).mul_(2.0 * a - 1.0).add_(1.0 - a)
+    return a
 
 
 def _check_reduction(reduction: str) -> None:
@@ -238,31 +258,101 @@ def _cross_entropy(z: Tensor, target: Tensor, ignore_index: int, reduction: str)
     )
 
 
-def _focal_frame_loss(
+def _loss(
     logits: Tensor,
     target: Tensor,
+    distance: Tensor | None,
     *,
+    variant: str,
     gamma: float,
     alpha: Alpha,
     mask: Tensor | None,
     lengths: Tensor | None,
     ignore_index: int,
     reduction: str,
+    kernel: str = DEFAULT_KERNEL,
+    width: float = DEFAULT_WIDTH,
+    width_before: float | None = None,
+    width_after: float | None = None,
+    gain: float = 0.0,
+    normalize: str = "frames",
 ) -> Tensor:
-    """FL (FCE when ``gamma = 0``): shared body of :func:`focal_loss` and :func:`frame_cross_entropy`."""
+    """Every loss: checks, then the fused CPU kernel where it applies, else the eager path.
+
+    ``distance`` is None for FCE and FL; ``gamma`` is ignored by FCE and SAL.
+    """
     _check_reduction(reduction)
     logits = _frame_logits(logits, target)
-    dtype = compute_dtype(logits.dtype)
-    valid = _valid_frames(target, ignore_index, mask, lengths)
+    if distance is not None and distance.shape != target.shape:
+        raise ValueError(f"distance must be (B, T) = {tuple(target.shape)}, got {tuple(distance.shape)}")
+    _check_padding(target, mask, lengths)
     num_classes = logits.shape[-1] if logits.dim() == 3 else 2
-    denominator = valid.sum() if reduction == "mean" else None
-    coef = None
+    alpha = _check_alpha(alpha, num_classes)
+    focal = variant not in ("fce", "sal") and gamma != 0.0
+    widths = {"kernel": kernel, "width": width, "width_before": width_before, "width_after": width_after}
+    eager = functools.partial(
+        _eager_loss, target=target, distance=distance, variant=variant, gamma=gamma if focal else 0.0,
+        alpha=alpha, mask=mask, lengths=lengths, ignore_index=ignore_index, reduction=reduction,
+        gain=gain, normalize=normalize, **widths,
+    )
+    if not _fused.applies(logits, target, distance):
+        return eager(logits)
+    return _fused.frame_loss(
+        logits, target, mask=mask, lengths=lengths, distance=distance,
+        table=None if distance is None else kernel_table(**widths), alpha=alpha,
+        ignore_index=ignore_index, gain=gain, gamma=gamma if focal else 0.0,
+        focal_per_frame=variant == "safl", normalize_weights=normalize == "weights",
+        reduction=reduction,
+        # torch's cross entropy (C > 2, no focal term) has a second derivative: create_graph
+        # differentiates the eager formula; every other path refuses it (see _frame.py)
+        second_order=eager if num_classes > 2 and not focal else None,
+    )
+
+
+def _eager_loss(
+    logits: Tensor,
+    *,
+    target: Tensor,
+    distance: Tensor | None,
+    variant: str,
+    gamma: float,
+    alpha: Alpha,
+    mask: Tensor | None,
+    lengths: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    kernel: str,
+    width: float,
+    width_before: float | None,
+    width_after: float | None,
+    gain: float,
+    normalize: str,
+) -> Tensor:
+    """The loss from torch ops (any device, dtype and ``torch.compile``), arguments checked."""
+    dtype = compute_dtype(logits.dtype)
+    num_classes = logits.shape[-1] if logits.dim() == 3 else 2
+    valid = _valid_frames(target, ignore_index, mask, lengths)
+    coef = exponent = denominator = None
+    if distance is None:
+        if reduction == "mean":
+            denominator = valid.sum()
+    else:
+        k = anchor_kernel(
+            distance.to(target.device), kernel, width, width_before, width_after, dtype=dtype
+        )
+        mask_f = _as_float(valid, dtype)
+        coef = torch.addcmul(mask_f, k, mask_f, value=gain)  # c_t = m_t·w_t = m_t·(1 + λ·K_t)
+        if variant == "safl" and gamma != 0.0:
+            exponent = k.mul_(gamma)  # e_t = γ·K_t
+        if reduction == "mean":
+            denominator = (coef if normalize == "weights" else mask_f).sum()
     class_weight = _class_weights(alpha, target, num_classes, dtype)
     if class_weight is not None:
-        coef = class_weight.mul_(_as_float(valid, dtype))
+        coef = class_weight.mul_(_as_float(valid, dtype)) if coef is None else coef.mul_(class_weight)
     return _frame_loss(
         logits, target, valid, coef, ignore_index=ignore_index,
-        target_is_mask=mask is None and lengths is None, gamma=gamma, exponent=None,
+        target_is_mask=mask is None and lengths is None,
+        gamma=0.0 if exponent is not None else gamma, exponent=exponent,
         reduction=reduction, denominator=denominator,
     )
 
@@ -294,8 +384,8 @@ def frame_cross_entropy(
         >>> frame_cross_entropy(logits, target, lengths=torch.tensor([2]), reduction="none")
         tensor([[0.6931, 0.6931, 0.0000, 0.0000]])
     """
-    return _focal_frame_loss(
-        logits, target, gamma=0.0, alpha=alpha, mask=mask, lengths=lengths,
+    return _loss(
+        logits, target, None, variant="fce", gamma=0.0, alpha=alpha, mask=mask, lengths=lengths,
         ignore_index=ignore_index, reduction=reduction,
     )
 
@@ -326,9 +416,9 @@ def focal_loss(
         >>> focal_loss(logits, target, gamma=2.0, reduction="none")
         tensor([[0.1733, 0.0018, 0.0018]])
     """
-    return _focal_frame_loss(
-        logits, target, gamma=check_gamma(gamma), alpha=alpha, mask=mask, lengths=lengths,
-        ignore_index=ignore_index, reduction=reduction,
+    return _loss(
+        logits, target, None, variant="fl", gamma=check_gamma(gamma), alpha=alpha, mask=mask,
+        lengths=lengths, ignore_index=ignore_index, reduction=reduction,
     )
 
 
@@ -396,30 +486,9 @@ def streaming_anchor_loss(
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    _check_reduction(reduction)
-    gamma = check_gamma(gamma)
-    gain = check_gain(gain)
-    logits = _frame_logits(logits, target)
-    if distance.shape != target.shape:
-        raise ValueError(f"distance must be (B, T) = {tuple(target.shape)}, got {tuple(distance.shape)}")
-    dtype = compute_dtype(logits.dtype)
-    valid = _valid_frames(target, ignore_index, mask, lengths)
-    num_classes = logits.shape[-1] if logits.dim() == 3 else 2
-
-    k = anchor_kernel(
-        distance.to(target.device), kernel, width, width_before, width_after, dtype=dtype
-    )
-    mask_f = _as_float(valid, dtype)
-    coef = torch.addcmul(mask_f, k, mask_f, value=gain)  # c_t = m_t·w_t = m_t·(1 + λ·K_t)
-    exponent = k.mul_(gamma) if key == "safl" and gamma != 0.0 else None  # e_t = γ·K_t
-    denominator = None
-    if reduction == "mean":
-        denominator = (coef if normalize == "weights" else mask_f).sum()
-    class_weight = _class_weights(alpha, target, num_classes, dtype)
-    if class_weight is not None:
-        coef = coef.mul_(class_weight)
-    return _frame_loss(
-        logits, target, valid, coef, ignore_index=ignore_index,
-        target_is_mask=mask is None and lengths is None, gamma=gamma if key == "sa+fl" else 0.0,
-        exponent=exponent, reduction=reduction, denominator=denominator,
+    return _loss(
+        logits, target, distance, variant=key, gamma=check_gamma(gamma), alpha=alpha, mask=mask,
+        lengths=lengths, ignore_index=ignore_index, reduction=reduction, kernel=kernel,
+        width=width, width_before=width_before, width_after=width_after, gain=check_gain(gain),
+        normalize=normalize,
     )

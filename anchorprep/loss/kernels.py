@@ -146,6 +146,21 @@ def anchor_kernel(
 _TABLE_OFFSET = 32768  # table[d + 32768] = K(d) for every int16 d
 
 
+def kernel_table(
+    kernel: str,
+    width: float = DEFAULT_WIDTH,
+    width_before: float | None = None,
+    width_after: float | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """``K(d)`` at every int16 distance, ``table[d + 32768]`` (cached): what integer distances
+    read in :func:`anchor_kernel` and in the fused CPU loss."""
+    w_before, w_after, needs_mask = _plan(kernel, width, width_before, width_after)
+    return _table(kernel, w_before, w_after, needs_mask, dtype, torch.device(device))
+
+
 @functools.lru_cache(maxsize=64)
 def _table(
     kernel: str, w_before: float, w_after: float, needs_mask: bool, dtype: torch.dtype,
