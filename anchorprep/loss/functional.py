@@ -63,6 +63,7 @@ Significance", arXiv:2310.05886 (ICASSP 2024); focal loss: Lin et al., arXiv:170
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -258,54 +259,65 @@ def _cross_entropy(z: Tensor, target: Tensor, ignore_index: int, reduction: str)
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """A loss call's scalar settings, as the fused and the eager path both take them."""
+
+    variant: str  # "fce", "fl", "sal", "sa+fl" or "safl"
+    gamma: float
+    alpha: Alpha
+    ignore_index: int
+    reduction: str
+    kernel: str = DEFAULT_KERNEL
+    width: float = DEFAULT_WIDTH
+    width_before: float | None = None
+    width_after: float | None = None
+    gain: float = 0.0
+    normalize: str = "frames"
+
+    @property
+    def focal(self) -> bool:
+        return self.variant not in ("fce", "sal") and self.gamma != 0.0
+
+
 def _loss(
     logits: Tensor,
     target: Tensor,
     distance: Tensor | None,
-    *,
-    variant: str,
-    gamma: float,
-    alpha: Alpha,
     mask: Tensor | None,
     lengths: Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    kernel: str = DEFAULT_KERNEL,
-    width: float = DEFAULT_WIDTH,
-    width_before: float | None = None,
-    width_after: float | None = None,
-    gain: float = 0.0,
-    normalize: str = "frames",
+    settings: _Settings,
 ) -> Tensor:
     """Every loss: checks, then the fused CPU kernel where it applies, else the eager path.
 
     ``distance`` is None for FCE and FL; ``gamma`` is ignored by FCE and SAL.
     """
-    _check_reduction(reduction)
+    _check_reduction(settings.reduction)
     logits = _frame_logits(logits, target)
     if distance is not None and distance.shape != target.shape:
         raise ValueError(f"distance must be (B, T) = {tuple(target.shape)}, got {tuple(distance.shape)}")
     _check_padding(target, mask, lengths)
     num_classes = logits.shape[-1] if logits.dim() == 3 else 2
-    alpha = _check_alpha(alpha, num_classes)
-    focal = variant not in ("fce", "sal") and gamma != 0.0
-    widths = {"kernel": kernel, "width": width, "width_before": width_before, "width_after": width_after}
+    s = dataclasses.replace(
+        settings, alpha=_check_alpha(settings.alpha, num_classes),
+        gamma=settings.gamma if settings.focal else 0.0,
+    )
     eager = functools.partial(
-        _eager_loss, target=target, distance=distance, variant=variant, gamma=gamma if focal else 0.0,
-        alpha=alpha, mask=mask, lengths=lengths, ignore_index=ignore_index, reduction=reduction,
-        gain=gain, normalize=normalize, **widths,
+        _eager_loss, target=target, distance=distance, mask=mask, lengths=lengths, settings=s
     )
     if not _fused.applies(logits, target, distance):
         return eager(logits)
     return _fused.frame_loss(
         logits, target, mask=mask, lengths=lengths, distance=distance,
-        table=None if distance is None else kernel_table(**widths), alpha=alpha,
-        ignore_index=ignore_index, gain=gain, gamma=gamma if focal else 0.0,
-        focal_per_frame=variant == "safl", normalize_weights=normalize == "weights",
-        reduction=reduction,
+        table=None if distance is None else kernel_table(
+            s.kernel, s.width, s.width_before, s.width_after
+        ),
+        alpha=s.alpha, ignore_index=s.ignore_index, gain=s.gain, gamma=s.gamma,
+        focal_per_frame=s.variant == "safl", normalize_weights=s.normalize == "weights",
+        reduction=s.reduction,
         # torch's cross entropy (C > 2, no focal term) has a second derivative: create_graph
         # differentiates the eager formula; every other path refuses it (see _frame.py)
-        second_order=eager if num_classes > 2 and not focal else None,
+        second_order=eager if num_classes > 2 and not s.focal else None,
     )
 
 
@@ -314,43 +326,35 @@ def _eager_loss(
     *,
     target: Tensor,
     distance: Tensor | None,
-    variant: str,
-    gamma: float,
-    alpha: Alpha,
     mask: Tensor | None,
     lengths: Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    kernel: str,
-    width: float,
-    width_before: float | None,
-    width_after: float | None,
-    gain: float,
-    normalize: str,
+    settings: _Settings,
 ) -> Tensor:
     """The loss from torch ops (any device, dtype and ``torch.compile``), arguments checked."""
+    s = settings
+    reduction, gamma = s.reduction, s.gamma
     dtype = compute_dtype(logits.dtype)
     num_classes = logits.shape[-1] if logits.dim() == 3 else 2
-    valid = _valid_frames(target, ignore_index, mask, lengths)
+    valid = _valid_frames(target, s.ignore_index, mask, lengths)
     coef = exponent = denominator = None
     if distance is None:
         if reduction == "mean":
             denominator = valid.sum()
     else:
         k = anchor_kernel(
-            distance.to(target.device), kernel, width, width_before, width_after, dtype=dtype
+            distance.to(target.device), s.kernel, s.width, s.width_before, s.width_after, dtype=dtype
         )
         mask_f = _as_float(valid, dtype)
-        coef = torch.addcmul(mask_f, k, mask_f, value=gain)  # c_t = m_t·w_t = m_t·(1 + λ·K_t)
-        if variant == "safl" and gamma != 0.0:
+        coef = torch.addcmul(mask_f, k, mask_f, value=s.gain)  # c_t = m_t·w_t = m_t·(1 + λ·K_t)
+        if s.variant == "safl" and gamma != 0.0:
             exponent = k.mul_(gamma)  # e_t = γ·K_t
         if reduction == "mean":
-            denominator = (coef if normalize == "weights" else mask_f).sum()
-    class_weight = _class_weights(alpha, target, num_classes, dtype)
+            denominator = (coef if s.normalize == "weights" else mask_f).sum()
+    class_weight = _class_weights(s.alpha, target, num_classes, dtype)
     if class_weight is not None:
         coef = class_weight.mul_(_as_float(valid, dtype)) if coef is None else coef.mul_(class_weight)
     return _frame_loss(
-        logits, target, valid, coef, ignore_index=ignore_index,
+        logits, target, valid, coef, ignore_index=s.ignore_index,
         target_is_mask=mask is None and lengths is None,
         gamma=0.0 if exponent is not None else gamma, exponent=exponent,
         reduction=reduction, denominator=denominator,
@@ -385,8 +389,8 @@ def frame_cross_entropy(
         tensor([[0.6931, 0.6931, 0.0000, 0.0000]])
     """
     return _loss(
-        logits, target, None, variant="fce", gamma=0.0, alpha=alpha, mask=mask, lengths=lengths,
-        ignore_index=ignore_index, reduction=reduction,
+        logits, target, None, mask, lengths,
+        _Settings("fce", 0.0, alpha, ignore_index, reduction),
     )
 
 
@@ -417,8 +421,8 @@ def focal_loss(
         tensor([[0.1733, 0.0018, 0.0018]])
     """
     return _loss(
-        logits, target, None, variant="fl", gamma=check_gamma(gamma), alpha=alpha, mask=mask,
-        lengths=lengths, ignore_index=ignore_index, reduction=reduction,
+        logits, target, None, mask, lengths,
+        _Settings("fl", check_gamma(gamma), alpha, ignore_index, reduction),
     )
 
 
@@ -486,9 +490,8 @@ def streaming_anchor_loss(
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    return _loss(
-        logits, target, distance, variant=key, gamma=check_gamma(gamma), alpha=alpha, mask=mask,
-        lengths=lengths, ignore_index=ignore_index, reduction=reduction, kernel=kernel,
-        width=width, width_before=width_before, width_after=width_after, gain=check_gain(gain),
-        normalize=normalize,
+    settings = _Settings(
+        key, check_gamma(gamma), alpha, ignore_index, reduction, kernel, width, width_before,
+        width_after, check_gain(gain), normalize,
     )
+    return _loss(logits, target, distance, mask, lengths, settings)
