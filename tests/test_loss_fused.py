@@ -190,3 +190,30 @@ def test_portable_build_without_avx2_matches(tmp_path):
     want.backward()
     torch.testing.assert_close(loss, want.detach(), rtol=1e-6, atol=0)
     torch.testing.assert_close(grad, z.grad, rtol=1e-5, atol=1e-8)
+
+
+def test_non_contiguous_logits_and_a_retained_graph():
+    """Views as a model produces them (transposed heads, (B, T, 1)); backward twice accumulates."""
+    gen = torch.Generator().manual_seed(2)
+    target = torch.randint(0, 12, (3, 20), generator=gen)
+    distance = torch.randint(-30, 30, (3, 20), generator=gen).to(torch.int16)
+    cases = (((3, 20, 1), lambda z: z, target % 2), ((3, 2, 20), lambda z: z.transpose(1, 2), target % 2),
+             ((20, 3, 12), lambda z: z.transpose(0, 1), target))
+    for shape, view, y in cases:
+        base = torch.randn(*shape, generator=gen)
+        results = []
+        for fused in (True, False):
+            _fused.enabled = fused
+            try:
+                z = base.clone().requires_grad_(True)
+                loss = streaming_anchor_loss(view(z), y, distance, variant="safl", reduction="none")
+                loss.sum().backward(retain_graph=True)
+                once = z.grad.clone()
+                loss.sum().backward()
+            finally:
+                _fused.enabled = True
+            results.append((loss.detach(), once, z.grad))
+        (loss, once, twice), (want_loss, want_once, _) = results
+        torch.testing.assert_close(loss, want_loss, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(once, want_once, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(twice, 2 * once)

@@ -1,4 +1,7 @@
-"""Autograd functions behind every loss: fused forward and analytic backward.
+"""Autograd functions behind the eager path of every loss: fused forward and analytic backward.
+
+(On the CPU, float32/bfloat16/float16 logits take the one-pass kernel of :mod:`anchorprep.loss._fused`
+instead; it implements the same formulas.)
 
 For frame ``t`` with ``ℓ_t = log p_t`` of its target class, ``CE_t = -ℓ_t``, ``q_t = 1 - p_t``,
 coefficient ``c_t`` (mask · anchor weight · class weight) and focal exponent ``e_t`` (0, ``γ`` or
