@@ -20,7 +20,6 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/cpu/vec/vec.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -79,7 +78,7 @@ int64_t read_index(const void* data, at::ScalarType type, int64_t i) {
   }
 }
 
-// Per tile: the frame's class, its validity, c_t, e_t and the denominators.
+// Per-frame scratch for one tile: c_t, e_t, the sign s, three work rows and the class (-1: masked).
 struct Tile {
   std::vector<float> coef, exponent, sign, a, b, c;
   std::vector<int64_t> cls;
