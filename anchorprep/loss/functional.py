@@ -139,24 +139,21 @@ def _as_float(mask: Tensor, dtype: torch.dtype) -> Tensor:
     return mask.view(torch.uint8).to(dtype)
 
 
-def _class_weights(
-    alpha: Alpha, target: Tensor, num_classes: int, dtype: torch.dtype
-) -> Tensor | None:
-    """Per-frame class weights ``α_{y_t}`` (B, T), or None without ``alpha``.
+def _class_weights(weights: Tensor | None, target: Tensor, dtype: torch.dtype) -> Tensor | None:
+    """Per-frame class weights ``α_{y_t}`` (B, T) from the (C,) ``weights``, or None without them.
 
     Values at masked frames are arbitrary (finite): the caller multiplies by the mask.
     """
-    if alpha is None:
+    if weights is None:
         return None
-    if isinstance(alpha, Tensor):
-        safe_target = target.clamp(0, num_classes - 1).long()  # masked frames: any valid id
-        return torch.take(alpha.to(device=target.device, dtype=dtype), safe_target)
-    # α = a for y >= 1, 1 - a for y = 0
-    return _as_float(target > 0, dtype).mul_(2.0 * alpha - 1.0).add_(1.0 - alpha)
+    safe_target = target.clamp(0, weights.numel() - 1).long()  # masked frames: any valid id
+    return torch.take(weights.to(device=target.device, dtype=dtype), safe_target)
 
 
-def _check_alpha(alpha: Alpha, num_classes: int) -> Alpha:
-    """``alpha`` as given (a float alpha as a float), or ValueError."""
+def _class_weight_vector(alpha: Alpha, num_classes: int, device: torch.device) -> Tensor | None:
+    """``alpha`` as (C,) class weights, or ValueError: a tensor as given; a float ``a`` as
+    ``[1 - a, a, ..., a]`` (``a`` for every foreground class, ``1 - a`` for background), float64
+    on ``device``."""
     if alpha is None:
         return None
     if isinstance(alpha, Tensor):
@@ -169,7 +166,9 @@ def _check_alpha(alpha: Alpha, num_classes: int) -> Alpha:
     a = float(alpha)
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"a float alpha must be in [0, 1] (weight of the foreground), got {a!r}")
-    return a
+    weights = torch.full((num_classes,), a, dtype=torch.float64, device=device)
+    weights[0] = 1.0 - a
+    return weights
 
 
 def _check_reduction(reduction: str) -> None:
@@ -299,7 +298,7 @@ def _loss(
     _check_padding(target, mask, lengths)
     num_classes = logits.shape[-1] if logits.dim() == 3 else 2
     s = dataclasses.replace(
-        settings, alpha=_check_alpha(settings.alpha, num_classes),
+        settings, alpha=_class_weight_vector(settings.alpha, num_classes, target.device),
         gamma=settings.gamma if settings.focal else 0.0,
     )
     eager = functools.partial(
@@ -334,7 +333,6 @@ def _eager_loss(
     s = settings
     reduction, gamma = s.reduction, s.gamma
     dtype = compute_dtype(logits.dtype)
-    num_classes = logits.shape[-1] if logits.dim() == 3 else 2
     valid = _valid_frames(target, s.ignore_index, mask, lengths)
     coef = exponent = denominator = None
     if distance is None:
@@ -350,7 +348,7 @@ def _eager_loss(
             exponent = k.mul_(gamma)  # e_t = γ·K_t
         if reduction == "mean":
             denominator = (coef if s.normalize == "weights" else mask_f).sum()
-    class_weight = _class_weights(s.alpha, target, num_classes, dtype)
+    class_weight = _class_weights(s.alpha, target, dtype)
     if class_weight is not None:
         coef = class_weight.mul_(_as_float(valid, dtype)) if coef is None else coef.mul_(class_weight)
     return _frame_loss(
