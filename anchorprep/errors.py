@@ -1,11 +1,23 @@
-"""The errors anchorprep raises on purpose.
+"""The errors anchorprep raises on purpose: one vocabulary for the library and the CLI.
 
 `InputError` is a per-item problem (an unreadable file, a malformed alignment, a missing column
 value): the runner records it as one `errors.jsonl` line and carries on. `UsageError` is a problem
-with the command itself (bad options, a settings mismatch on `--resume`): the CLI exits with 2.
+with the call itself (a bad argument, a settings mismatch on resume, an unusable input folder):
+nothing is written, and the CLI exits with 2. `UsageError` is also a `ValueError`, so code that
+guards a call with ``except ValueError`` keeps working.
+
+Library messages name Python parameters in backquotes (`` `positive_window` must be LO:HI ``); the
+CLI shows the same message with each backquoted parameter replaced by its option
+(``--positive-window must be LO:HI``), see `anchorprep.cli`. So a Python user and a CLI user each
+read the message in their own terms, from one ``raise``.
 """
 
 from __future__ import annotations
+
+import re
+
+#: A backquoted Python parameter name inside a `UsageError` message.
+PARAMETER = re.compile(r"`([a-z_][a-z0-9_]*)`")
 
 
 class AnchorprepError(Exception):
@@ -27,5 +39,11 @@ class InputError(AnchorprepError):
         return self.reason if self.path is None else f"{self.path}: {self.reason}"
 
 
-class UsageError(AnchorprepError):
-    """The command line or configuration is wrong; nothing about individual items."""
+class UsageError(AnchorprepError, ValueError):
+    """The call is wrong (an argument, the configuration, an unusable input or output folder);
+    nothing about individual items. Name parameters in backquotes: `` `edge` must be ... ``."""
+
+    def render(self, option_for: dict[str, str]) -> str:
+        """The message with each backquoted parameter in ``option_for`` replaced by its option
+        name (the CLI passes ``{"edge": "--edge", ...}``); other backquoted words stay as they are."""
+        return PARAMETER.sub(lambda m: option_for.get(m.group(1), m.group(0)), str(self))
