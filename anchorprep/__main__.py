@@ -1,3 +1,3 @@
-from anchorprep.cli import main
+from anchorprep.cli.app import main
 
 main()

@@ -369,7 +369,7 @@ def test_random_time_kills(align_big, vad_big, tmp_path, seed):
 
 def dying_run(tools: Path, corpus: Corpus, out: Path, die_on: str, once: Path | None = None,
               workers: int = 2, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    script = ("import sys, dyinghelper, anchorprep.cli.align as cli; cli.AlignJob = dyinghelper.DyingAlignJob; "
+    script = ("import sys, dyinghelper, anchorprep.pipeline.api as api; api.AlignJob = dyinghelper.DyingAlignJob; "
               "from anchorprep.cli import main; sys.argv = ['anchorprep', *sys.argv[1:]]; main()")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tools), os.environ.get("PYTHONPATH", "")]),
            "ANCHORPREP_DIE_ON": die_on}
@@ -435,7 +435,7 @@ def test_pool_workers_exit_when_the_driver_is_killed(tools, align_corpus, tmp_pa
 
     One worker hangs on an item (so the pool is certainly alive), the other idles; the driver
     is killed; both workers must go away on their own."""
-    script = ("import sys, dyinghelper, anchorprep.cli.align as cli; cli.AlignJob = dyinghelper.DyingAlignJob; "
+    script = ("import sys, dyinghelper, anchorprep.pipeline.api as api; api.AlignJob = dyinghelper.DyingAlignJob; "
               "from anchorprep.cli import main; sys.argv = ['anchorprep', *sys.argv[1:]]; main()")
     env = {**os.environ, "PYTHONPATH": str(tools), "ANCHORPREP_HANG_ON": "utt0000004"}
     proc = subprocess.Popen([sys.executable, "-c", script, *align_corpus.argv(tmp_path / "out", "-j", "2")], env=env,

@@ -41,7 +41,7 @@ HELPER = textwrap.dedent('''
             row["audio_path"] = "MALLOC_TRIM_THRESHOLD_=" + os.environ.get("MALLOC_TRIM_THRESHOLD_", "<unset>")
             return row, stats
 ''')
-RECORDING_CLI = ("import sys, envhelper, anchorprep.cli.align as cli; cli.AlignJob = envhelper.EnvRecordingAlignJob; "
+RECORDING_CLI = ("import sys, envhelper, anchorprep.pipeline.api as api; api.AlignJob = envhelper.EnvRecordingAlignJob; "
                  "from anchorprep.cli import main; sys.argv = ['anchorprep', *sys.argv[1:]]; main()")
 
 
@@ -178,7 +178,7 @@ def test_dask_worker_that_always_dies_fails_only_its_shard(corpus, reference, tm
     local pool, instead of aborting the run with a traceback; every other shard is intact."""
     (tmp_path / "dyinghelper.py").write_text(DYING)
     out = tmp_path / "out"
-    script = ("import sys, dyinghelper, anchorprep.cli.align as cli; cli.AlignJob = dyinghelper.DyingAlignJob; "
+    script = ("import sys, dyinghelper, anchorprep.pipeline.api as api; api.AlignJob = dyinghelper.DyingAlignJob; "
               "from anchorprep.cli import main; sys.argv = ['anchorprep', *sys.argv[1:]]; main()")
     env = cli_env(PYTHONPATH=str(tmp_path), ANCHORPREP_DIE_ON="utt0000020")
     proc = subprocess.run([sys.executable, "-c", script, "align", str(corpus), "-o", str(out), *KEYWORD, "-q",

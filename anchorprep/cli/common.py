@@ -1,4 +1,11 @@
-"""Options every pipeline command shares, and the run/report plumbing around the runner."""
+"""What every command shares: option panels, errors as one line with exit 2, progress, summaries,
+``--config FILE.toml`` and ``--print-config``.
+
+Nothing here imports numpy, pandas or torch: the library is imported inside each command's body,
+so ``anchorprep --help`` starts as fast as typer itself.
+"""
+
+from __future__ import annotations
 
 import functools
 import inspect
@@ -6,141 +13,77 @@ import json
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from anchorprep.anchors import TargetWindow
 from anchorprep.errors import UsageError
-from anchorprep.grid import FrameGrid
-from anchorprep.pipeline.rows import Labelling
-from anchorprep.pipeline.runner import RunOptions, RunResult, run
+from anchorprep.pipeline.options import PipelineOptions
 
 console = Console(stderr=True)
 
 RUN = "Run"
 GRID = "Frame grid and targets"
+DEFAULTS = PipelineOptions()
 
-Out = Annotated[Path, typer.Option("-o", "--out", help="Output folder for shards, manifest.json, errors.jsonl, report.json.", rich_help_panel=RUN)]
-ShardSize = Annotated[int, typer.Option("--shard-size", help="Utterances per shard.", rich_help_panel=RUN)]
-Workers = Annotated[int, typer.Option("-j", "--workers", help="Worker processes.", rich_help_panel=RUN)]
-ShardIndex = Annotated[Optional[int], typer.Option("--shard-index", help="Array jobs: this task's index in [0, --num-shards).", rich_help_panel=RUN)]
-NumShards = Annotated[Optional[int], typer.Option("--num-shards", help="Array jobs: split the shard plan into this many tasks; task i runs shards i, i+K, ...", rich_help_panel=RUN)]
-Resume = Annotated[bool, typer.Option("--resume", help="Skip shards a previous run with the same settings finished.", rich_help_panel=RUN)]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a previous run with different settings in --out.", rich_help_panel=RUN)]
-MaxErrors = Annotated[Optional[int], typer.Option("--max-errors", help="Stop after more than N failed items (exit 1; continue later with --resume).", rich_help_panel=RUN)]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the shard plan and exit without writing.", rich_help_panel=RUN)]
-Executor = Annotated[str, typer.Option("--executor", help="local (process pool) or dask (pip install 'anchorprep[dask]').", rich_help_panel=RUN)]
-Address = Annotated[Optional[str], typer.Option("--address", help="Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else a local cluster).", rich_help_panel=RUN)]
-Retries = Annotated[int, typer.Option("--retries", help="Retries of a shard whose worker died or whose task failed.", rich_help_panel=RUN)]
+# The shared options of the pipeline commands: (name, annotation), defaults from PipelineOptions.
+GRID_OPTIONS = (
+    ("sample_rate", Annotated[int, typer.Option("--sample-rate", help="Grid sample rate (features are computed at this rate).", rich_help_panel=GRID)]),
+    ("frame_shift_ms", Annotated[float, typer.Option("--frame-shift-ms", rich_help_panel=GRID)]),
+    ("frame_length_ms", Annotated[float, typer.Option("--frame-length-ms", rich_help_panel=GRID)]),
+    ("snip_edges", Annotated[bool, typer.Option("--snip-edges/--no-snip-edges", help="Kaldi's snip_edges.", rich_help_panel=GRID)]),
+    ("subsampling", Annotated[int, typer.Option("--subsampling", help="Model frame = this many feature frames.", rich_help_panel=GRID)]),
+    ("anchor_rule", Annotated[str, typer.Option("--anchor-rule", help="causal: first frame whose end >= event; nearest: nearest frame centre.", rich_help_panel=GRID)]),
+)
+TARGET_OPTIONS = (
+    ("positive_window", Annotated[str, typer.Option("--positive-window", help="Frames LO:HI (d = t - anchor) labelled positive.", rich_help_panel=GRID)]),
+    ("guard", Annotated[int, typer.Option("--guard", help="Frames beyond the positive window set to ignore_index (-100).", rich_help_panel=GRID)]),
+)
+RUN_OPTIONS = (
+    ("shard_size", Annotated[int, typer.Option("--shard-size", help="Utterances per shard.", rich_help_panel=RUN)]),
+    ("workers", Annotated[int, typer.Option("-j", "--workers", help="Worker processes.", rich_help_panel=RUN)]),
+    ("shard_index", Annotated[Optional[int], typer.Option("--shard-index", help="Array jobs: this task's index in [0, --num-shards).", rich_help_panel=RUN)]),
+    ("num_shards", Annotated[Optional[int], typer.Option("--num-shards", help="Array jobs: split the shard plan into this many tasks; task i runs shards i, i+K, ...", rich_help_panel=RUN)]),
+    ("resume", Annotated[bool, typer.Option("--resume", help="Skip shards a previous run with the same settings finished.", rich_help_panel=RUN)]),
+    ("overwrite", Annotated[bool, typer.Option("--overwrite", help="Replace a previous run with different settings in --out.", rich_help_panel=RUN)]),
+    ("max_errors", Annotated[Optional[int], typer.Option("--max-errors", help="Stop after more than N failed items (exit 1; continue later with --resume).", rich_help_panel=RUN)]),
+    ("dry_run", Annotated[bool, typer.Option("--dry-run", help="Print the shard plan and exit without writing.", rich_help_panel=RUN)]),
+    ("retries", Annotated[int, typer.Option("--retries", help="Retries of a shard whose worker died or whose task failed.", rich_help_panel=RUN)]),
+    ("executor", Annotated[str, typer.Option("--executor", help="local (process pool) or dask (pip install 'anchorprep\\[dask]').", rich_help_panel=RUN)]),
+    ("address", Annotated[Optional[str], typer.Option("--address", help="Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else a local cluster).", rich_help_panel=RUN)]),
+)
+#: Options of the CLI alone: how it talks to the terminal and where its defaults come from.
+CLI_ONLY = ("quiet", "config", "print_config")
+
+Out = Annotated[Path, typer.Option("-o", "--out", help="Output folder: shards, manifest.json, errors.jsonl, report.json.", rich_help_panel=RUN)]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or summary table.", rich_help_panel=RUN)]
 
-SampleRate = Annotated[int, typer.Option("--sample-rate", help="Grid sample rate (features are computed at this rate).", rich_help_panel=GRID)]
-FrameShift = Annotated[float, typer.Option("--frame-shift-ms", rich_help_panel=GRID)]
-FrameLength = Annotated[float, typer.Option("--frame-length-ms", rich_help_panel=GRID)]
-SnipEdges = Annotated[bool, typer.Option("--snip-edges/--no-snip-edges", help="Kaldi's snip_edges.", rich_help_panel=GRID)]
-Subsampling = Annotated[int, typer.Option("--subsampling", help="Model frame = this many feature frames.", rich_help_panel=GRID)]
-AnchorRule = Annotated[str, typer.Option("--anchor-rule", help="causal: first frame whose end >= event; nearest: nearest frame centre.", rich_help_panel=GRID)]
-Window = Annotated[str, typer.Option("--positive-window", help="Frames LO:HI (d = t - anchor) labelled positive.", rich_help_panel=GRID)]
-Guard = Annotated[int, typer.Option("--guard", help="Frames beyond the positive window set to ignore_index (-100).", rich_help_panel=GRID)]
+
+def option_names(command: click.Command) -> dict[str, str]:
+    """Python parameter name -> how the command line spells it (``edge`` -> ``--edge``)."""
+    names = {}
+    for param in command.params:
+        if isinstance(param, click.Argument):
+            names[param.name] = param.human_readable_name
+        elif param.opts:
+            names[param.name] = max(param.opts, key=len)
+    return names
 
 
-GRID_PARAMS = (("sample_rate", SampleRate, 16000), ("frame_shift_ms", FrameShift, 10.0),
-               ("frame_length_ms", FrameLength, 25.0), ("snip_edges", SnipEdges, True),
-               ("subsampling", Subsampling, 1), ("anchor_rule", AnchorRule, "causal"))
-TARGET_PARAMS = (("positive_window", Window, "0:30"), ("guard", Guard, 0))
-RUN_PARAMS = (("out", Out, inspect.Parameter.empty), ("shard_size", ShardSize, 1000), ("workers", Workers, 1),
-              ("shard_index", ShardIndex, None), ("num_shards", NumShards, None), ("resume", Resume, False),
-              ("overwrite", Overwrite, False), ("max_errors", MaxErrors, None), ("dry_run", DryRun, False),
-              ("quiet", Quiet, False), ("retries", Retries, 1), ("executor", Executor, "local"),
-              ("address", Address, None))
+def usage_guard(func):
+    """Command wrapper: a `UsageError` becomes one line on stderr in the CLI's terms, and exit 2."""
 
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except UsageError as exc:
+            context = click.get_current_context(silent=True)
+            message = exc.render(option_names(context.command)) if context else str(exc)
+            typer.echo(f"error: {message}", err=True)  # plain text: rich markup would eat "[plot]"
+            raise typer.Exit(2) from None
 
-class Common(dict):
-    """The options every pipeline command shares, as given (grid, targets, run)."""
-
-    def window(self) -> TargetWindow:
-        return TargetWindow.parse(self["positive_window"], self["guard"])
-
-    def labelling(self, labels: tuple[str, ...]) -> Labelling:
-        grid = FrameGrid(self["sample_rate"], self["frame_shift_ms"], self["frame_length_ms"], self["snip_edges"],
-                         self["subsampling"])
-        return Labelling(grid, self.window(), labels, self["anchor_rule"])
-
-    def run_options(self) -> RunOptions:
-        return RunOptions(out_dir=self["out"], **{name: self[name] for name, _, _ in RUN_PARAMS if name != "out"})
-
-
-class RichProgress:
-    """Items/s and ETA on a TTY; silent otherwise."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.failed = 0
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]} items/s"), TextColumn("[red]{task.fields[failed]} failed"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
-        )
-
-    def start(self, total: int) -> None:
-        self._task = self._progress.add_task(self.label, total=total, rate="-", failed=0)
-        self._progress.start()
-
-    def advance(self, n: int, failed: int = 0) -> None:
-        self.failed += failed
-        self._progress.advance(self._task, n)
-        task = self._progress.tasks[0]
-        rate = f"{task.completed / task.elapsed:,.0f}" if task.elapsed else "-"
-        self._progress.update(self._task, rate=rate, failed=self.failed)
-
-    def stop(self) -> None:
-        self._progress.stop()
-
-
-def execute(job, items, options: RunOptions) -> None:
-    """Run a job, print the summary, and exit with 0 (ok), 1 (items failed) or 2 (usage)."""
-    show = not options.quiet and console.is_terminal
-    result = run(job, items, options, progress=RichProgress(job.command) if show else None,
-                 config=dict(_effective_config))
-    if options.dry_run:
-        typer.echo(json.dumps(result.report["plan"], indent=2))
-        raise typer.Exit(0)
-    if not options.quiet:
-        print_summary(result)
-    raise typer.Exit(result.exit_code)
-
-
-def print_summary(result: RunResult) -> None:
-    report = result.report
-    table = Table(title=f"anchorprep → {result.out_dir}", show_header=False)
-    rate = result.items_run / result.elapsed_s if result.elapsed_s else 0.0
-    rows = [
-        ("shards", f"{result.planned_shards} planned, {result.shards_run} run, {result.shards_skipped} resumed"),
-        ("items this run", f"{result.items_run:,} ({rate:,.0f}/s, {result.elapsed_s:.1f} s)"),
-    ]
-    if report:
-        rows += [
-            ("in / written / failed", f"{report['in']:,} / {report['written']:,} / {report['failed']:,}"),
-            ("positives / negatives", f"{report.get('positives', 0):,} / {report.get('negatives', 0):,}"),
-            ("anchors (clipped)", f"{report.get('anchors', 0):,} ({report.get('anchors_clipped_after_end', 0)} past the end)"),
-        ]
-        if report["failed"]:
-            rows.append(("errors", str(result.out_dir / "errors.jsonl")))
-    elif result.stopped_early:
-        rows.append(("stopped", f"more than --max-errors items failed ({result.items_failed}); fix them and rerun with --resume"))
-    else:
-        rows.append(("manifest", "not written yet: other shards of this run are unfinished (run `anchorprep assemble` when all are)"))
-    for key, value in rows:
-        table.add_row(key, value)
-    console.print(table)
-
-
-# Options that change how a run executes, not what it writes: kept out of the stored config.
-RUN_ONLY = {"workers", "shard_index", "num_shards", "resume", "overwrite", "max_errors", "dry_run", "quiet",
-            "executor", "address", "retries", "config", "print_config", "inputs", "out", "runs"}
-_effective_config: dict = {}
+    return wrapper
 
 
 def load_config(ctx: typer.Context, param, value: Optional[Path]):
@@ -168,7 +111,7 @@ def load_config(ctx: typer.Context, param, value: Optional[Path]):
         name = names.get(key.replace("-", "_"))
         if name is None or name in ("config", "print_config"):
             raise typer.BadParameter(f"{value}: unknown setting {key!r} for `anchorprep {command}`")
-        defaults[name] = [str(v) for v in item] if isinstance(item, list) else str(item) if isinstance(item, Path) else item
+        defaults[name] = [str(v) for v in item] if isinstance(item, list) else item
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
 
@@ -194,49 +137,109 @@ def config_toml(command: str, config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def usage_guard(func):
-    """Command wrapper: `UsageError` → message and exit 2; ``--print-config``; records the config."""
+class RichProgress:
+    """Items/s and ETA on a terminal."""
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        config = {k: v for k, v in kwargs.items() if k not in RUN_ONLY}
-        if kwargs.get("print_config"):
-            typer.echo(config_toml(func.__name__.removesuffix("_command"), config), nl=False)
-            raise typer.Exit(0)
-        _effective_config.clear()
-        _effective_config.update({k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in config.items()})
-        try:
-            return func(*args, **kwargs)
-        except UsageError as exc:
-            typer.echo(f"error: {exc}", err=True)  # plain text: rich markup would eat "[plot]"
-            raise typer.Exit(2) from None
+    def __init__(self, label: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return wrapper
+        self.label = label
+        self.failed = 0
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} items/s"), TextColumn("[red]{task.fields[failed]} failed"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+        )
+
+    def start(self, total: int) -> None:
+        self._task = self._progress.add_task(self.label, total=total, rate="-", failed=0)
+        self._progress.start()
+
+    def advance(self, n: int, failed: int = 0) -> None:
+        self.failed += failed
+        self._progress.advance(self._task, n)
+        task = self._progress.tasks[0]
+        rate = f"{task.completed / task.elapsed:,.0f}" if task.elapsed else "-"
+        self._progress.update(self._task, rate=rate, failed=self.failed)
+
+    def stop(self) -> None:
+        self._progress.stop()
 
 
-def pipeline_command(name: str, grid: bool = True):
-    """Register a pipeline command that takes the shared options as ``common: Common``.
+def print_summary(result) -> None:
+    """The run's summary table on stderr."""
+    from rich.table import Table
 
-    The grid (unless ``grid=False``), target and run options, ``--config`` and ``--print-config``
-    are added to the command's signature here, once, instead of in every command.
+    report = result.report
+    table = Table(title=f"anchorprep → {result.out_dir}", show_header=False)
+    rate = result.items_run / result.elapsed_s if result.elapsed_s else 0.0
+    rows = [
+        ("shards", f"{result.planned_shards} planned, {result.shards_run} run, {result.shards_skipped} resumed"),
+        ("items this run", f"{result.items_run:,} ({rate:,.0f}/s, {result.elapsed_s:.1f} s)"),
+    ]
+    if report:
+        rows += [
+            ("in / written / failed", f"{report['in']:,} / {report['written']:,} / {report['failed']:,}"),
+            ("positives / negatives", f"{report.get('positives', 0):,} / {report.get('negatives', 0):,}"),
+            ("anchors (clipped)", f"{report.get('anchors', 0):,} ({report.get('anchors_clipped_after_end', 0)} past the end)"),
+        ]
+        if report["failed"]:
+            rows.append(("errors", str(result.out_dir / "errors.jsonl")))
+    elif result.stopped_early:
+        rows.append(("stopped", f"more than --max-errors items failed ({result.items_failed}); fix them and rerun with --resume"))
+    else:
+        rows.append(("manifest", "not written yet: other shards of this run are unfinished (run `anchorprep assemble` when all are)"))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+def pipeline_command(app: typer.Typer, name: str, grid: bool = True):
+    """Register a pipeline command: the decorated function declares the command's own options
+    (same names and defaults as the library function `anchorprep.<name>`) and its docstring;
+    the shared grid, target and run options (from `PipelineOptions`), ``-q``, ``--config`` and
+    ``--print-config`` are added here, once, and the call goes to the library function with
+    every option passed through, so the CLI does exactly what the Python call does.
     """
-    from anchorprep.cli import app
+    shared = (GRID_OPTIONS if grid else ()) + TARGET_OPTIONS + RUN_OPTIONS
+    added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=getattr(DEFAULTS, n), annotation=a)
+             for n, a in shared]
+    added += [inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Quiet),
+              inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigFile),
+              inspect.Parameter("print_config", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=PrintConfig)]
 
-    shared = (GRID_PARAMS if grid else ()) + TARGET_PARAMS + RUN_PARAMS
-    extra = shared + (("config", ConfigFile, None), ("print_config", PrintConfig, False))
+    def decorate(declaration):
+        own = list(inspect.signature(declaration).parameters.values())
 
-    def decorate(func):
-        own = [p for p in inspect.signature(func).parameters.values() if p.name != "common"]
-        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, a, d in extra]
+        @functools.wraps(declaration)
+        def command(**kwargs):
+            from anchorprep.pipeline import api
 
-        @functools.wraps(func)
-        def with_common(**kwargs):
-            common = Common({n: kwargs.pop(n) for n, _, _ in shared})
-            kwargs.pop("config"), kwargs.pop("print_config")
-            return func(**kwargs, common=common)
+            quiet, print_config = kwargs.pop("quiet"), kwargs.pop("print_config")
+            kwargs.pop("config")
+            function = getattr(api, name)
+            if print_config:
+                typer.echo(config_toml(name, api.stored_config(function, _as_arguments(kwargs, own))), nl=False)
+                raise typer.Exit(0)
+            show = not quiet and console.is_terminal and not kwargs["dry_run"]
+            result = function(**kwargs, progress=RichProgress(name) if show else None)
+            if kwargs["dry_run"]:
+                typer.echo(json.dumps(result.report["plan"], indent=2))
+                raise typer.Exit(0)
+            if not quiet:
+                print_summary(result)
+            raise typer.Exit(result.exit_code)
 
-        with_common.__signature__ = inspect.Signature(own + added)
-        with_common.__annotations__ = {p.name: p.annotation for p in own + added}
-        return app.command(name)(usage_guard(with_common))
+        command.__signature__ = inspect.Signature(own + added)
+        command.__annotations__ = {p.name: p.annotation for p in own + added}
+        return app.command(name)(usage_guard(command))
 
     return decorate
+
+
+def _as_arguments(kwargs: dict, own: list[inspect.Parameter]) -> dict:
+    """CLI keyword arguments as the library function's: its own options, the rest in ``options``."""
+    names = {p.name for p in own}
+    return {**{k: v for k, v in kwargs.items() if k in names},
+            "options": {k: v for k, v in kwargs.items() if k not in names}}
+

@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from anchorprep.cli import app
 from anchorprep.cli.common import usage_guard
 
 export_app = typer.Typer(
@@ -16,7 +15,6 @@ export_app = typer.Typer(
     help="Export a run to other toolkits: a lhotse CutSet with anchors, or a WeKws data.list.",
     no_args_is_help=True,
 )
-app.add_typer(export_app, name="export")
 
 Run = Annotated[Path, typer.Argument(help="An anchorprep output folder (manifest.json + shards).")]
 Missing = Annotated[str, typer.Option("--missing", help="Inputs without a row: drop, keep (unchanged) or error.")]
@@ -28,7 +26,7 @@ def _report(summary: dict) -> None:
 
 @export_app.command("lhotse")
 @usage_guard
-def export_lhotse_command(
+def lhotse(
     run: Run,
     cuts: Annotated[Path, typer.Option("--cuts", help="The lhotse CutSet the run was made from (.jsonl.gz/.jsonl/.json).")],
     out: Annotated[Path, typer.Option("-o", "--out", help="The CutSet to write, with anchor custom fields and arrays.")],
@@ -43,7 +41,7 @@ def export_lhotse_command(
 
 @export_app.command("wekws")
 @usage_guard
-def export_wekws_command(
+def wekws(
     run: Run,
     out: Annotated[Path, typer.Option("-o", "--out", help="The data.list to write.")],
     base_list: Annotated[Optional[Path], typer.Option("--base-list", help="A WeKws data.list (e.g. with CTC token ids) to extend by key.")] = None,
