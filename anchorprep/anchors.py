@@ -44,9 +44,9 @@ class TargetWindow:
 
     def __post_init__(self) -> None:
         if self.lo > self.hi:
-            raise UsageError(f"positive window {self.lo}:{self.hi} is empty (lo > hi)")
+            raise UsageError(f"`positive_window` {self.lo}:{self.hi} is empty (LO > HI)")
         if self.guard < 0:
-            raise UsageError(f"guard must be >= 0, got {self.guard}")
+            raise UsageError(f"`guard` must be >= 0, got {self.guard}")
 
     @classmethod
     def parse(cls, text: str, guard: int = 0) -> "TargetWindow":
@@ -54,7 +54,7 @@ class TargetWindow:
         try:
             lo, hi = (int(part) for part in text.split(":"))
         except ValueError:
-            raise UsageError(f"positive window must look like LO:HI in frames (e.g. 0:30), got {text!r}") from None
+            raise UsageError(f"`positive_window` must look like LO:HI in frames (e.g. 0:30), got {text!r}") from None
         return cls(lo, hi, guard)
 
 

@@ -49,12 +49,12 @@ class FrameGrid:
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
-            raise UsageError(f"sample rate must be positive, got {self.sample_rate}")
+            raise UsageError(f"`sample_rate` must be positive, got {self.sample_rate}")
         if self.subsampling < 1:
-            raise UsageError(f"subsampling must be >= 1, got {self.subsampling}")
+            raise UsageError(f"`subsampling` must be >= 1, got {self.subsampling}")
         for name in ("frame_shift_ms", "frame_length_ms"):
             if _kaldi_samples(self.sample_rate, getattr(self, name)) < 1:
-                raise UsageError(f"{name}={getattr(self, name)} is less than one sample at {self.sample_rate} Hz")
+                raise UsageError(f"`{name}` = {getattr(self, name)} is less than one sample at {self.sample_rate} Hz")
 
     @property
     def shift(self) -> int:
@@ -132,7 +132,7 @@ class FrameGrid:
             # Round half down: an event exactly between two centres goes to the earlier frame.
             raw = np.ceil((pos - first_centre) / step - 0.5)
         else:
-            raise UsageError(f"unknown anchor rule {rule!r}; choose one of {', '.join(ANCHOR_RULES)}")
+            raise UsageError(f"`anchor_rule` must be one of {', '.join(ANCHOR_RULES)}, got {rule!r}")
         raw = raw.astype(np.int64)
         clipped_after = int(np.count_nonzero(raw > num_frames - 1))
         clipped_before = int(np.count_nonzero(pos < 0))

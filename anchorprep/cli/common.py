@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 
@@ -59,14 +58,17 @@ Out = Annotated[Path, typer.Option("-o", "--out", help="Output folder: shards, m
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or summary table.", rich_help_panel=RUN)]
 
 
-def option_names(command: click.Command) -> dict[str, str]:
-    """Python parameter name -> how the command line spells it (``edge`` -> ``--edge``)."""
+def option_names(command) -> dict[str, str]:
+    """Python parameter name -> how the command line spells it (``edge`` -> ``--edge``), read
+    from the command's typer annotations."""
     names = {}
-    for param in command.params:
-        if isinstance(param, click.Argument):
-            names[param.name] = param.human_readable_name
-        elif param.opts:
-            names[param.name] = max(param.opts, key=len)
+    for name, parameter in inspect.signature(command).parameters.items():
+        for info in getattr(parameter.annotation, "__metadata__", ()):
+            if isinstance(info, typer.models.ArgumentInfo):
+                names[name] = name.upper()
+            elif isinstance(info, typer.models.OptionInfo):
+                flags = [flag.split("/")[0] for flag in info.param_decls if flag.startswith("--")]
+                names[name] = max(flags, key=len) if flags else "--" + name.replace("_", "-")
     return names
 
 
@@ -78,8 +80,7 @@ def usage_guard(func):
         try:
             return func(*args, **kwargs)
         except UsageError as exc:
-            context = click.get_current_context(silent=True)
-            message = exc.render(option_names(context.command)) if context else str(exc)
+            message = exc.render(option_names(wrapper))
             typer.echo(f"error: {message}", err=True)  # plain text: rich markup would eat "[plot]"
             raise typer.Exit(2) from None
 

@@ -98,7 +98,7 @@ class Labelling:
 
     def __post_init__(self) -> None:
         if self.anchor_rule not in ANCHOR_RULES:
-            raise UsageError(f"--anchor-rule must be one of {', '.join(ANCHOR_RULES)}, got {self.anchor_rule!r}")
+            raise UsageError(f"`anchor_rule` must be one of {', '.join(ANCHOR_RULES)}, got {self.anchor_rule!r}")
         label_map(list(self.labels))  # validates uniqueness
 
     @property
