@@ -36,3 +36,13 @@ def test_training_snippet_runs_as_written(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     losses = [float(x) for x in re.findall(r"loss ([0-9.]+)", printed)]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
+
+
+def test_python_api_snippet_runs_as_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sample_data").symlink_to(REPO / "sample_data")
+    section = README[README.index("## The pipeline") : README.index("## Frame grid")]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(snippet, "README.md", "exec"), {})
+    expected = re.search(r"# (\d+ \d+ \d+)\n", snippet).group(1)
+    assert capsys.readouterr().out.strip() == expected
