@@ -7,9 +7,9 @@ from anchorprep.cli.common import Common, execute, pipeline_command
 from anchorprep.errors import UsageError
 from anchorprep.pipeline.accel import PEAK, AccelJob, AccelReadOptions
 from anchorprep.pipeline.combine import CombineOptions
-from anchorprep.pipeline.inputs import discover_files, read_manifest
 from anchorprep.pipeline.vad import ONSET, VadOptions
 from anchorprep.sources.accel import RAISE_PRESET, STEP_PRESET, AccelSettings
+from anchorprep.sources.items import accel_items
 
 ACCEL = "Accelerometer"
 PRESETS = {"step": STEP_PRESET, "raise": RAISE_PRESET, "default": AccelSettings()}
@@ -67,8 +67,5 @@ def accel_command(
         VadOptions() if vad else None,
         CombineOptions(tuple(use_source or ()), None if agree_within_ms is None else agree_within_ms / 1000.0),
     )
-    if inputs.is_dir():
-        items = discover_files(inputs, (".csv", ".tsv", ".txt", ".npy", ".parquet", ".gz"), "accel_path")
-    else:
-        items = read_manifest(inputs, required=("utt_id", "accel_path"))
+    items = accel_items(inputs)
     execute(job, items, common.run_options())

@@ -5,10 +5,8 @@ import typer
 
 from anchorprep.anchors import SPEECH_ONSET
 from anchorprep.cli.common import Common, execute, pipeline_command
-from anchorprep.pipeline.align import AlignJob, AlignOptions, ctm_items
-from anchorprep.pipeline.inputs import discover_pairs, read_manifest
-from anchorprep.sources.lhotse_manifest import is_lhotse_manifest, lhotse_items
-from anchorprep.sources.rttm import is_rttm, rttm_items
+from anchorprep.pipeline.align import AlignJob, AlignOptions
+from anchorprep.sources.items import alignment_items
 
 SOURCE = "Alignment source"
 
@@ -40,14 +38,6 @@ def align_command(
                            encoding, str(segments) if segments else None, speech_onsets, min_pause_ms / 1000.0, lhotse_unit)
     labels = (SPEECH_ONSET,) if speech_onsets else tuple(keyword or ())
     job = AlignJob(common.labelling(labels), options)
-    if inputs.is_dir():
-        items = discover_pairs(inputs, audio_dir)
-    elif is_rttm(inputs, format):
-        items = rttm_items(inputs, wav_scp, encoding)
-    elif format in ("auto", "lhotse") and is_lhotse_manifest(inputs):
-        items = lhotse_items(inputs, lhotse_unit, recordings=recordings, audio_root=audio_root)
-    elif inputs.suffix.lower() == ".ctm":
-        items = ctm_items(inputs, segments, wav_scp, encoding)
-    else:
-        items = read_manifest(inputs, required=("utt_id", "alignment_path"))
+    items = alignment_items(inputs, alignment_format=format, audio_dir=audio_dir, segments=segments, wav_scp=wav_scp,
+                            encoding=encoding, lhotse_unit=lhotse_unit, recordings=recordings, audio_root=audio_root)
     execute(job, items, common.run_options())

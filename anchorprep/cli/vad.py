@@ -4,8 +4,9 @@ from typing import Annotated, Optional
 import typer
 
 from anchorprep.cli.common import Common, execute, pipeline_command
-from anchorprep.pipeline.inputs import AUDIO_SUFFIXES, add_search_region, discover_files, read_manifest
+from anchorprep.pipeline.inputs import add_search_region
 from anchorprep.pipeline.vad import VadJob, VadOptions, vad_labels
+from anchorprep.sources.items import audio_items
 from anchorprep.sources.vad import VadSettings
 
 VAD = "Voice activity detection"
@@ -48,10 +49,7 @@ def vad_command(
                            min_silence_ms=min_silence_ms)
     options = VadOptions(settings, channel_option(channel), offsets, onsets, targets)
     job = VadJob(common.labelling(vad_labels(offsets)), options)
-    if inputs.is_dir():
-        items = discover_files(inputs, AUDIO_SUFFIXES, "audio_path")
-    else:
-        items = read_manifest(inputs, required=("utt_id", "audio_path"))
+    items = audio_items(inputs)
     if anchors_from is not None:
         items = add_search_region(items, anchors_from)
     execute(job, items, common.run_options())
