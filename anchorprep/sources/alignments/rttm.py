@@ -48,7 +48,7 @@ import math
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Mapping, Union
+from typing import Iterable, Union
 
 from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.alignments.model import Alignment, Interval, Tier
@@ -206,12 +206,3 @@ def is_rttm(path: PathLike, fmt: str = "auto") -> bool:
     """Whether ``align`` should read ``path`` with `read_rttm`: ``fmt == "rttm"``, or ``"auto"``
     and a ``.rttm`` extension (any case)."""
     return fmt == "rttm" or (fmt == "auto" and os.fspath(path).lower().endswith(".rttm"))
-
-
-def speaker_tiers(alignment: Alignment) -> Mapping[str, Tier]:
-    """``{speaker: tier}`` of an RTTM alignment (without the all-speakers tier)."""
-    return {
-        t.name[: -len(SPEAKER_TIER_SUFFIX)]: t
-        for t in alignment.tiers
-        if t.name.endswith(SPEAKER_TIER_SUFFIX)
-    }
