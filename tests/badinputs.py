@@ -358,7 +358,7 @@ def ctm_cases(d: Path) -> list[Case]:
         error("ctm_bad_confidence", "read_alignment", ("line 8", "confidence"), "confidence 'high'", alignment_path=path),
         error("ctm_absent_id", "read_alignment", ("'ctm_absent_id'", "not in"), "utterance not in the CTM",
               alignment_path=path),
-        error("ctm_gb", "read_alignment", ("--encoding",), "GB18030 bytes read as UTF-8", alignment_path=str(gb)),
+        error("ctm_gb", "read_alignment", ("`encoding`",), "GB18030 bytes read as UTF-8", alignment_path=str(gb)),
     ]
 
 
@@ -381,7 +381,7 @@ def realdata_align_cases(realdata: Path, d: Path) -> list[Case]:
         row("real_lj002_0035_with_audio", "LJSpeech 22.05 kHz audio; keyword 'hey computer' absent", _negative,
             alignment_path=str(tg / "ljspeech_mfa" / "LJ002-0035.TextGrid"),
             audio_path=str(tg / "ljspeech_mfa" / "LJ002-0035.wav")),
-        error("real_fave_two_speakers", "find_keyword", ("2 speakers have words tiers", "speaker="),
+        error("real_fave_two_speakers", "find_keyword", ("2 speakers have words tiers", "`speaker`"),
               "FAVE speaker tiers with punctuation in names, no --speaker chosen",
               alignment_path=str(tg / "polyglotdb" / "fave_stereo.TextGrid"),
               audio_path=str(tg / "polyglotdb" / "fave_stereo.wav")),
@@ -401,7 +401,7 @@ def realdata_align_cases(realdata: Path, d: Path) -> list[Case]:
               "mary.wav copied to a .TextGrid name", alignment_path=str(wav_as_grid)),
         error("AIT_20061020B_A", "read_alignment", ("line",), "SCTK's deliberately malformed test00.ctm",
               alignment_path=str(ctm / "test00.ctm")),
-        error("mand_hyp_gb", "read_alignment", ("--encoding",), "SCTK Mandarin CTM in GB bytes",
+        error("mand_hyp_gb", "read_alignment", ("`encoding`",), "SCTK Mandarin CTM in GB bytes",
               alignment_path=str(ctm / "mand_hyp.ctm")),
     ]
 

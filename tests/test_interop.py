@@ -23,15 +23,16 @@ from typer.testing import CliRunner
 from anchorprep.cli import app
 from anchorprep.errors import InputError, UsageError
 from anchorprep.interop import MissingDependencyError, export_wekws, hf_data_files, run_rows, wekws_label
-from anchorprep.pipeline.align import AlignJob, AlignOptions, speech_run_starts
+from anchorprep.pipeline.align import AlignJob, AlignOptions
 from anchorprep.pipeline.rows import Labelling
 from anchorprep.pipeline.runner import RunOptions, run
 from anchorprep.anchors import SPEECH_ONSET, TargetWindow
 from anchorprep.grid import FrameGrid
-from anchorprep.sources.alignment import select_word_tier
-from anchorprep.sources.lhotse_manifest import is_lhotse_manifest, lhotse_items, manifest_kind, read_lhotse
-from anchorprep.sources.rttm import is_rttm, read_rttm, rttm_items, write_rttm
-from anchorprep.sources.textgrid import read_textgrid
+from anchorprep.sources.alignments.keywords import select_word_tier, speech_run_starts
+from anchorprep.sources.alignments.lhotse import is_lhotse_manifest, lhotse_items, manifest_kind, read_lhotse
+from anchorprep.sources.alignments.rttm import is_rttm, read_rttm, write_rttm
+from anchorprep.sources.alignments.textgrid import read_textgrid
+from anchorprep.sources.items import rttm_items
 
 runner = CliRunner()
 
@@ -616,7 +617,7 @@ def test_run_rows_streams_the_shard_columns(lj_run):
 def test_module_examples():
     import doctest
 
-    import anchorprep.sources.rttm as rttm_module
+    import anchorprep.sources.alignments.rttm as rttm_module
 
     result = doctest.testmod(rttm_module)
     assert result.attempted > 0 and result.failed == 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from anchorprep import __version__
+from anchorprep.version import __version__
 from anchorprep.cli import export, inspect, pipelines
 from anchorprep.cli.common import pipeline_command
 

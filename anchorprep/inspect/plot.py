@@ -72,24 +72,16 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def _load_alignment(path: Path, settings: dict, utt_id: str, start_s: float):
     """The word tier of ``path`` for this utterance, its time offset, and the align options."""
-    from anchorprep.sources.alignment import read_alignment, select_word_tier
+    from anchorprep.sources.alignments.formats import utterance_alignment
+    from anchorprep.sources.alignments.keywords import select_word_tier
 
     align = settings.get("align", {}) if settings.get("command") == "align" else {}
-    fmt = align.get("alignment_format", "auto")
-    if fmt == "ctm" or (fmt == "auto" and str(path).lower().endswith(".ctm")):
-        from anchorprep.sources.ctm import ctm_to_utterances, read_ctm, read_segments
-
-        by_file = read_ctm(str(path), encoding=align.get("encoding", "utf-8"), level=align.get("level", "words"))
-        if align.get("segments"):
-            by_file = ctm_to_utterances(by_file, read_segments(align["segments"]))
-        if utt_id not in by_file:
-            raise UsageError(f"{path}: no lines for utterance {utt_id!r}")
-        alignment, offset = by_file[utt_id], 0.0
-    else:
-        alignment, offset = read_alignment(str(path), format=fmt), start_s
+    alignment, utterance_relative = utterance_alignment(
+        path, utt_id, align.get("alignment_format", "auto"), encoding=align.get("encoding", "utf-8"),
+        level=align.get("level", "words"), segments=align.get("segments"), lhotse_unit=align.get("lhotse_unit", "auto"))
     tier = select_word_tier(alignment, tier=align.get("tier"), speaker=align.get("speaker"),
                             level=align.get("level", "words"))
-    return tier, offset, align
+    return tier, 0.0 if utterance_relative else start_s, align
 
 
 def plot_utterance(
@@ -303,7 +295,8 @@ def _draw_spectrogram(ax, samples: np.ndarray, rate: int, grid, max_freq_hz: flo
 
 
 def _draw_alignment(ax, words, duration, times, labels, sources, fig, width_px) -> list[str]:
-    from anchorprep.sources.alignment import SILENCE_LABELS, find_phrase
+    from anchorprep.sources.alignments.keywords import find_phrase
+    from anchorprep.sources.text import SILENCE_LABELS
 
     tier, offset, align = words
     ax.set_ylim(0, 1)

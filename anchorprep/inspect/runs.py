@@ -30,9 +30,6 @@ REPORT = "report.json"
 COMMON_SETTINGS = ("schema_version", "tool", "tool_version", "command", "time_reference", "shard_size",
                    "passthrough_columns", "inputs", "config", "settings_sha256")
 
-#: The files `anchorprep accel` picks up from a folder (kept in step with anchorprep/cli/accel.py).
-ACCEL_SUFFIXES = (".csv", ".tsv", ".txt", ".npy", ".parquet", ".gz")
-
 
 @dataclass
 class Run:
@@ -257,41 +254,34 @@ def config_of(settings: dict) -> dict:
 
 
 def command_items(settings: dict, inputs: Path):
-    """The item table the run's command builds from ``inputs`` (its manifest, folder or CTM).
-
-    Mirrors the CLI: folder discovery, Kaldi CTM items and manifests, with the options the run
-    stored in its ``config`` block (``--audio-dir``, ``--segments``, ``--wav-scp``,
-    ``--anchors-from``).
+    """The item table the run's command builds from ``inputs``, with the options the run stored
+    in its ``config`` block (``audio_dir``, ``segments``, ``wav_scp``, ``recordings``,
+    ``audio_root``, ``anchors_from``) and its ``align`` settings: the discovery functions of
+    `anchorprep.sources.items`, as the pipeline commands call them.
     """
-    from anchorprep.pipeline.inputs import AUDIO_SUFFIXES, add_search_region, discover_files, discover_pairs, read_manifest
+    from anchorprep.sources.items import accel_items, alignment_items, audio_items
 
     inputs = Path(inputs)
-    if not inputs.exists():
-        raise UsageError(f"--inputs {inputs}: no such file or folder")
+    if str(inputs) != "-" and not inputs.exists():
+        raise UsageError(f"`inputs` {inputs}: no such file or folder")
     command, config = settings.get("command"), config_of(settings)
 
     def path(key: str) -> Path | None:
         return Path(config[key]) if config.get(key) else None
 
     if command == "align":
-        from anchorprep.pipeline.align import ctm_items
-
-        if inputs.is_dir():
-            return discover_pairs(inputs, path("audio_dir"))
-        if inputs.suffix.lower() == ".ctm":
-            align = settings.get("align", {})
-            return ctm_items(inputs, path("segments"), path("wav_scp"), align.get("encoding", "utf-8"))
-        return read_manifest(inputs, required=("utt_id", "alignment_path"))
+        align = settings.get("align", {})
+        return alignment_items(inputs, alignment_format=align.get("alignment_format", "auto"),
+                               audio_dir=path("audio_dir"), segments=path("segments"), wav_scp=path("wav_scp"),
+                               encoding=align.get("encoding", "utf-8"), lhotse_unit=align.get("lhotse_unit", "auto"),
+                               recordings=path("recordings"), audio_root=path("audio_root"))
     if command == "vad":
-        if inputs.is_dir():
-            items = discover_files(inputs, AUDIO_SUFFIXES, "audio_path")
-        else:
-            items = read_manifest(inputs, required=("utt_id", "audio_path"))
+        items = audio_items(inputs)
         if path("anchors_from") is not None:
+            from anchorprep.pipeline.inputs import add_search_region
+
             items = add_search_region(items, path("anchors_from"))
         return items
     if command == "accel":
-        if inputs.is_dir():
-            return discover_files(inputs, ACCEL_SUFFIXES, "accel_path")
-        return read_manifest(inputs, required=("utt_id", "accel_path"))
-    raise UsageError(f"--inputs does not apply to `anchorprep {command}` runs")
+        return accel_items(inputs)
+    raise UsageError(f"`inputs` does not apply to `anchorprep {command}` runs")

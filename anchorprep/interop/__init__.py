@@ -7,8 +7,8 @@
   (``pip install 'anchorprep[hf]'``).
 
 The readers that bring other toolkits' annotations *in* live with the other sources:
-`anchorprep.sources.lhotse_manifest` (lhotse CutSet/SupervisionSet manifests, word alignments)
-and `anchorprep.sources.rttm` (NIST RTTM speaker segmentation). Optional packages are imported
+`anchorprep.sources.alignments.lhotse` (lhotse CutSet/SupervisionSet manifests, word alignments)
+and `anchorprep.sources.alignments.rttm` (NIST RTTM speaker segmentation). Optional packages are imported
 only when a function needs them.
 """
 

@@ -69,7 +69,7 @@ class AccelJob:
         if self.vad is not None:
             with stage("vad", item.get("audio_path")):
                 if not item.get("audio_path"):
-                    raise InputError("--vad needs audio, and this item has no audio_path")
+                    raise InputError("`vad` needs audio, and this item has no audio_path")
                 result = vad_file(item["audio_path"], self.vad.settings, extent.start_s, extent.duration_s, self.vad.channel)
             events += [AnchorEvent(onset, ONSET, "vad") for onset in result.onsets]
         used, agreement = self.combine.select(events)

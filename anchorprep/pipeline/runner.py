@@ -29,7 +29,7 @@ from typing import Iterator, Protocol
 
 import pandas as pd
 
-from anchorprep import __version__
+from anchorprep.version import __version__
 from anchorprep.errors import InputError, UsageError
 from anchorprep.shards import PASSTHROUGH_COLUMNS, SCHEMA_VERSION, rows_to_table, shard_schema
 from anchorprep.shards.io import sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic

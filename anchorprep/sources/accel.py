@@ -202,7 +202,7 @@ def _check_read_args(
             raise UsageError(f"columns must be a sequence of names or indices; got {columns!r}")
         want = 3 if rate is not None else 4
         if len(columns) != want:
-            what = "(x, y, z) because rate= means there is no time column" if rate is not None else "(t, x, y, z)"
+            what = "(x, y, z) because `rate` means there is no time column" if rate is not None else "(t, x, y, z)"
             raise UsageError(f"columns must list {want} entries {what}; got {list(columns)!r}")
         for c in columns:
             if isinstance(c, bool) or not isinstance(c, (int, str)):
@@ -268,14 +268,14 @@ def _load_csv(p: Path, skip_rows: int, has_header: bool | str) -> tuple[pd.DataF
             msg = str(exc).replace("Error tokenizing data. C error: ", "")
             raise InputError(
                 f"inconsistent number of fields: {msg}; every row needs the same columns "
-                "(use skip_rows= for metadata lines at the top)", str(p)
+                "(use `skip_rows` for metadata lines at the top)", str(p)
             ) from exc
         except (OSError, EOFError, UnicodeError, ValueError, gzip.BadGzipFile) as exc:
             raise InputError(f"cannot parse as CSV: {exc}", str(p)) from exc
     for w in caught:
         if issubclass(w.category, pd.errors.ParserWarning) and "Length of header" in str(w.message):
             raise InputError(
-                "data rows have more fields than the header row; fix the header or pass has_header=False",
+                "data rows have more fields than the header row; fix the header or pass `has_header` False",
                 str(p),
             )
     first_data_line = start + (1 if header else 0) + 1  # 1-based line number of data row 0
@@ -318,7 +318,7 @@ def _resolve_columns(
     if columns is None:
         if ncols < want:
             hint = "t, x, y, z" if rate is None else "x, y, z"
-            fix = "" if rate is not None else " (or x, y, z with rate= for a file without a time column)"
+            fix = "" if rate is not None else " (or x, y, z with `rate` for a file without a time column)"
             raise InputError(f"file has {ncols} column(s); need at least {want}: {hint}{fix}", path)
         picked: list[object] = labels[:want]
     else:
