@@ -16,6 +16,7 @@ from anchorprep.errors import UsageError
 from anchorprep.grid import FrameGrid
 from anchorprep.pipeline.rows import Labelling
 from anchorprep.pipeline.runner import RunOptions, RunResult, run
+from anchorprep.shards.run import RunFolder
 
 console = Console(stderr=True)
 
@@ -105,7 +106,7 @@ def execute(job, items, options: RunOptions) -> None:
     result = run(job, items, options, progress=RichProgress(job.command) if show else None,
                  config=dict(_effective_config))
     if options.dry_run:
-        typer.echo(json.dumps(result.report["plan"], indent=2))
+        typer.echo(json.dumps(result.plan.to_dict(), indent=2))
         raise typer.Exit(0)
     if not options.quiet:
         print_summary(result)
@@ -120,14 +121,14 @@ def print_summary(result: RunResult) -> None:
         ("shards", f"{result.planned_shards} planned, {result.shards_run} run, {result.shards_skipped} resumed"),
         ("items this run", f"{result.items_run:,} ({rate:,.0f}/s, {result.elapsed_s:.1f} s)"),
     ]
-    if report:
+    if report is not None:
         rows += [
-            ("in / written / failed", f"{report['in']:,} / {report['written']:,} / {report['failed']:,}"),
-            ("positives / negatives", f"{report.get('positives', 0):,} / {report.get('negatives', 0):,}"),
-            ("anchors (clipped)", f"{report.get('anchors', 0):,} ({report.get('anchors_clipped_after_end', 0)} past the end)"),
+            ("in / written / failed", f"{report.items_in:,} / {report.written:,} / {report.failed:,}"),
+            ("positives / negatives", f"{report.positives:,} / {report.negatives:,}"),
+            ("anchors (clipped)", f"{report.anchors:,} ({report.counter('anchors_clipped_after_end')} past the end)"),
         ]
-        if report["failed"]:
-            rows.append(("errors", str(result.out_dir / "errors.jsonl")))
+        if report.failed:
+            rows.append(("errors", str(RunFolder(result.out_dir).errors_file)))
     elif result.stopped_early:
         rows.append(("stopped", f"more than --max-errors items failed ({result.items_failed}); fix them and rerun with --resume"))
     else:
