@@ -195,6 +195,18 @@ def config_toml(command: str, config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _option_names() -> dict[str, str]:
+    """``{parameter: --option}`` of the running command, for `UsageError.render`."""
+    try:  # typer >= 0.17 runs commands on its own copy of click
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return {}
+    return {p.name: longs[0] for p in ctx.command.params if (longs := [o for o in p.opts if o.startswith("--")])}
+
+
 def usage_guard(func):
     """Command wrapper: `UsageError` → message and exit 2; ``--print-config``; records the config."""
 
@@ -209,7 +221,8 @@ def usage_guard(func):
         try:
             return func(*args, **kwargs)
         except UsageError as exc:
-            typer.echo(f"error: {exc}", err=True)  # plain text: rich markup would eat "[plot]"
+            # plain text: rich markup would eat "[plot]"
+            typer.echo(f"error: {exc.render(_option_names())}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper

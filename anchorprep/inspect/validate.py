@@ -24,15 +24,13 @@ import pyarrow.parquet as pq
 
 from anchorprep.anchors import ANCHOR_SOURCES, BACKGROUND, anchor_distances, frame_targets
 from anchorprep.errors import UsageError
-from anchorprep.inspect.runs import (
-    combine_of, command_items, config_of, iter_rows, job_settings_mismatch, rebuild_job, used_mask,
-)
+from anchorprep.inspect.runs import combine_of, command_items, job_settings_mismatch, rebuild_job, used_mask
 from anchorprep.pipeline.runner import ItemFailure, inputs_fingerprint
 from anchorprep.shards import SCHEMA_VERSION, read_settings, shard_schema
 from anchorprep.shards.io import sha256_file
 from anchorprep.shards.run import (
-    ERRORS_FILE, MANIFEST_FILE, REPORT_FILE, RUN_SETTINGS_FILE, RunFolder, RunSettings, check_folder, settings_hash,
-    shard_count, shard_name,
+    ERRORS_FILE, MANIFEST_FILE, REPORT_FILE, RUN_SETTINGS_FILE, RunFolder, RunSettings, check_folder, iter_rows,
+    settings_hash, shard_count, shard_name,
 )
 
 #: Problems kept per check; the rest are only counted (`ValidationReport.omitted`).
@@ -632,36 +630,34 @@ def _items_by_utt(items) -> dict[str, dict]:
 
 
 def _deep_items(run: _RawRun, rows: list[tuple[str, dict]], inputs: Path | None, report: ValidationReport) -> dict[str, dict]:
-    settings = run.settings
+    settings = run.typed
     if run.command == "merge":
         from anchorprep.pipeline.merge import read_merge_inputs
 
-        items = read_merge_inputs([Path(r) for r in settings.get("merged_runs", [])]).items
+        items = read_merge_inputs([Path(r) for r in settings.job.get("merged_runs", [])]).items
     elif inputs is not None:
-        items = command_items(settings, inputs)
+        items = command_items(run.settings, inputs)
     else:  # vad: the row holds the audio segment
         import pandas as pd
 
-        passthrough = settings.get("passthrough_columns", [])
+        passthrough = settings.passthrough_columns
         items = pd.DataFrame([{"utt_id": row["utt_id"], "audio_path": row["audio_path"] or "",
                                "start_s": repr(row["start_s"]), "duration_s": repr(row["duration_s"]),
                                **{c: row.get(c) or "" for c in passthrough}} for _, row in rows], dtype=str)
-        anchors_from = config_of(settings).get("anchors_from")
+        anchors_from = (settings.config or {}).get("anchors_from")
         if anchors_from:
             from anchorprep.pipeline.inputs import add_search_region
 
             items = add_search_region(items, Path(anchors_from))
         report.notes.append("deep: items rebuilt from the shard rows (audio_path, start_s, duration_s); pass "
-                            "--inputs to re-derive from the run's own item list")
+                            "`inputs` to re-derive from the run's own item list")
         return _items_by_utt(items)
-    fingerprint = inputs_fingerprint(items).to_dict()
-    stored = settings.get("inputs", {})
+    fingerprint, stored = inputs_fingerprint(items), settings.inputs
     report.checked["deep_inputs_fingerprint"] = "match" if fingerprint == stored else "differ"
     if fingerprint != stored:
         report.notes.append(
-            f"deep: the items read from {inputs or 'the merged runs'} ({fingerprint['count']} items) differ from the "
-            f"run's inputs ({stored.get('count')} items, sha256 {str(stored.get('sha256'))[:12]}…); rows are "
-            "matched by utt_id")
+            f"deep: the items read from {inputs or 'the merged runs'} ({fingerprint.count} items) differ from the "
+            f"run's inputs ({stored.count} items, sha256 {stored.sha256[:12]}…); rows are matched by utt_id")
     return _items_by_utt(items)
 
 
@@ -695,12 +691,12 @@ def _compare_rows(stored: dict, derived: dict, passthrough: list[str], item: dic
 
 
 def _check_deep(run: _RawRun, problem, report: ValidationReport, n: int, inputs: Path | None, seed: int) -> None:
-    settings = run.settings
+    settings = run.typed
     job = rebuild_job(run.typed)
     mismatch = job_settings_mismatch(job, run.typed)
     if mismatch:
         problem("deep", f"the {run.command} job rebuilt from the settings disagrees with them in "
-                        f"{', '.join(mismatch)} (written by anchorprep {settings.get('tool_version')}?); rows not re-derived")
+                        f"{', '.join(mismatch)} (written by anchorprep {settings.tool_version}?); rows not re-derived")
         return
     keys = []
     for name in run.shard_files:
@@ -721,10 +717,10 @@ def _check_deep(run: _RawRun, problem, report: ValidationReport, n: int, inputs:
     except UsageError as exc:
         if run.command != "merge":
             raise
-        problem("deep", f"cannot read the merged runs {settings.get('merged_runs')} (paths are as given to "
+        problem("deep", f"cannot read the merged runs {settings.job.get('merged_runs')} (paths are as given to "
                         f"`anchorprep merge`, relative to where it ran): {exc}")
         return
-    passthrough = list(settings.get("passthrough_columns", []))
+    passthrough = list(settings.passthrough_columns)
     derived_count = 0
     for name, row in rows:
         utt = row["utt_id"]

@@ -30,7 +30,7 @@ from anchorprep.shards import PASSTHROUGH_COLUMNS, rows_to_table, shard_schema
 from anchorprep.shards.io import sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
 from anchorprep.shards.run import (
     InputsFingerprint, ItemError, RunFolder, RunManifest, RunReport, RunSettings, ShardEntry, ShardSummary,
-    read_json, settings_hash, shard_count, shard_name,
+    read_json, shard_count, shard_name,
 )
 
 EXECUTORS = ("local", "dask")
@@ -229,11 +229,11 @@ def _prepare_out_dir(out: Path, settings: RunSettings, options: RunOptions) -> N
                 changed = sorted(k for k in current if current.get(k) != previous.get(k) and k != "settings_sha256")
                 raise UsageError(
                     f"{out} holds a run with different settings (changed: {', '.join(changed) or 'none'}); "
-                    "use a new output folder, or pass `overwrite=True` to replace it"
+                    "use a new output folder, or pass `overwrite` to replace it"
                 )
             _clear_run(folder)
     elif folder.shard_files() and not options.overwrite:
-        raise UsageError(f"{out} holds shards from an unknown run; pass `overwrite=True` to replace them")
+        raise UsageError(f"{out} holds shards from an unknown run; pass `overwrite` to replace them")
     elif options.overwrite:
         _clear_run(folder)
     folder.done_dir.mkdir(parents=True, exist_ok=True)
@@ -398,7 +398,7 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
         from distributed import Client, LocalCluster, as_completed
         from distributed.scheduler import KilledWorker
     except ImportError:
-        raise UsageError(f"`executor='dask'` needs Dask: {DASK_INSTALL_HINT}") from None
+        raise UsageError(f"`executor` dask needs Dask: {DASK_INSTALL_HINT}") from None
     import os
 
     if not todo:  # e.g. --resume of a finished run: no cluster to start or reach
