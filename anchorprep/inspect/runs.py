@@ -1,6 +1,7 @@
-"""Reading a finished run back: its files, its rows, and the job that wrote them.
+"""A finished run's rows and the job that wrote them, rebuilt from its `RunSettings`.
 
-Shared by `validate`, `stats` and `plot`. Nothing here writes to the run folder.
+Shared by `validate`, `stats` and `plot`; the run folder itself is `anchorprep.shards.run`'s.
+Nothing here writes to the run folder.
 """
 
 from __future__ import annotations

@@ -232,7 +232,7 @@ def _check_manifest(run: _RawRun, problem, report: ValidationReport) -> bool:
         ids = typed.label_map
         if ids.get(BACKGROUND) != 0 or sorted(ids.values()) != list(range(len(ids))):
             raise ValueError(f"label_map must map background to 0 and the labels to 1..n, got {ids}")
-        typed.window
+        typed.window  # noqa: B018 - raises on a malformed positive_window
         run.typed = typed
     except (KeyError, TypeError, ValueError) as exc:
         problem("settings", f"unusable grid, anchor rule, label map or targets: {exc}")

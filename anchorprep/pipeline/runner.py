@@ -19,7 +19,7 @@ from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -482,7 +482,7 @@ def assemble(out_dir: Path, require_complete: bool = True) -> RunReport | None:
     errors = []
     for summary in summaries:
         stats.update(summary.stats)
-        errors.extend(ItemError(**{**e.__dict__, "shard": summary.file}) for e in summary.errors)
+        errors.extend(replace(e, shard=summary.file) for e in summary.errors)
     write_text_atomic(folder.errors_file, "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in errors))
     report = RunReport(
         items_in=settings.inputs.count, written=sum(s.rows for s in summaries), failed=len(errors),
