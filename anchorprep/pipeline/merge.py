@@ -61,8 +61,10 @@ def read_merge_inputs(runs: list[Path]) -> MergeInputs:
                 })
                 entry["num_frames"][str(path)] = row["num_frames"]
                 entry["anchors"] += list(zip(row["anchor_times_s"], row["anchor_labels"], row["anchor_sources"]))
+    # An utterance only a run without some pass-through column has gets "" there (as a missing
+    # manifest cell would), not NaN, which no string column can hold.
     items = pd.DataFrame([{**e, "anchors": json.dumps(e["anchors"]), "num_frames": json.dumps(e["num_frames"])}
-                          for e in merged.values()], dtype=str)
+                          for e in merged.values()], dtype=str).fillna("")
     return MergeInputs(items, first_settings.grid, first_settings.anchor_rule, tuple(labels), tuple(str(r) for r in runs))
 
 
