@@ -1,6 +1,6 @@
 """A finished run's rows and the job that wrote them, rebuilt from its `RunSettings`.
 
-Shared by `validate`, `stats` and `plot`; the run folder itself is `anchorprep.shards.run`'s.
+Shared by `validate` and `plot`; the run folder itself is `anchorprep.shards.run`'s.
 Nothing here writes to the run folder.
 """
 
