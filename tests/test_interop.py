@@ -432,9 +432,9 @@ def test_export_lhotse_round_trip(ami_run, tmp_path, name, monkeypatch):
     run_dir, cuts = ami_run
     [row] = shard_rows(run_dir)
     summary = export_lhotse(run_dir, cuts, tmp_path / "out" / name)
-    assert summary["written"] == summary["with_anchors"] == 1 and summary["missing"] == 0
-    assert summary["frame_count_differs"] == 0 and summary["frame_shift"] == 0.01  # --no-snip-edges: 600 frames
-    assert summary["label_map"] == {"background": 0, SPEECH_ONSET: 1}
+    assert summary.written == summary.with_anchors == 1 and summary.missing == 0
+    assert summary.frame_count_differs == 0 and summary.frame_shift == 0.01  # --no-snip-edges: 600 frames
+    assert summary.label_map == {"background": 0, SPEECH_ONSET: 1}
     monkeypatch.chdir(tmp_path)  # the arrays are found from any directory
     [cut] = CutSet.from_file(tmp_path / "out" / name)
     assert cut.id == AMI_CUT and cut.anchor_times_s == [1.46, 3.36] and cut.anchor_labels == [SPEECH_ONSET] * 2
@@ -459,9 +459,9 @@ def test_export_lhotse_checks(ami_run, tmp_path):
     records = json.loads(cuts.read_text())
     other = dict(records[0], id="not-in-run")
     both = write_jsonl(tmp_path / "both.jsonl", [records[0], other])
-    assert export_lhotse(run_dir, both, tmp_path / "a.jsonl")["missing_ids"] == ["not-in-run"]
+    assert export_lhotse(run_dir, both, tmp_path / "a.jsonl").missing_ids == ("not-in-run",)
     assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 1
-    assert export_lhotse(run_dir, both, tmp_path / "b.jsonl", missing="keep")["written"] == 2
+    assert export_lhotse(run_dir, both, tmp_path / "b.jsonl", missing="keep").written == 2
     with pytest.raises(UsageError, match="no row"):
         export_lhotse(run_dir, both, tmp_path / "c.jsonl", missing="error")
     assert not (tmp_path / "c.jsonl").exists()
@@ -479,7 +479,7 @@ def test_export_lhotse_truncated_cuts_keep_their_arrays_aligned(lj, tmp_path):
     path = write_jsonl(tmp_path / "cuts.jsonl", [lj_cut(lj, "LJ002-0035", "whole"), lj_cut(lj, "LJ002-0035", "from-0.5", start=0.5)])
     rows = {r["utt_id"]: r for r in run_align(lhotse_items(path), tmp_path / "run", keywords=("press",))}
     summary = export_lhotse(tmp_path / "run", path, tmp_path / "out.jsonl.gz")
-    assert summary["frame_count_differs"] == 2  # the default grid snips edges; lhotse's frames do not
+    assert summary.frame_count_differs == 2  # the default grid snips edges; lhotse's frames do not
     cuts = {c.id: c for c in CutSet.from_file(tmp_path / "out.jsonl.gz")}
     late = cuts["from-0.5"]
     assert late.anchor_target.start == 0.5 and late.anchor_times_s == [pytest.approx(0.59)]
@@ -563,7 +563,7 @@ def test_export_wekws_max_pooling_list(lj_run, lj, tmp_path):
     assert press["anchor_labels"] == ["press"] and press["anchor_frames"] == rows["LJ002-0035"]["anchor_frames"]
     assert press["target"] == rows["LJ002-0035"]["target"] and press["distance"] == rows["LJ002-0035"]["distance"]
     assert len(press["target"]) == press["num_frames"] == rows["LJ002-0035"]["num_frames"]
-    assert summary["wekws_labels"] == ["press"] and (summary["positives"], summary["negatives"]) == (1, 1)
+    assert summary.wekws_labels == ("press",) and (summary.positives, summary.negatives) == (1, 1)
     assert wekws_label(np.array([0, -100, 2, 2, 1])) == 1 and wekws_label(np.zeros(3, np.int16)) == -1
     export_wekws(lj_run, tmp_path / "small.list", per_frame=False)
     assert "target" not in json.loads((tmp_path / "small.list").read_text().splitlines()[0])
@@ -579,7 +579,7 @@ def test_export_wekws_extends_an_existing_ctc_list(lj_run, tmp_path):
     [line] = [json.loads(x) for x in (tmp_path / "data.list").read_text().splitlines()]
     assert line["tok"] == ["in", "eighteen"] and line["txt"] == [5, 9] and line["wav"] == "/data/b.wav"
     assert line["anchor_times"] == [] and set(line["distance"]) == {32767}
-    assert summary["missing_ids"] == ["unknown-utt"]
+    assert summary.missing_ids == ("unknown-utt",)
     export_wekws(lj_run, tmp_path / "keep.list", base_list=base, missing="keep")
     assert len((tmp_path / "keep.list").read_text().splitlines()) == 2
     with pytest.raises(UsageError, match="no row"):

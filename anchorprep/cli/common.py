@@ -215,6 +215,8 @@ def print_summary(result) -> None:
     """The run's summary table on stderr."""
     from rich.table import Table
 
+    from anchorprep.shards.run import RunFolder
+
     report = result.report
     table = Table(title=f"anchorprep → {result.out_dir}", show_header=False)
     rate = result.items_run / result.elapsed_s if result.elapsed_s else 0.0
@@ -222,14 +224,14 @@ def print_summary(result) -> None:
         ("shards", f"{result.planned_shards} planned, {result.shards_run} run, {result.shards_skipped} resumed"),
         ("items this run", f"{result.items_run:,} ({rate:,.0f}/s, {result.elapsed_s:.1f} s)"),
     ]
-    if report:
+    if report is not None:
         rows += [
-            ("in / written / failed", f"{report['in']:,} / {report['written']:,} / {report['failed']:,}"),
-            ("positives / negatives", f"{report.get('positives', 0):,} / {report.get('negatives', 0):,}"),
-            ("anchors (clipped)", f"{report.get('anchors', 0):,} ({report.get('anchors_clipped_after_end', 0)} past the end)"),
+            ("in / written / failed", f"{report.items_in:,} / {report.written:,} / {report.failed:,}"),
+            ("positives / negatives", f"{report.positives:,} / {report.negatives:,}"),
+            ("anchors (clipped)", f"{report.anchors:,} ({report.counter('anchors_clipped_after_end')} past the end)"),
         ]
-        if report["failed"]:
-            rows.append(("errors", str(result.out_dir / "errors.jsonl")))
+        if report.failed:
+            rows.append(("errors", str(RunFolder(result.out_dir).errors_file)))
     elif result.stopped_early:
         rows.append(("stopped", f"more than --max-errors items failed ({result.items_failed}); fix them and rerun with --resume"))
     else:
@@ -278,7 +280,7 @@ def pipeline_command(app: typer.Typer, name: str, grid: bool = True):
                            "with --resume to continue", err=True)
                 raise typer.Exit(130) from None
             if kwargs["dry_run"]:
-                typer.echo(json.dumps(result.report["plan"], indent=2))
+                typer.echo(json.dumps(result.plan.to_dict(), indent=2))
                 raise typer.Exit(0)
             if not quiet:
                 print_summary(result)

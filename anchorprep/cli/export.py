@@ -20,8 +20,8 @@ Run = Annotated[Path, typer.Argument(help="An anchorprep output folder (manifest
 Missing = Annotated[str, typer.Option("--missing", help="Inputs without a row: drop, keep (unchanged) or error.")]
 
 
-def _report(summary: dict) -> None:
-    typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+def _report(summary) -> None:
+    typer.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
 
 
 @export_app.command("lhotse")

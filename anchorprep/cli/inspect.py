@@ -73,9 +73,9 @@ def stats(
     if png is not None:
         stats_figure(stats, png)
     if as_json:
-        typer.echo(json.dumps(stats, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
     else:
-        print_stats(stats)
+        print_stats(stats.to_dict())
     if png is not None:
         typer.echo(f"wrote {png}", err=True)
 

@@ -106,5 +106,5 @@ def assemble(run: Annotated[Path, typer.Argument(help="Output folder of an array
     from anchorprep.pipeline import api
 
     report = api.assemble(run)
-    typer.echo(json.dumps(report, indent=2))
-    raise typer.Exit(1 if report["failed"] else 0)
+    typer.echo(json.dumps(report.to_dict(), indent=2))
+    raise typer.Exit(1 if report.failed else 0)

@@ -28,7 +28,8 @@ import numpy as np
 
 from anchorprep.anchors import IGNORE_INDEX, NO_ANCHOR
 from anchorprep.errors import AnchorprepError, UsageError
-from anchorprep.inspect.runs import find_row, grid_of, open_run, used_mask
+from anchorprep.inspect.runs import find_row, used_mask
+from anchorprep.shards.run import RunSettings, open_run
 
 PLOT_INSTALL_HINT = "pip install 'anchorprep[plot]'  (or: pip install 'matplotlib>=3.7')"
 SOURCE_COLOURS = {"alignment": "#d62728", "vad": "#2ca02c", "accel": "#9467bd", "manual": "#ff7f0e"}
@@ -112,11 +113,11 @@ def plot_utterance(
     Figure, FigureCanvasAgg = _matplotlib()
     width_px, height_px = size_px
     if width_px < 400 or height_px < 300 or dpi <= 0:
-        raise UsageError("--size must be at least 400x300 pixels and --dpi positive")
+        raise UsageError("`size_px` must be at least 400x300 pixels and `dpi` positive")
     run = open_run(out)
     row, shard = find_row(run, utt_id)
     settings = run.settings
-    grid = grid_of(settings)
+    grid = settings.grid
     result = PlotResult(Path(path), (int(width_px), int(height_px)))
     weights, weight_label = _weights(row["distance"], kernel, width, width_before, width_after, gain)
 
@@ -135,14 +136,14 @@ def plot_utterance(
     words = None
     if alignment is not None:
         try:
-            words = _load_alignment(Path(alignment), settings, utt_id, float(row["start_s"]))
+            words = _load_alignment(Path(alignment), settings.to_dict(), utt_id, float(row["start_s"]))
         except AnchorprepError as exc:
-            raise UsageError(f"--alignment {alignment}: {exc}") from None
-    elif settings.get("command") == "align":
+            raise UsageError(f"`alignment` {alignment}: {exc}") from None
+    elif settings.command == "align":
         result.notes.append("alignment panel skipped: the shards do not store alignment paths (pass --alignment)")
 
     vad = None
-    vad_block = settings.get("vad")
+    vad_block = settings.job.get("vad")
     if vad_block and row.get("audio_path"):
         from anchorprep.inspect.runs import dataclass_from
         from anchorprep.sources.vad import VadSettings, vad_file
@@ -156,7 +157,7 @@ def plot_utterance(
     sensor = None
     if accel is not None:
         sensor = _accel_trace(Path(accel), settings, time_offset_s)
-    elif settings.get("command") == "accel":
+    elif settings.command == "accel":
         result.notes.append("accelerometer panel skipped: the shards do not store sensor paths (pass --accel)")
 
     panels = []  # (name, height ratio)
@@ -225,9 +226,9 @@ def plot_utterance(
     axes[0].set_xlim(0.0, xmax)
 
     audio = Path(row["audio_path"]).name if row.get("audio_path") else "no audio"
-    title = (f"{utt_id}  ·  {settings.get('command')} run {run.out.name}/{shard}  ·  {audio} "
+    title = (f"{utt_id}  ·  {settings.command} run {run.path.name}/{shard}  ·  {audio} "
              f"[{row['start_s']:.3f} s + {duration:.3f} s]  ·  {row['num_frames']} frames "
-             f"({grid.frame_shift_ms:g} ms shift, {settings.get('anchor_rule')} anchors)")
+             f"({grid.frame_shift_ms:g} ms shift, {settings.anchor_rule} anchors)")
     fig.suptitle(title, fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -344,11 +345,11 @@ def _draw_vad(ax, vad) -> None:
     ax.set_ylabel("VAD", fontsize=8)
 
 
-def _accel_trace(path: Path, settings: dict, time_offset_s: float | None):
+def _accel_trace(path: Path, settings: RunSettings, time_offset_s: float | None):
     from anchorprep.inspect.runs import dataclass_from, tuple_or_none
     from anchorprep.sources.accel import AccelSettings, detect_peaks, filtered_signal, read_accel
 
-    block = settings.get("accel", {})
+    block = settings.job.get("accel", {})
     try:
         detect = dataclass_from(AccelSettings, block, band_hz=tuple(block.get("band_hz", (0.5, 3.0)))) if block else AccelSettings()
         recording = read_accel(path, columns=tuple_or_none(block.get("columns")), time_unit=block.get("time_unit", "auto"),
@@ -356,7 +357,7 @@ def _accel_trace(path: Path, settings: dict, time_offset_s: float | None):
         clock, filtered = filtered_signal(recording, detect)
         peaks = detect_peaks(recording, detect)
     except AnchorprepError as exc:
-        raise UsageError(f"--accel {path}: {exc}") from None
+        raise UsageError(f"`accel` {path}: {exc}") from None
     offset = block.get("default_time_offset_s", 0.0) if time_offset_s is None else time_offset_s
     return {"t": clock + offset, "y": filtered, "peaks": peaks.times_s + offset, "peak_values": peaks.values,
             "offset": offset, "settings": detect}
@@ -378,8 +379,8 @@ def _draw_accel(ax, sensor: dict, duration: float) -> None:
 def _draw_distance(ax, row, settings, ends, step, frames, used) -> None:
     distance = np.asarray(row["distance"], dtype=np.float64)
     target = np.asarray(row["target"])
-    names = {v: k for k, v in settings.get("label_map", {}).items()}
-    vad_targets = settings.get("targets", {}).get("mode") == "vad"
+    names = {v: k for k, v in settings.label_map.items()}
+    vad_targets = settings.vad_targets
     shown = np.where(np.abs(distance) >= NO_ANCHOR, np.nan, distance)
     handles = []
     from matplotlib.patches import Patch
@@ -404,7 +405,7 @@ def _draw_distance(ax, row, settings, ends, step, frames, used) -> None:
         ax.axhline(0, color="0.3", lw=0.6)
         anchor_ends = ends[frames[used]] if len(frames) else []
         ax.plot(anchor_ends, np.zeros(len(anchor_ends)), "o", color="black", ms=4, zorder=7)
-        window = settings.get("targets", {}).get("positive_window")
+        window = settings.targets.get("positive_window")
         if window:
             ax.axhspan(window[0], window[1], color="0.5", alpha=0.08, lw=0)
     ax.set_ylabel("distance $d_t$\n(frames)")

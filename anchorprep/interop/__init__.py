@@ -14,10 +14,10 @@ only when a function needs them.
 
 from anchorprep.interop._run import MissingDependencyError, run_rows
 from anchorprep.interop.hf import hf_data_files, load_hf_dataset
-from anchorprep.interop.lhotse_export import export_lhotse
-from anchorprep.interop.wekws import export_wekws, wekws_label
+from anchorprep.interop.lhotse_export import LhotseExport, export_lhotse
+from anchorprep.interop.wekws import WekwsExport, export_wekws, wekws_label
 
 __all__ = [
-    "MissingDependencyError", "export_lhotse", "export_wekws", "hf_data_files", "load_hf_dataset",
+    "LhotseExport", "MissingDependencyError", "WekwsExport", "export_lhotse", "export_wekws", "hf_data_files", "load_hf_dataset",
     "run_rows", "wekws_label",
 ]

@@ -48,6 +48,7 @@ import hashlib
 import os
 import re
 from contextlib import nullcontext
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from anchorprep.data.source import open_source
@@ -81,6 +82,30 @@ def _cut_ids(cuts) -> set[str]:
     return {cut.id for cut in cuts}
 
 
+@dataclass(frozen=True)
+class LhotseExport:
+    """What `export_lhotse` wrote: cut counts, the cuts without a row (``missing``, first 10 ids
+    in ``missing_ids``), rows no cut used, cuts whose lhotse frame count differs from the row's,
+    and where the arrays and cuts went."""
+
+    cuts_in: int
+    written: int
+    with_anchors: int
+    missing: int
+    missing_ids: tuple[str, ...]
+    frame_count_differs: int
+    rows_without_cut: int
+    frame_shift: float
+    label_map: dict[str, int]
+    storage_path: str
+    cuts_out: str
+
+    def to_dict(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["missing_ids"] = list(self.missing_ids)
+        return data
+
+
 def export_lhotse(
     run_dir: str | os.PathLike,
     cuts_in: str | os.PathLike,
@@ -89,7 +114,7 @@ def export_lhotse(
     storage_dir: str | os.PathLike | None = None,
     missing: str = "drop",
     storage_type: str = "numpy_files",
-) -> dict:
+) -> LhotseExport:
     """Write ``cuts_out``: the cuts of ``cuts_in`` with the run's anchors attached (module docstring).
 
     Args:
@@ -101,9 +126,7 @@ def export_lhotse(
         storage_type: the lhotse array storage; ``numpy_files`` (needs nothing beyond numpy).
 
     Returns:
-        A summary: ``cuts_in``, ``written``, ``with_anchors``, ``missing`` (count) and
-        ``missing_ids`` (up to 10), ``rows_without_cut``, ``frame_count_differs``,
-        ``frame_shift``, ``label_map``, ``storage_path``, ``cuts_out``.
+        A `LhotseExport` summary (JSON: ``.to_dict()``).
 
     Raises:
         MissingDependencyError: lhotse is not installed.
@@ -217,11 +240,9 @@ def export_lhotse(
     finally:
         if tmp.exists():
             tmp.unlink()
-    summary.update(
-        rows_without_cut=unused,
-        frame_shift=frame_shift,
-        label_map=source.label_map,
-        storage_path=str(storage),
-        cuts_out=str(cuts_out),
+    return LhotseExport(
+        cuts_in=summary["cuts_in"], written=summary["written"], with_anchors=summary["with_anchors"],
+        missing=summary["missing"], missing_ids=tuple(summary["missing_ids"]),
+        frame_count_differs=summary["frame_count_differs"], rows_without_cut=unused, frame_shift=frame_shift,
+        label_map=source.label_map, storage_path=str(storage), cuts_out=str(cuts_out),
     )
-    return summary

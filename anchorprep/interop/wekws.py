@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,28 @@ def _read_base(path: Path) -> list[dict]:
     return lines
 
 
+@dataclass(frozen=True)
+class WekwsExport:
+    """What `export_wekws` wrote: line counts, base-list keys without a row (``missing``, first
+    10 in ``missing_ids``), ``wekws_labels`` (keyword index -> anchorprep label), the grid."""
+
+    lines: int
+    positives: int
+    negatives: int
+    missing: int
+    missing_ids: tuple[str, ...]
+    wekws_labels: tuple[str, ...]
+    label_map: dict[str, int]
+    frame_shift_ms: float
+    grid: dict
+    out: str
+
+    def to_dict(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data.update(missing_ids=list(self.missing_ids), wekws_labels=list(self.wekws_labels))
+        return data
+
+
 def export_wekws(
     run_dir: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -115,7 +138,7 @@ def export_wekws(
     per_frame: bool = True,
     allow_segments: bool = False,
     missing: str = "drop",
-) -> dict:
+) -> WekwsExport:
     """Write a WeKws ``data.list`` with anchor fields (see the module docstring).
 
     Args:
@@ -128,8 +151,7 @@ def export_wekws(
             ``keep`` (unchanged) or ``error``.
 
     Returns:
-        A summary: ``lines``, ``positives``, ``negatives``, ``missing``, ``wekws_labels``
-        (keyword index -> anchorprep label), ``label_map``, ``frame_shift_ms``, ``grid``.
+        A `WekwsExport` summary (JSON: ``.to_dict()``).
     """
     if missing not in MISSING:
         raise UsageError(f"missing must be one of {', '.join(MISSING)}, not {missing!r}")
@@ -206,11 +228,8 @@ def export_wekws(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out_path, write)
-    summary.update(
-        wekws_labels=wekws_labels,
-        label_map=label_map,
-        frame_shift_ms=frame_shift * 1000.0,
-        grid=source.settings.get("grid"),
-        out=str(out_path),
+    return WekwsExport(
+        lines=summary["lines"], positives=summary["positives"], negatives=summary["negatives"],
+        missing=summary["missing"], missing_ids=tuple(summary["missing_ids"]), wekws_labels=tuple(wekws_labels),
+        label_map=label_map, frame_shift_ms=frame_shift * 1000.0, grid=source.settings.get("grid"), out=str(out_path),
     )
-    return summary

@@ -27,9 +27,9 @@ class CombineOptions:
     def __post_init__(self) -> None:
         if self.agree_within_s is not None:
             if self.agree_within_s < 0:
-                raise UsageError("--agree-within-ms must be >= 0")
+                raise UsageError("`agree_within_ms` must be >= 0")
             if len(self.sources) < 2:
-                raise UsageError("agreement needs at least two --use-source values (the first is the primary)")
+                raise UsageError("agreement needs at least two `use_source` values (the first is the primary)")
 
     def settings(self) -> dict:
         return {"distance_sources": list(self.sources) or "all", "agree_within_s": self.agree_within_s,
