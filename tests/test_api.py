@@ -206,3 +206,12 @@ def test_ctrl_c_says_how_to_continue(tmp_path, monkeypatch):
     result = cli("align", SAMPLE / "manifest.csv", "-o", tmp_path / "o", "-k", "hey computer")
     assert result.exit_code == 130
     assert "--resume" in result.output and "Traceback" not in result.output
+
+
+def test_inspect_commands_name_options_too(tmp_path):
+    """Commands outside the pipelines render backquoted parameters as their options as well."""
+    run = tmp_path / "run"
+    assert anchorprep.align(SAMPLE / "manifest.csv", run, keyword="hey computer").exit_code == 0
+    result = cli("validate", run, "--deep", "2")
+    assert result.exit_code == 2 and "--deep" in result.output and "--inputs" in result.output
+    assert "`deep`" not in result.output and "`inputs`" not in result.output

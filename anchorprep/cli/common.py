@@ -12,6 +12,7 @@ import inspect
 import json
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -65,8 +66,8 @@ def option_names(command) -> dict[str, str]:
     """Python parameter name -> how the command line spells it (``edge`` -> ``--edge``), read
     from the command's typer annotations."""
     names = {}
-    for name, parameter in inspect.signature(command).parameters.items():
-        for info in getattr(parameter.annotation, "__metadata__", ()):
+    for name, annotation in typing.get_type_hints(command, include_extras=True).items():
+        for info in getattr(annotation, "__metadata__", ()):
             if isinstance(info, typer.models.ArgumentInfo):
                 names[name] = name.upper()
             elif isinstance(info, typer.models.OptionInfo):
