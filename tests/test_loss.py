@@ -490,6 +490,19 @@ def test_no_valid_frame_gives_zero_mean_not_nan():
             assert loss.item() == 0.0 and (z.grad == 0).all()
 
 
+@pytest.mark.parametrize("num_classes", NUM_CLASSES)
+def test_an_empty_batch_gives_zero_not_an_error(num_classes):
+    for batch, frames in ((0, 30), (2, 0)):
+        shape = (batch, frames) if num_classes == 1 else (batch, frames, num_classes)
+        target, distance = torch.zeros(batch, frames, dtype=torch.long), torch.zeros(batch, frames, dtype=torch.int16)
+        for variant, reduction in itertools.product(ALL_VARIANTS, ("mean", "sum", "none")):
+            z = torch.randn(shape, requires_grad=True)
+            loss = ours(z, target, distance, variant=variant, reduction=reduction)
+            loss.sum().backward()
+            assert loss.shape == (target.shape if reduction == "none" else ())
+            assert float(loss.detach().sum()) == 0.0 and z.grad.shape == z.shape
+
+
 # --------------------------------------------------------------------------- kernels & distances
 
 

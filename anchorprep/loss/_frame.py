@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float32 for half/bfloat16/float32 logits, float64 for float64 (gradcheck)."""
     return torch.promote_types(dtype, torch.float32)

@@ -145,6 +145,8 @@ def _check_targets(target: Tensor, target_values: Tensor, num_classes: int) -> N
     """UsageError (CPU) or a failed ``torch._assert_async`` (elsewhere: no host sync) unless every
     valid frame's target is in ``0..num_classes-1``; ``target_values`` is the target in a
     floating dtype, 0 at masked frames."""
+    if target_values.numel() == 0:
+        return
     low, high = torch.aminmax(target_values)
     if target.device.type != "cpu" or torch.compiler.is_compiling():
         torch._assert_async(
