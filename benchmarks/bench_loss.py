@@ -22,7 +22,7 @@ every variant in a new order, the script times such a step and, right after, the
 forward+backward on the step's (detached) logits; the share is the median of the per-round ratios.
 Aim: under 3 %.
 
-    python benchmarks/bench_loss.py [--repeats 15] [--inner 10] [--train-repeats 5]
+    python benchmarks/bench_loss.py [--repeats 15] [--inner 10] [--train-repeats 3]
                                     [--train-batch 64x500] [--threads N] [--json out.json]
                                     [--no-info] [--quick] [--keep-freed-memory]
 """
@@ -234,8 +234,7 @@ def run_training(
             z = logits.clone().requires_grad_(True)
             return step_time(lambda: loss_fn(z, target, distance), z, 1)
 
-        for loss_fn in losses.values():  # warm-up
-            loss_only(loss_fn, train_step(loss_fn)[1])
+        loss_only(losses[BASELINE], train_step(losses[BASELINE])[1])  # warm-up
         steps: dict[str, list[float]] = {name: [] for name in losses}
         shares: dict[str, list[float]] = {name: [] for name in losses}
         order = list(losses)
@@ -284,14 +283,25 @@ def markdown(rows: list[dict[str, object]]) -> str:
 
 
 def markdown_training(rows: list[dict[str, object]]) -> str:
-    lines = [
-        "| model | loss | batch (B x T x F) | ms per training step | loss share of the step |",
-        "|---|---|---|---:|---:|",
-    ]
+    """One row per loss; per model the median step time and the loss's share of it."""
+    cells: dict[str, dict[str, dict[str, object]]] = {}
     for row in rows:
+        cells.setdefault(str(row["variant"]), {})[str(row["model"])] = row
+    models = list(dict.fromkeys(str(row["model"]) for row in rows))
+    batch = rows[0]["batch"] if rows else ""
+    lines = [
+        f"| loss (batch {batch}) | "
+        + " | ".join(f"{m} step ms | {m} loss share" for m in models) + " |",
+        "|---|" + "---:|---:|" * len(models),
+    ]
+    for variant, by_model in cells.items():
         lines.append(
-            f"| {row['model']} | {row['variant']} | {row['batch']} | {row['step_ms']:.1f} "
-            f"| {100 * float(row['share']):.2f} % |"
+            f"| {variant} | "
+            + " | ".join(
+                f"{by_model[m]['step_ms']:.1f} | {100 * float(by_model[m]['share']):.2f} %"
+                for m in models
+            )
+            + " |"
         )
     return "\n".join(lines)
 
@@ -311,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="timed rounds (median taken)")
     parser.add_argument("--inner", type=int, default=10, help="steps averaged per round")
-    parser.add_argument("--train-repeats", type=int, default=5, help="training-step rounds")
+    parser.add_argument("--train-repeats", type=int, default=3, help="training-step rounds")
     parser.add_argument("--train-batch", default="64x500", help="utterances x frames per step")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="default: all usable cores")

@@ -42,8 +42,11 @@ def test_bench_loss_reports_ratios_and_training_shares(tmp_path, capsys):
     shares = {(r["model"], r["variant"]): r for r in report["training"]}
     assert set(shares) == {(m, v) for m in bench.MODELS for v in (*bench.VARIANTS, bench.BASELINE)}
     for row in shares.values():
-        assert 0 < row["share"] < 1 and row["step_ms"] > 0 and row["batch"] == "8x100x80"
-    assert "| gru | SAFL | 8x100x80 |" in table
+        # two separate timings: on a busy machine the loss alone can even outlast a step
+        assert math.isfinite(row["share"]) and row["share"] > 0
+        assert row["step_ms"] > 0 and row["batch"] == "8x100x80"
+    assert "| loss (batch 8x100x80) | cnn step ms | cnn loss share | gru step ms | gru loss share |" in table
+    assert "| SAFL | " in table.split("loss (batch")[1]
     meta = report["meta"]
     assert meta["threads"] >= 1 and len(meta["loadavg_1min_before_after"]) == 2
     assert f"torch {meta['torch']}" in table and "1-min load average" in table

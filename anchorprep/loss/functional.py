@@ -46,8 +46,9 @@ Conventions shared by every function here:
 - Bad arguments (shapes, ``C = 0``, dtypes, out-of-range settings or targets) raise
   :class:`~anchorprep.errors.UsageError` (a ``ValueError``) naming the parameter.
 
-One code path for every device and dtype: vectorised torch ops, free of host syncs and of
-data-dependent Python control flow (so ``torch.compile`` can fuse it on a GPU). The backward is
+One code path for every device and dtype: vectorised torch ops, with no device-to-host sync
+and no data-dependent Python control flow off the CPU (so ``torch.compile`` can fuse it on a
+GPU; only the CPU target check reads two numbers back, which costs no sync there). The backward is
 analytic (see :mod:`anchorprep.loss._frame`), finite for logits of any magnitude and for
 ``p_t -> 1`` under every focal exponent, including SAFL's ``γ·K`` close to 0. Its cost does not
 depend on how confident the model is: no ``exp`` reaches the slow underflow path of the
