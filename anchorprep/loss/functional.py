@@ -269,8 +269,9 @@ def _frame_loss(
     dtype = compute_dtype(logits.dtype)
     if reduction == "mean":
         assert denominator is not None
-        # N or Σ m·w >= N: clamping at 1 only matters when N = 0 (loss 0 rather than NaN).
-        denominator = denominator.to(dtype).clamp_min_(1)  # a fresh sum: in place is safe
+        # N or Σ m·w >= N (a fresh sum in the compute dtype): clamping at 1 only matters when
+        # N = 0 (loss 0 rather than NaN).
+        denominator = denominator.clamp_min_(1)
     else:
         denominator = None
     if logits.dim() == 2 or logits.shape[-1] == 2:
