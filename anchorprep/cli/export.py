@@ -1,8 +1,4 @@
-"""`anchorprep export lhotse|wekws RUN ...`: a finished run in other toolkits' formats.
-
-No ``from __future__ import annotations`` here: `usage_guard` reads the typer annotations to spell
-parameters as options (`base_list` -> ``--base-list``) in error messages.
-"""
+"""`anchorprep export lhotse|wekws RUN ...`: a finished run in other toolkits' formats."""
 
 import json
 from pathlib import Path
