@@ -416,6 +416,11 @@ def test_rttm_odd_lines(tmp_path):
 
 # --------------------------------------------------------------------------------------------
 # Exports
+#
+# lhotse behaviour relied on, read in lhotse 1.33.0 (lhotse/cut/data.py: DataCut.truncate keeps
+# supervisions via with_offset and moves cut.start, perturb_speed perturbs supervisions; lhotse/
+# supervision.py: AlignmentItem times are recording time, not shifted by with_offset, scaled by
+# perturb_speed; lhotse/cut/mixed.py: MixedCut tracks carry offsets) and exercised on lhotse itself.
 
 
 @pytest.fixture()
