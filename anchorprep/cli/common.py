@@ -65,7 +65,7 @@ def option_names(command) -> dict[str, str]:
     """Python parameter name -> how the command line spells it (``edge`` -> ``--edge``), read
     from the command's typer annotations."""
     names = {}
-    for name, parameter in inspect.signature(command).parameters.items():
+    for name, parameter in inspect.signature(command, eval_str=True).parameters.items():
         for info in getattr(parameter.annotation, "__metadata__", ()):
             if isinstance(info, typer.models.ArgumentInfo):
                 names[name] = name.upper()
