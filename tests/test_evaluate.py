@@ -222,3 +222,25 @@ def test_report_is_json_without_nan(run, tmp_path):
     text = (tmp_path / "r.json").read_text()
     assert "NaN" not in text and json.loads(text)["at_targets"][0]["frr"] is None
     assert math.isnan(evaluate_run(run, scores, allow_missing=True).metrics.auc)
+
+
+def test_an_extra_utterance_the_run_failed_names_the_runs_error(tmp_path):
+    import csv
+
+    rows_in = list(csv.DictReader(open(MANIFEST, newline="")))[:6]
+    for row in rows_in:
+        row["audio_path"] = str(MANIFEST.parent / row["audio_path"])
+        row["alignment_path"] = str(MANIFEST.parent / row["alignment_path"])
+    rows_in.append({**rows_in[1], "utt_id": "broken", "alignment_path": str(tmp_path / "missing.TextGrid")})
+    manifest = tmp_path / "manifest.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows_in[0]))
+        writer.writeheader()
+        writer.writerows(rows_in)
+    assert anchorprep.align(manifest, tmp_path / "kw", keyword="hey computer").exit_code == 1
+    records = score_records(tmp_path / "kw") + [{"utt_id": "broken", "scores": [0.5] * 10}]
+    result = evaluate_run(tmp_path / "kw", write_jsonl(tmp_path / "s.jsonl", records))
+    assert result.exit_code == 1 and result.evaluated == 6
+    (problem,) = result.problems
+    assert problem.kind == "extra" and problem.reason.startswith("not in the run: it failed at stage ")
+    assert "missing.TextGrid" in problem.reason or "no such file" in problem.reason.lower()

@@ -144,3 +144,37 @@ def test_an_existing_run_in_out_needs_overwrite(source, tmp_path):
 def test_a_folder_that_is_not_a_finished_run_is_refused(tmp_path):
     with pytest.raises(UsageError, match="no such folder"):
         write_weights(tmp_path / "nothing", tmp_path / "w")
+
+
+def test_the_torch_loader_pads_the_stored_weights_like_computed_ones(source, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from anchorprep.data import AnchorWeightConfig, ShardDataset, collate
+
+    write_weights(source, tmp_path / "w", kernel="gaussian", width=8, gain=2)
+    stored = next(iter(DataLoader(ShardDataset(tmp_path / "w", columns=("weight",)), batch_size=6,
+                                  collate_fn=collate())))
+    computed = next(iter(DataLoader(ShardDataset(source), batch_size=6,
+                                    collate_fn=collate(AnchorWeightConfig(kernel="gaussian", width=8, gain=2)))))
+    assert stored["weight"].dtype == torch.float32 and torch.equal(stored["weight"], computed["weight"])
+
+
+def test_a_run_with_failed_items_keeps_its_errors(tmp_path):
+    import csv
+
+    rows = list(csv.DictReader(open(MANIFEST, newline="")))
+    for row in rows:
+        row["audio_path"] = str(MANIFEST.parent / row["audio_path"])
+        row["alignment_path"] = str(MANIFEST.parent / row["alignment_path"])
+    rows.append({**rows[0], "utt_id": "broken", "alignment_path": str(tmp_path / "missing.TextGrid")})
+    manifest = tmp_path / "manifest.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert anchorprep.align(manifest, tmp_path / "kw", keyword="hey computer").exit_code == 1
+    write_weights(tmp_path / "kw", tmp_path / "w")
+    assert (tmp_path / "w" / "errors.jsonl").read_text() == (tmp_path / "kw" / "errors.jsonl").read_text() != ""
+    from anchorprep.inspect import validate_run
+
+    assert validate_run(tmp_path / "w").ok

@@ -11,7 +11,9 @@
      "anchor_times_s": list of float64 tensors,  # anchor times (s from the utterance start)
      "duration_s": float64 (B,),           # utterance durations (s)
      "features": float32 (B, T, F),        # when items carry features, padded with 0
-     "weight": float32 (B, T),             # with a kernel config: 1 + gain*K(d), 0 on padding
+     "weight": float32 (B, T),             # with a kernel config: 1 + gain*K(d), 0 on padding;
+                                           # without one, the items' stored `weight` (a run from
+                                           # `anchorprep weights`, columns=("weight",)), padded with 0
      ...}                                  # other item keys as lists
 
 ``anchor_times_s`` and ``duration_s`` (when the items carry them, as dataset items do) are what
@@ -116,6 +118,8 @@ def collate_anchors(batch: Sequence[Mapping], kernel_config: KernelConfig = None
     config = _weight_config(kernel_config)
     if config is not None:
         out["weight"] = config.weights(out["distance"]).masked_fill_(~mask, 0.0)
+    elif "weight" in batch[0]:  # a run from `anchorprep weights`, read with columns=("weight",)
+        out["weight"] = _pad([item["weight"] for item in batch], mask, 0.0, torch.float32)
     for key in batch[0]:
         if key not in out and key not in _PADDED:
             out[key] = [item[key] for item in batch]
