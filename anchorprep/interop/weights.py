@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -94,7 +95,12 @@ class WeightSettings:
         before = width if width_before is None else _number("width_before", width_before)
         after = width if width_after is None else _number("width_after", width_after)
         resolved = cls(kernel, before, after, gain, source_settings_sha256)
-        resolved.weights(np.zeros(0, np.int16))  # the loss's own checks, on no frames
+        try:
+            resolved.weights(np.zeros(0, np.int16))  # the loss's own checks, on no frames
+        except UsageError:
+            raise
+        except ValueError as exc:
+            raise UsageError(f"anchorprep.loss refuses these kernel settings: {exc}") from None
         return resolved
 
     def to_dict(self) -> dict[str, Any]:
@@ -228,8 +234,6 @@ def _weighted_settings(settings: RunSettings, weights: WeightSettings) -> RunSet
 
 def _copy_side_files(source: Run, folder: RunFolder) -> None:
     """errors.jsonl and report.json of the input run (the rows, and so the counts, are the same)."""
-    import json
-
     report = source.report()
     if report is None:
         raise UsageError(f"{source.path}: no readable {source.manifest.report_file}; check it with `anchorprep validate`")
