@@ -37,8 +37,9 @@ import torch
 
 from anchorprep.shards.run import is_list_column, list_column
 
-#: Columns every item carries.
-ITEM_COLUMNS = ("utt_id", "num_frames", "target", "distance", "anchor_frames")
+#: Columns every item carries (``anchor_times_s`` and ``duration_s`` so that a batch can be
+#: evaluated with `anchorprep.metrics.evaluate` without joining the shards again).
+ITEM_COLUMNS = ("utt_id", "num_frames", "target", "distance", "anchor_frames", "anchor_times_s", "duration_s")
 #: Columns the feature loader needs from a row.
 AUDIO_COLUMNS = ("audio_path", "start_s", "duration_s", "sample_rate")
 

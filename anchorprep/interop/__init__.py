@@ -6,6 +6,8 @@
 * `export_wekws` — a WeKws ``data.list`` with keyword tokens, anchors and per-frame targets.
 * `hf_data_files` / `load_hf_dataset` — the shards as a Hugging Face ``datasets`` dataset
   (``pip install 'anchorprep[hf]'``).
+* `write_weights` — a copy of a run with a per-frame ``weight`` column (SAL weights precomputed
+  by `anchorprep.loss.anchor_weights`) for trainers outside PyTorch.
 
 The readers that bring other toolkits' annotations *in* live with the other sources:
 `anchorprep.sources.alignments.lhotse` (lhotse CutSet/SupervisionSet manifests, word alignments)
@@ -18,10 +20,11 @@ from anchorprep.interop.hf import hf_data_files, load_hf_dataset
 from anchorprep.interop.lhotse_export import (
     AnchorBatch, CutAnchors, LhotseExport, NoCutMatchedError, collate_anchors, cut_anchors, export_lhotse,
 )
+from anchorprep.interop.weights import WeightSettings, WeightsResult, write_weights
 from anchorprep.interop.wekws import WekwsExport, export_wekws, wekws_label, wekws_token
 
 __all__ = [
-    "AnchorBatch", "CutAnchors", "LhotseExport", "MissingDependencyError", "NoCutMatchedError", "WekwsExport",
-    "collate_anchors", "cut_anchors", "export_lhotse", "export_wekws", "hf_data_files", "load_hf_dataset", "run_rows",
-    "wekws_label", "wekws_token",
+    "AnchorBatch", "CutAnchors", "LhotseExport", "MissingDependencyError", "NoCutMatchedError", "WeightSettings",
+    "WeightsResult", "WekwsExport", "collate_anchors", "cut_anchors", "export_lhotse", "export_wekws",
+    "hf_data_files", "load_hf_dataset", "run_rows", "wekws_label", "wekws_token", "write_weights",
 ]

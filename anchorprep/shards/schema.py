@@ -10,6 +10,10 @@ import pyarrow as pa
 SCHEMA_VERSION = 1
 METADATA_KEY = b"anchorprep"
 PASSTHROUGH_COLUMNS = ("speaker", "text", "split")
+#: The per-frame SAL weight column of a run written by ``anchorprep weights`` (whose settings
+#: carry a ``weights`` block); float32, one value per frame like ``distance``.
+WEIGHT_COLUMN = "weight"
+WEIGHT_FIELD = pa.field(WEIGHT_COLUMN, pa.list_(pa.float32()), nullable=False)
 
 LIST_COLUMNS: dict[str, pa.DataType] = {
     "anchor_times_s": pa.float64(),
@@ -32,12 +36,15 @@ BASE_FIELDS = [
 
 
 def shard_schema(passthrough: tuple[str, ...] = (), settings: dict | None = None) -> pa.Schema:
-    """The Arrow schema of every shard of a run: the SPEC columns, then pass-through columns.
+    """The Arrow schema of every shard of a run: the SPEC columns, then pass-through columns,
+    then ``weight`` when the settings carry a ``weights`` block (a run from ``anchorprep weights``).
 
     ``settings`` (the run's settings JSON) travels in the key-value metadata under ``anchorprep``
     so a single shard explains itself.
     """
     fields = BASE_FIELDS + [pa.field(name, pa.string()) for name in passthrough]
+    if settings is not None and "weights" in settings:
+        fields.append(WEIGHT_FIELD)
     metadata = None if settings is None else {METADATA_KEY: json.dumps(settings, sort_keys=True).encode()}
     return pa.schema(fields, metadata=metadata)
 
