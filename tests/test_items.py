@@ -109,3 +109,102 @@ def test_validate_deep_rederives_lhotse_runs(ami_cuts, tmp_path):
     report = json.loads(result.output)
     assert result.exit_code == 0 and report["ok"], result.output
     assert report["checked"]["deep_rows"] == 1 and report["checked"]["deep_inputs_fingerprint"] == "match"
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest cells are text exactly as written (issue 14.3)
+
+JSONL_IDS = ('{"utt_id": 9007199254740993, "speaker": 7, "duration_s": 1.50}\n'
+             '{"utt_id": 9007199254740992, "speaker": null, "duration_s": 2}\n'
+             '{"utt_id": null, "speaker": 8, "flag": true}\n')
+
+
+def test_jsonl_numbers_keep_their_written_text_when_a_column_has_nulls(tmp_path):
+    """pandas read the ids through float64: 9007199254740993 became "9007199254740992.0"."""
+    path = tmp_path / "m.jsonl"
+    path.write_text(JSONL_IDS)
+    frame = read_manifest(path)
+    assert frame["utt_id"].tolist() == ["9007199254740993", "9007199254740992", ""]
+    assert frame["speaker"].tolist() == ["7", "", "8"]
+    assert frame["duration_s"].tolist() == ["1.50", "2", ""]
+    assert frame["flag"].tolist() == ["", "", "true"]
+
+
+def test_parquet_integers_are_exact_decimal_text_and_null_stays_missing(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"utt_id": pa.array([9007199254740993, 9007199254740992, None], pa.int64()),
+                             "speaker": pa.array([7, None, 8], pa.int32()),
+                             "duration_s": pa.array([1.5, None, 0.1], pa.float32()),
+                             "split": pa.array(["a", "b", "a"]).dictionary_encode(),
+                             "text": pa.array([b"hey", None, b"computer"], pa.binary())}), path)
+    frame = read_manifest(path)
+    assert frame["utt_id"].tolist() == ["9007199254740993", "9007199254740992", ""]
+    assert frame["speaker"].tolist() == ["7", "", "8"]
+    assert frame["duration_s"].tolist() == ["1.5", "", "0.1"]
+    assert frame["split"].tolist() == ["a", "b", "a"]
+    assert frame["text"].tolist() == ["hey", "", "computer"]
+
+
+def test_numeric_ids_with_nulls_are_not_lost_as_false_duplicates(tmp_path):
+    """End to end: both big ids are rows (one was a false duplicate), speaker 7 stays "7"."""
+    from anchorprep.shards import open_run
+
+    grid = tmp_path / "g.TextGrid"
+    grid.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0\nxmax = 2\ntiers? <exists>\n'
+                    'size = 1\nitem []:\n    item [1]:\n        class = "IntervalTier"\n        name = "words"\n'
+                    '        xmin = 0\n        xmax = 2\n        intervals: size = 1\n        intervals [1]:\n'
+                    '            xmin = 0\n            xmax = 2\n            text = "hey"\n')
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps({"utt_id": i, "alignment_path": str(grid), "speaker": s}).replace('"@', "").replace('@"', "") + "\n"
+                            for i, s in [("@9007199254740993@", "@7@"), ("@9007199254740992@", None), (None, "@8@")]))
+    result = invoke("align", path, "-k", "hey", "-o", tmp_path / "out")
+    assert result.exit_code == 1, result.output  # the null id is one errors.jsonl line
+    rows = {r["utt_id"]: r["speaker"] for r in open_run(tmp_path / "out").iter_rows(["utt_id", "speaker"])}
+    assert rows == {"9007199254740993": "7", "9007199254740992": ""}
+
+
+@pytest.mark.parametrize("line, message", [
+    ("[1, 2, 3]", r"line 2 is not a JSON object \(\[1, 2, 3\]\)"),
+    ("42", r"line 2 is not a JSON object \(42\)"),
+    ('{"utt_id": ["good000"]}', "line 2: column utt_id holds a JSON list"),
+    ('{"utt_id": "a", "meta": {"x": 1}}', "line 2: column meta holds a JSON dict"),
+    ('{"utt_id": "a"', "line 2 is not JSON"),
+])
+def test_jsonl_lines_that_are_not_flat_objects_are_usage_errors(tmp_path, line, message):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"utt_id": "ok"}\n' + line + "\n")
+    with pytest.raises(UsageError, match=message):
+        read_manifest(path)
+
+
+@pytest.mark.parametrize("column, values, message", [
+    ("utt_id", [["good000"], ["good001"]], "column utt_id holds list<"),
+    ("utt_id", [{"a": "good000"}, {"a": "good001"}], "column utt_id holds struct"),
+    ("text", [b"\xff\xfe", b"ok"], "column text holds binary data that is not UTF-8"),
+])
+def test_parquet_columns_that_are_not_text_or_numbers_are_usage_errors(tmp_path, column, values, message):
+    """Lists became "['good000']"; a binary column was a UnicodeDecodeError traceback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "m.parquet"
+    data = {"utt_id": ["a", "b"], column: values}
+    pq.write_table(pa.table(data), path)
+    with pytest.raises(UsageError, match=message):
+        read_manifest(path)
+
+
+def test_jsonl_nan_is_refused_per_item_like_csv_nan(tmp_path):
+    """One rule: a NaN duration (JSONL `NaN`, CSV `nan`) is refused for its item, not read as missing."""
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"utt_id": "a", "duration_s": NaN}\n{"utt_id": "b", "duration_s": Infinity}\n')
+    assert read_manifest(path)["duration_s"].tolist() == ["NaN", "Infinity"]
+    from anchorprep.errors import InputError
+    from anchorprep.pipeline.rows import item_float
+
+    for item in read_manifest(path).to_dict("records"):
+        with pytest.raises(InputError, match="not finite"):
+            item_float(item, "duration_s")
