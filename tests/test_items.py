@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -208,3 +210,78 @@ def test_jsonl_nan_is_refused_per_item_like_csv_nan(tmp_path):
     for item in read_manifest(path).to_dict("records"):
         with pytest.raises(InputError, match="not finite"):
             item_float(item, "duration_s")
+
+
+# --------------------------------------------------------------------------------------------
+# Named pipes and devices (issue 14.7). Opening a FIFO blocks forever, so these run the CLI in a
+# subprocess with a generous timeout: a regression fails the test instead of hanging the suite.
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(SAMPLE.parent)}
+    return subprocess.run([sys.executable, "-m", "anchorprep", *map(str, args), "-q"], capture_output=True,
+                          text=True, timeout=600, env=env)
+
+
+def error_lines(out: Path) -> dict[str, dict]:
+    return {e["utt_id"]: e for e in map(json.loads, (out / "errors.jsonl").read_text().splitlines())}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_fifos_in_a_manifest_are_refused_per_item_without_opening_them(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    good_audio, good_grid = SAMPLE / "audio" / "utt00001-pos.flac", SAMPLE / "alignments" / "utt00001-pos.TextGrid"
+    align = tmp_path / "align.csv"
+    align.write_text(f"utt_id,alignment_path,audio_path\ngood,{good_grid},{good_audio}\n"
+                     f"fifo_grid,{fifo}.TextGrid,{good_audio}\nfifo_audio,{good_grid},{fifo}.flac\n"
+                     f"fifo_ctm,{fifo}.ctm,\n")
+    for name in ("pipe.TextGrid", "pipe.flac", "pipe.ctm", "pipe.csv"):
+        os.mkfifo(tmp_path / name)
+    result = run_cli("align", align, "-k", "hey computer", "-o", tmp_path / "a")
+    assert result.returncode == 1, result.stderr
+    errors = error_lines(tmp_path / "a")
+    assert sorted(errors) == ["fifo_audio", "fifo_ctm", "fifo_grid"]
+    assert [errors[u]["stage"] for u in sorted(errors)] == ["read_audio", "read_alignment", "read_alignment"]
+    assert all("named pipe (fifo)" in e["reason"].lower() for e in errors.values())
+
+    vad = tmp_path / "vad.csv"
+    vad.write_text(f"utt_id,audio_path\ngood,{good_audio}\nfifo,{fifo}.flac\ndevice,/dev/zero\n")
+    result = run_cli("vad", vad, "-o", tmp_path / "v")
+    assert result.returncode == 1, result.stderr
+    assert {u: "not a regular file" in e["reason"] for u, e in error_lines(tmp_path / "v").items()} == \
+        {"fifo": True, "device": True}
+
+    accel = tmp_path / "accel.csv"
+    accel.write_text(f"utt_id,accel_path\ngood,{SAMPLE / 'accel' / 'raise_seated.csv'}\nfifo,{fifo}.csv\n")
+    result = run_cli("accel", accel, "--preset", "raise", "-o", tmp_path / "c")
+    assert result.returncode == 1, result.stderr
+    assert "not a regular file" in error_lines(tmp_path / "c")["fifo"]["reason"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_fifos_in_a_folder_input_are_skipped_and_a_fifo_input_is_a_usage_error(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    shutil.copy(SAMPLE / "alignments" / "utt00001-pos.TextGrid", folder / "good.TextGrid")
+    shutil.copy(SAMPLE / "audio" / "utt00001-pos.flac", folder / "good.flac")
+    shutil.copy(SAMPLE / "accel" / "raise_seated.csv", folder / "good.csv")
+    for name in ("pipe.TextGrid", "pipe.flac", "pipe.csv", "good2.flac"):
+        os.mkfifo(folder / name)
+    shutil.copy(SAMPLE / "alignments" / "utt00001-pos.TextGrid", folder / "good2.TextGrid")  # its audio is a FIFO
+    assert audio_items(folder)["utt_id"].tolist() == ["good"]
+    assert accel_items(folder)["utt_id"].tolist() == ["good"]
+    assert alignment_items(folder).to_dict("records") == [
+        {"utt_id": "good", "audio_path": str(folder / "good.flac"), "alignment_path": str(folder / "good.TextGrid")},
+        {"utt_id": "good2", "audio_path": "", "alignment_path": str(folder / "good2.TextGrid")}]
+    result = run_cli("align", folder, "-k", "hey computer", "-o", tmp_path / "a")
+    assert result.returncode == 0, result.stderr
+
+    manifest = tmp_path / "m.csv"
+    os.mkfifo(manifest)
+    for command in (["align", "-k", "hey"], ["vad"], ["accel", "--preset", "raise"]):
+        result = run_cli(command[0], manifest, *command[1:], "-o", tmp_path / "x")
+        assert result.returncode == 2 and "named pipe (FIFO)" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr

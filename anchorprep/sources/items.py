@@ -29,6 +29,7 @@ from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.alignments.formats import is_ctm
 from anchorprep.sources.alignments.lhotse import is_lhotse_manifest, lhotse_items
 from anchorprep.sources.alignments.rttm import is_rttm
+from anchorprep.sources.files import special_file_kind
 from anchorprep.sources.kaldi import read_segments, read_wav_scp
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -76,6 +77,7 @@ def read_manifest(
         fmt = manifest_format or MANIFEST_FORMATS.get(path.suffix.lower())
         if fmt is None:
             raise UsageError(f"{path}: unknown manifest format; use one of {', '.join(MANIFEST_FORMATS)}")
+        _refuse_special_input(path)
         if not path.is_file():
             raise UsageError(f"{path}: manifest not found")
         where, base, source = str(path), path.parent.resolve(), path
@@ -202,6 +204,13 @@ def _is_stdin(inputs: PathLike) -> bool:
     return os.fspath(inputs) == STDIN
 
 
+def _refuse_special_input(path: PathLike | None) -> None:
+    """A run input that is a FIFO or device would block the run before it starts: `UsageError`."""
+    kind = None if path is None or _is_stdin(path) else special_file_kind(path)
+    if kind is not None:
+        raise UsageError(f"{os.fspath(path)}: not a regular file: it is {kind}; give a file, or `-` for standard input")
+
+
 # --------------------------------------------------------------------------------------------
 # Folders
 
@@ -219,7 +228,8 @@ def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = 
     if not alignment_dir.is_dir():
         raise UsageError(f"{alignment_dir}: not a folder")
     rows = []
-    for grid_path in sorted(p for p in alignment_dir.rglob("*") if p.suffix.lower() in ALIGNMENT_SUFFIXES):
+    # is_file(): FIFOs, devices and folders named *.TextGrid are not alignments (a FIFO would hang)
+    for grid_path in sorted(p for p in alignment_dir.rglob("*") if p.suffix.lower() in ALIGNMENT_SUFFIXES and p.is_file()):
         relative = grid_path.relative_to(alignment_dir).with_suffix("")
         audio = next(
             (audio_dir / relative.with_suffix(s) for s in AUDIO_SUFFIXES if (audio_dir / relative.with_suffix(s)).is_file()),
@@ -358,6 +368,8 @@ def alignment_items(
     """
     if _is_stdin(inputs):
         return read_manifest(inputs, required=("utt_id", "alignment_path"))
+    for given in (inputs, segments, wav_scp, recordings):
+        _refuse_special_input(given)
     inputs = Path(inputs)
     if inputs.is_dir():
         return textgrid_folder_items(inputs, audio_dir)
