@@ -285,3 +285,52 @@ def test_fifos_in_a_folder_input_are_skipped_and_a_fifo_input_is_a_usage_error(t
         result = run_cli(command[0], manifest, *command[1:], "-o", tmp_path / "x")
         assert result.returncode == 2 and "named pipe (FIFO)" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# One huge item must not take the run down (issue 14.8)
+
+
+def test_an_item_beyond_max_item_frames_is_refused_before_labelling():
+    from anchorprep.errors import InputError
+    from anchorprep.grid import FrameGrid
+    from anchorprep.pipeline.rows import MAX_ITEM_FRAMES, utterance_extent
+
+    grid = FrameGrid()
+    seconds_at_limit = (MAX_ITEM_FRAMES - 1) * grid.shift / grid.sample_rate + grid.length / grid.sample_rate
+    extent = utterance_extent({"duration_s": repr(seconds_at_limit)}, grid)
+    assert grid.num_frames(extent.grid_samples) == MAX_ITEM_FRAMES
+    with pytest.raises(InputError, match="too long: 8640001 frames"):
+        utterance_extent({"duration_s": repr(seconds_at_limit + 0.01)}, grid)
+    with pytest.raises(InputError, match="too long"):
+        utterance_extent({"duration_s": "1e7"}, grid)
+
+
+def test_the_item_that_would_overflow_its_shards_list_offsets_is_refused(tmp_path, monkeypatch):
+    """int32 offsets wrapped negative past 2**31 frames; the runner now refuses the overflowing
+    item (shown with the limit lowered to 2 utterances of 1000 frames)."""
+    import anchorprep
+    import anchorprep.pipeline.runner as runner_module
+    from anchorprep.shards import open_run
+
+    monkeypatch.setattr(runner_module, "MAX_LIST_VALUES", 2500)
+    grid = SAMPLE / "alignments" / "utt00001-pos.TextGrid"
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("utt_id,alignment_path,duration_s\n" + "".join(f"u{i},{grid},10.015\n" for i in range(4)))
+    result = anchorprep.align(manifest, tmp_path / "out", keyword="hey computer", shard_size=3)
+    rows = [r["utt_id"] for r in open_run(tmp_path / "out").iter_rows(["utt_id"])]
+    assert rows == ["u0", "u1", "u3"]
+    [line] = error_lines(tmp_path / "out").values()
+    assert line["utt_id"] == "u2" and "smaller `shard_size`" in line["reason"]
+    assert result.items_failed == 1
+
+
+def test_list_offsets_never_wrap_to_negative(monkeypatch):
+    import numpy as np
+
+    import anchorprep.shards.schema as schema
+
+    monkeypatch.setattr(schema, "MAX_LIST_VALUES", 5)
+    assert schema._list_array([np.zeros(2), np.zeros(3)], schema.pa.int16()).offsets.to_pylist() == [0, 2, 5]
+    with pytest.raises(OverflowError, match="at most 5 per column"):
+        schema._list_array([np.zeros(2), np.zeros(4)], schema.pa.int16())
