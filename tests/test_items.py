@@ -334,3 +334,55 @@ def test_list_offsets_never_wrap_to_negative(monkeypatch):
     assert schema._list_array([np.zeros(2), np.zeros(3)], schema.pa.int16()).offsets.to_pylist() == [0, 2, 5]
     with pytest.raises(OverflowError, match="at most 5 per column"):
         schema._list_array([np.zeros(2), np.zeros(4)], schema.pa.int16())
+
+
+# --------------------------------------------------------------------------------------------
+# Manifests, fuzzed: exact text for every scalar; anything else a UsageError, never a traceback
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                suppress_health_check=list(HealthCheck))
+int64s = st.integers(-(2**63), 2**63 - 1)
+cells = st.one_of(st.none(), int64s, st.text(st.characters(blacklist_categories=("Cs",)), max_size=8),
+                  st.sampled_from(["a\u2028b", "\x1c", "x\x85y", "\ufeff", "9007199254740993"]))
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                                     st.text(max_size=5)),
+                           lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+                           max_leaves=6)
+
+
+def expected_text(value) -> str:
+    return "" if value is None else str(value)
+
+
+@FUZZ
+@given(st.lists(cells, min_size=1, max_size=12))
+def test_fuzzed_jsonl_cells_read_back_exactly(tmp_path_factory, column):
+    path = tmp_path_factory.mktemp("jsonl") / "m.jsonl"
+    path.write_text("".join(json.dumps({"utt_id": value}, ensure_ascii=False) + "\r\n" for value in column),
+                    encoding="utf-8")
+    assert read_manifest(path)["utt_id"].tolist() == [expected_text(v) for v in column]
+
+
+@FUZZ
+@given(st.lists(st.one_of(st.none(), int64s), min_size=1, max_size=12))
+def test_fuzzed_parquet_integer_ids_read_back_exactly(tmp_path_factory, column):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path_factory.mktemp("parquet") / "m.parquet"
+    pq.write_table(pa.table({"utt_id": pa.array(column, pa.int64())}), path)
+    assert read_manifest(path)["utt_id"].tolist() == [expected_text(v) for v in column]
+
+
+@FUZZ
+@given(st.lists(st.one_of(json_values.map(json.dumps), st.text(max_size=20)), min_size=1, max_size=5))
+def test_fuzzed_jsonl_lines_are_read_or_a_usage_error(tmp_path_factory, lines):
+    path = tmp_path_factory.mktemp("jsonl") / "m.jsonl"
+    path.write_text("\n".join(line.replace("\n", " ").replace("\r", " ") for line in lines), encoding="utf-8")
+    try:
+        read_manifest(path, required=())
+    except UsageError as exc:
+        assert "\n" not in str(exc)

@@ -130,7 +130,7 @@ def _jsonl_frame(text: str, where: str) -> pd.DataFrame:
     it refuses a CSV ``nan``.
     """
     records = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
         if not line.strip():
             continue
         try:
