@@ -283,6 +283,10 @@ def align_cases(root: Path, realdata: Path | None) -> list[Case]:
               alignment_path=tg("cell3.TextGrid", valid_long), duration_s="inf"),
         error("cell_duration_negative", "read_audio", ("duration_s must be positive",), "duration_s = -3",
               alignment_path=tg("cell4.TextGrid", valid_long), duration_s="-3"),
+        error("cell_duration_huge", "read_audio", ("too long", "per item", "start_s/duration_s"),
+              "duration_s = 90000 (25 h) without audio: refused for the item before labelling (1e7 s was a "
+              "MemoryError for the whole run; kept just over the limit so a regression fails, not swaps)",
+              alignment_path=tg("cell_huge.TextGrid", valid_long), duration_s="90000"),
         error("cell_start_negative", "read_audio", ("start_s is negative",), "start_s = -1",
               alignment_path=tg("cell5.TextGrid", valid_long), start_s="-1"),
         error("cell_start_past_alignment", "read_audio", ("start_s", "past the end of the alignment"),

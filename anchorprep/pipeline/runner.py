@@ -32,6 +32,7 @@ from anchorprep.shards.run import (
     InputsFingerprint, ItemError, RunFolder, RunManifest, RunReport, RunSettings, ShardEntry, ShardSummary,
     read_json, shard_count, shard_name,
 )
+from anchorprep.shards.schema import MAX_LIST_VALUES
 
 EXECUTORS = ("local", "dask")
 DASK_INSTALL_HINT = "pip install 'anchorprep[dask]'  (or: pip install 'dask[distributed]')"
@@ -180,7 +181,7 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
     written atomically, so a retried or duplicated call rewrites the same bytes.
     """
     out = Path(out_dir)
-    rows, errors, stats = [], [], Counter()
+    rows, errors, stats, frames = [], [], Counter(), 0
     for item in items:
         try:
             if item.get("_duplicate_of") not in (None, ""):
@@ -188,6 +189,9 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
             if not item.get("utt_id"):
                 raise ItemFailure("manifest", "empty utt_id")
             row, item_stats = job.process(item)
+            if frames + row["num_frames"] > MAX_LIST_VALUES:
+                raise ItemFailure("label", f"the shard would hold more than {MAX_LIST_VALUES} frames with this item "
+                                           "(int32 list offsets); use a smaller `shard_size`")
         except ItemFailure as failure:
             errors.append(ItemError(item.get("utt_id", ""), item["_row"], failure.path or _item_path(item),
                                     failure.stage, failure.reason))
@@ -195,6 +199,7 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
         for column in settings.passthrough_columns:
             row[column] = item.get(column, "")
         rows.append(row)
+        frames += row["num_frames"]
         stats.update(item_stats)
     return _write_shard(out, index, count, rows, len(items), errors, stats, settings)
 

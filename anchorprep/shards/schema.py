@@ -49,11 +49,21 @@ def shard_schema(passthrough: tuple[str, ...] = (), settings: dict | None = None
     return pa.schema(fields, metadata=metadata)
 
 
+#: Most values one list column of a shard can hold: Arrow ``list`` offsets are int32 (and a
+#: Parquet reader cannot split one row group's nested column). The runner refuses the item that
+#: would overflow its shard (`shard_size` too large for very long items).
+MAX_LIST_VALUES = 2**31 - 1
+
+
 def _list_array(values: list, dtype: pa.DataType) -> pa.Array:
     """A list<dtype> array built from one flat buffer and offsets (no per-element Python work)."""
-    lengths = np.fromiter((len(v) for v in values), dtype=np.int32, count=len(values))
-    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] > MAX_LIST_VALUES:  # int32 offsets would wrap to negative values
+        raise OverflowError(f"{len(values)} rows hold {offsets[-1]} list values; a shard holds at most "
+                            f"{MAX_LIST_VALUES} per column: write fewer rows per shard")
+    offsets = offsets.astype(np.int32)
     if pa.types.is_string(dtype):
         flat = pa.array([item for v in values for item in v], type=dtype)
     else:

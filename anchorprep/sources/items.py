@@ -17,6 +17,7 @@ input as a whole (missing folder, unreadable manifest, no files) is a `UsageErro
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.alignments.formats import is_ctm
 from anchorprep.sources.alignments.lhotse import is_lhotse_manifest, lhotse_items
 from anchorprep.sources.alignments.rttm import is_rttm
+from anchorprep.sources.files import special_file_kind
 from anchorprep.sources.kaldi import read_segments, read_wav_scp
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -56,8 +58,12 @@ def read_manifest(
     "jsonl", "parquet"). ``path="-"`` reads standard input: the format is `manifest_format`, or
     sniffed (JSONL when the first non-blank character is ``{``, else TSV when the first line has
     a tab, else CSV). Relative values in path columns resolve against the manifest's folder (the
-    current folder for standard input). Raises `UsageError` when the manifest itself is unusable:
-    unknown format, not UTF-8, a required column missing.
+    current folder for standard input). Every cell is text exactly as written: JSONL numbers
+    keep their literal text and Parquet integers their exact decimal text (an id never passes
+    through float64), ``null`` is missing (""), and a JSONL ``NaN`` stays ``"NaN"`` so the item's
+    number check refuses it as it refuses a CSV ``nan``. Raises `UsageError` when the manifest
+    itself is unusable: unknown format, not UTF-8, a JSONL line that is not a JSON object, a
+    list/struct/map column or non-UTF-8 binary column, a required column missing.
     """
     from_stdin = os.fspath(path) == STDIN
     if manifest_format is not None and manifest_format not in MANIFEST_FORMATS.values():
@@ -71,6 +77,7 @@ def read_manifest(
         fmt = manifest_format or MANIFEST_FORMATS.get(path.suffix.lower())
         if fmt is None:
             raise UsageError(f"{path}: unknown manifest format; use one of {', '.join(MANIFEST_FORMATS)}")
+        _refuse_special_input(path)
         if not path.is_file():
             raise UsageError(f"{path}: manifest not found")
         where, base, source = str(path), path.parent.resolve(), path
@@ -96,17 +103,95 @@ def _sniff_manifest(data: bytes) -> str:
 
 
 def _read_frame(source, fmt: str, where: str) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         if fmt in ("csv", "tsv"):
             return pd.read_csv(source, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
                                encoding="utf-8-sig")
         if fmt == "jsonl":
-            return pd.read_json(source, lines=True, dtype=False, encoding="utf-8")
-        return pd.read_parquet(source)
+            data = source.read() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
+            return _jsonl_frame(data.decode("utf-8-sig"), where)
+        return _parquet_frame(pq.read_table(source), where)
+    except UsageError:
+        raise
     except UnicodeDecodeError as exc:
         raise UsageError(f"{where}: manifest is not UTF-8 ({exc.reason} at byte {exc.start}); re-encode it as UTF-8") from None
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
+    except (ValueError, OSError, pd.errors.ParserError, pa.ArrowException) as exc:
         raise UsageError(f"{where}: cannot read manifest: {exc}") from None
+
+
+def _jsonl_frame(text: str, where: str) -> pd.DataFrame:
+    """One JSON object per line; every value as the text written (``null`` and absent keys: "").
+
+    Numbers keep their literal text (``9007199254740993`` stays exact, ``1`` does not become
+    ``1.0``); ``NaN``/``Infinity`` stay text too, so a per-item number check refuses them as
+    it refuses a CSV ``nan``.
+    """
+    records = []
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line, parse_int=str, parse_float=str, parse_constant=str)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{where}: line {number} is not JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise UsageError(f"{where}: line {number} is not a JSON object ({_clip(line)}); "
+                             'each line must be one object of columns, e.g. {"utt_id": "a", ...}')
+        for column, value in record.items():
+            if isinstance(value, (list, dict)):
+                raise UsageError(f"{where}: line {number}: column {column} holds a JSON {type(value).__name__}, "
+                                 "not text or a number; flatten it or drop the column")
+            record[column] = _JSON_LITERALS.get(value, value) if not isinstance(value, str) else value
+        records.append(record)
+    return pd.DataFrame.from_records(records).fillna("") if records else pd.DataFrame()
+
+
+_JSON_LITERALS = {None: "", True: "true", False: "false"}
+
+
+def _clip(line: str, width: int = 40) -> str:
+    line = line.strip()
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _parquet_frame(table, where: str) -> pd.DataFrame:
+    """Every column as text: integers as their exact decimal text (never through float64), null
+    as "", UTF-8 binary decoded; nested (list, struct, map) or non-UTF-8 binary columns refused."""
+    import numpy as np
+    import pyarrow as pa
+
+    columns = {}
+    for name, column in zip(table.column_names, table.columns):
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            column, kind = column.cast(kind.value_type), kind.value_type
+        if pa.types.is_nested(kind):
+            raise UsageError(f"{where}: column {name} holds {kind} values, not text or numbers; "
+                             "flatten it or drop the column")
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+            try:
+                column = column.cast(pa.string())
+            except pa.ArrowInvalid:
+                raise UsageError(f"{where}: column {name} holds binary data that is not UTF-8 text; "
+                                 "drop the column or store it as text") from None
+        if pa.types.is_floating(kind) and kind.bit_width < 64:
+            # float32 0.1 is 0.10000000149011612 as a Python float; its own shortest text is 0.1
+            values = [None if v is None else str(np.float32(v)) for v in column.to_pylist()]
+        else:
+            values = column.to_pylist()
+        columns[name] = [_cell_text(v) for v in values]
+    return pd.DataFrame(columns, dtype=object) if columns else pd.DataFrame()
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
 
 
 def _resolve(value: str, base: Path) -> str:
@@ -117,6 +202,13 @@ def _resolve(value: str, base: Path) -> str:
 
 def _is_stdin(inputs: PathLike) -> bool:
     return os.fspath(inputs) == STDIN
+
+
+def _refuse_special_input(path: PathLike | None) -> None:
+    """A run input that is a FIFO or device would block the run before it starts: `UsageError`."""
+    kind = None if path is None or _is_stdin(path) else special_file_kind(path)
+    if kind is not None:
+        raise UsageError(f"{os.fspath(path)}: not a regular file: it is {kind}; give a file, or `-` for standard input")
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,7 +228,8 @@ def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = 
     if not alignment_dir.is_dir():
         raise UsageError(f"{alignment_dir}: not a folder")
     rows = []
-    for grid_path in sorted(p for p in alignment_dir.rglob("*") if p.suffix.lower() in ALIGNMENT_SUFFIXES):
+    # is_file(): FIFOs, devices and folders named *.TextGrid are not alignments (a FIFO would hang)
+    for grid_path in sorted(p for p in alignment_dir.rglob("*") if p.suffix.lower() in ALIGNMENT_SUFFIXES and p.is_file()):
         relative = grid_path.relative_to(alignment_dir).with_suffix("")
         audio = next(
             (audio_dir / relative.with_suffix(s) for s in AUDIO_SUFFIXES if (audio_dir / relative.with_suffix(s)).is_file()),
@@ -275,6 +368,8 @@ def alignment_items(
     """
     if _is_stdin(inputs):
         return read_manifest(inputs, required=("utt_id", "alignment_path"))
+    for given in (inputs, segments, wav_scp, recordings):
+        _refuse_special_input(given)
     inputs = Path(inputs)
     if inputs.is_dir():
         return textgrid_folder_items(inputs, audio_dir)

@@ -18,6 +18,7 @@ from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.alignments.lhotse import is_lhotse_manifest
 from anchorprep.sources.alignments.model import Alignment
 from anchorprep.sources.alignments.rttm import is_rttm
+from anchorprep.sources.files import refuse_special_file
 
 _FORMATS = {
     "textgrid": "textgrid",
@@ -45,6 +46,7 @@ def read_alignment(
     the other formats, which hold one alignment per file.
     """
     kind = _resolve_format(path, format)
+    refuse_special_file(path)
     if kind == "textgrid":
         from anchorprep.sources.alignments.textgrid import read_textgrid
 
@@ -139,6 +141,7 @@ def read_utterances(
     utterances; the last few files are cached), so every item of a worker shares one parse.
     """
     path = os.fspath(path)
+    refuse_special_file(path)
     if _is_lhotse(path, format):
         return _lhotse_utterances(path, lhotse_unit)
     if is_rttm(path, format):
