@@ -722,6 +722,7 @@ def test_a_rate_change_within_a_factor_of_twenty_is_read(tmp_path: Path) -> None
 
 def test_accel_pipeline_records_the_units(tmp_path: Path) -> None:
     import anchorprep
+    from anchorprep.shards import iter_rows, open_run
 
     sample = SAMPLES / "raise_seated.csv"
     table = pd.read_csv(sample)
@@ -734,11 +735,10 @@ def test_accel_pipeline_records_the_units(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert result.report.counter("accel_units_g") == 1
     assert result.report.counter("accel_units_m_s2") == 1
-    rows = pd.concat([pd.read_parquet(p) for p in sorted((tmp_path / "out").rglob("*.parquet"))])
-    times = {r.utt_id: list(r.anchor_times_s) for r in rows.itertuples()}
+    run = open_run(tmp_path / "out")
+    times = {r["utt_id"]: list(r["anchor_times_s"]) for s in run.shards for r in iter_rows(run.read_shard(s))}
     np.testing.assert_allclose(times["g"], times["ms2"], atol=1e-6)
     assert len(times["g"]) == 3
-    settings = json.loads(next((tmp_path / "out").rglob("manifest.json")).read_text())["settings"]
-    assert settings["accel"]["units"] == "auto"
+    assert run.settings.job["accel"]["units"] == "auto"
     with pytest.raises(UsageError, match="`units` must be one of auto, g, m/s2"):
         anchorprep.accel(manifest, tmp_path / "bad", units="G")

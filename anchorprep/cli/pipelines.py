@@ -25,7 +25,7 @@ def align(
     min_pause_ms: Annotated[float, typer.Option("--min-pause-ms", help="With --speech-onsets: silence that separates speech runs.", rich_help_panel=SOURCE)] = 0.0,
     edge: Annotated[str, typer.Option("--edge", help="Anchor at the keyword's end, start or centre.", rich_help_panel=SOURCE)] = "end",
     tier: Annotated[Optional[str], typer.Option("--tier", help="Tier name (default: MFA's words/phones tier).", rich_help_panel=SOURCE)] = None,
-    speaker: Annotated[Optional[str], typer.Option("--speaker", help="Speaker whose tiers to use in multi-speaker alignments.", rich_help_panel=SOURCE)] = None,
+    speaker: Annotated[Optional[str], typer.Option("--speaker", help="Speaker whose tier to use in multi-speaker alignments; all: every speaker's (sources alignment:<speaker>); column: each item's speaker column.", rich_help_panel=SOURCE)] = None,
     level: Annotated[str, typer.Option("--level", help="words or phones.", rich_help_panel=SOURCE)] = "words",
     regex: Annotated[bool, typer.Option("--regex", help="Keywords are regular expressions matched against single labels.", rich_help_panel=SOURCE)] = False,
     require_keyword: Annotated[bool, typer.Option("--require-keyword", help="An utterance without any keyword is an error, not a negative.", rich_help_panel=SOURCE)] = False,

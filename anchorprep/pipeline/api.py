@@ -74,6 +74,8 @@ def align(
     or a lhotse cuts/supervisions manifest (+ ``recordings``, ``audio_root``). Every occurrence of
     each ``keyword`` (class ids 1, 2, ... in order) is an anchor at its ``edge``; with
     ``speech_onsets`` the start of every speech run after ``min_pause_ms`` of silence is.
+    ``speaker`` picks the tier of multi-speaker alignments: a name, ``"all"`` (every speaker's
+    tier; anchor sources ``alignment:<speaker>``) or ``"column"`` (the item's ``speaker`` column).
     ``progress`` is an optional object with ``start(total)``, ``advance(n, failed)`` and ``stop()``;
     ``**options`` are the `PipelineOptions` (grid, targets, run).
     """
