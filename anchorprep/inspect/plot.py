@@ -359,7 +359,8 @@ def _accel_trace(path: Path, settings: RunSettings, time_offset_s: float | None)
     try:
         detect = dataclass_from(AccelSettings, block, band_hz=tuple(block.get("band_hz", (0.5, 3.0)))) if block else AccelSettings()
         recording = read_accel(path, columns=tuple_or_none(block.get("columns")), time_unit=block.get("time_unit", "auto"),
-                               rate=block.get("rate"), skip_rows=block.get("skip_rows", 0))
+                               rate=block.get("rate"), skip_rows=block.get("skip_rows", 0),
+                               units=block.get("units", "m/s2"), max_gap_s=block.get("max_gap_s", 60.0))
         clock, filtered = filtered_signal(recording, detect)
         peaks = detect_peaks(recording, detect)
     except AnchorprepError as exc:

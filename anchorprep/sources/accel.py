@@ -491,12 +491,15 @@ def _parse_date_times(col: pd.Series, enough: float) -> pd.Series | None:
     from the first stamp (ActiGraph's ``8/6/2019 10:25:50.000``).
     """
     text = col.astype("string").str.strip().str.strip("\"'")
-    attempts = (
-        lambda: pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True),
-        lambda: pd.to_datetime(text.str.replace(_COLON_FRACTION, r"\1.\2", regex=True), errors="coerce",
-                               format="ISO8601", utc=True),
-        lambda: pd.to_datetime(text, errors="coerce", utc=True),
-    )
+    attempts = [lambda: pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)]
+    first = text.dropna()
+    # Only for date-times: on other text pandas' inference falls back to slow per-value parsing.
+    if len(first) and _DATE_TIME.match(first.iloc[0]):
+        attempts += [
+            lambda: pd.to_datetime(text.str.replace(_COLON_FRACTION, r"\1.\2", regex=True), errors="coerce",
+                                   format="ISO8601", utc=True),
+            lambda: pd.to_datetime(text, errors="coerce", utc=True),
+        ]
     for attempt in attempts:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
