@@ -742,3 +742,15 @@ def test_accel_pipeline_records_the_units(tmp_path: Path) -> None:
     assert run.settings.job["accel"]["units"] == "auto"
     with pytest.raises(UsageError, match="`units` must be one of auto, g, m/s2"):
         anchorprep.accel(manifest, tmp_path / "bad", units="G")
+
+
+def test_an_unreadable_column_is_named(tmp_path: Path) -> None:
+    """What a device export still cannot be read as says which column and what would fix it."""
+    rows = [f"10:25:{50 + i // 100:02d}.{i % 100:02d}0,0.01,0.02,0.99" for i in range(300)]  # time of day only
+    p = _write(tmp_path, "time,x,y,z\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=r"time column 'time' is non-numeric and not a date-time \(first value "
+                                         r"'10:25:50.000'\).*`columns`.*`rate`"):
+        read_accel(p)
+    words = _write(tmp_path, "t,x,y,z\n" + "\n".join(f"{i * 10},{0.1},{0.2},up" for i in range(300)) + "\n", "w.csv")
+    with pytest.raises(InputError, match=r"column 'z' is non-numeric \(first value 'up'\); pick"):
+        read_accel(words)

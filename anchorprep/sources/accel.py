@@ -558,6 +558,7 @@ def _build_recording(
     n_rows = int(xyz.shape[0])
     if n_rows == 0:
         raise InputError("no data rows (only blank lines)", path)
+    _check_columns_readable(table[keep], t_key, xyz_keys, used, path)
 
     invalid = ~np.all(np.isfinite(used), axis=1)
     n_invalid = int(invalid.sum())
@@ -644,6 +645,29 @@ def _build_recording(
     )
 
 
+def _check_columns_readable(
+    table: pd.DataFrame, t_key: object | None, xyz_keys: list[object], values: np.ndarray, path: str
+) -> None:
+    """Name a column none of whose values could be read, rather than counting its rows as invalid."""
+    keys = ([t_key] if t_key is not None else []) + list(xyz_keys)
+    for k, key in enumerate(keys):
+        present = table[key].notna().to_numpy()
+        if present.any() and not np.isfinite(values[present, k]).any():
+            first = table[key][present].iloc[0]
+            if key is t_key:
+                raise InputError(
+                    f"time column {str(key)!r} is non-numeric and not a date-time (first value {first!r}); "
+                    "readable: numbers (ns, us, ms, s), ISO 8601, '2019-08-06 10:25:50:020', "
+                    "'8/6/2019 10:25:50.000'; pick the columns with `columns`, or give `rate` and x, y, z",
+                    path,
+                )
+            raise InputError(
+                f"column {str(key)!r} is non-numeric (first value {first!r}); pick the time and x, y, z columns "
+                "with `columns`",
+                path,
+            )
+
+
 def _check_steps(t_raw: np.ndarray, times: np.ndarray, lines: np.ndarray, where: str, max_gap_s: float,
                  path: str) -> None:
     """Refuse timestamps whose unit changes part-way, or that jump by more than `max_gap_s` seconds.
@@ -715,7 +739,7 @@ def _auto_unit(median_step: float) -> str:
 
 @dataclass(frozen=True)
 class AccelSettings:
-    """How peaks are found. Thresholds are in the units of the filtered signal (m/s² for phones).
+    """How peaks are found. Thresholds are in the units of the filtered signal: m/s² (`read_accel` converts g).
 
     - `axis`: "magnitude" (|xyz|, orientation-free) or one of "x", "y", "z".
     - `filter`: "bandpass" (`band_hz` = (low, high)), "highpass" (`cutoff_hz`) or "none". The
