@@ -35,6 +35,9 @@ class AccelReadOptions:
     def __post_init__(self) -> None:
         if self.units not in UNITS:
             raise UsageError(f"`units` must be one of {', '.join(UNITS)}; got {self.units!r}")
+        if self.columns is not None and len(self.columns) != (3 if self.rate is not None else 4):
+            what = "x, y, z (with `rate` there is no time column)" if self.rate is not None else "t, x, y, z"
+            raise UsageError(f"`columns` must list {what}; got {list(self.columns)!r}")
         if not (isinstance(self.max_gap_s, (int, float)) and math.isfinite(self.max_gap_s) and self.max_gap_s > 0):
             raise UsageError(f"`max_gap_s` must be a positive number of seconds; got {self.max_gap_s!r}")
 

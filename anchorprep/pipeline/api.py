@@ -189,8 +189,8 @@ def accel(
     base = ACCEL_PRESETS[preset]
     settings = AccelSettings(**{**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
     job = AccelJob(_labelling(shared, (PEAK, ONSET) if vad else (PEAK,)), settings,
-                   AccelReadOptions(time_unit=time_unit, rate=rate, skip_rows=skip_rows, columns=_accel_columns(columns),
-                                    units=units, max_gap_s=float(max_gap_s)),
+                   AccelReadOptions(time_unit=time_unit, rate=rate, skip_rows=skip_rows,
+                                    columns=_accel_columns(columns), units=units, max_gap_s=float(max_gap_s)),
                    float(time_offset_s),
                    VadOptions() if vad else None, _combine(sources, agree_within_ms))
     items = accel_items(inputs)
@@ -250,7 +250,7 @@ def _accel_columns(value) -> tuple[str | int, ...] | None:
         elif isinstance(entry, str) and entry.strip():
             columns.append(int(entry.strip()) if entry.strip().isdigit() else entry.strip())
         else:
-            raise UsageError(f"`columns` must be names or 0-based indices like \"t,x,y,z\" or \"0,1,2,3\"; got {value!r}")
+            raise UsageError(f"`columns` must be names or 0-based indices such as 't,x,y,z' or '0,1,2,3'; got {value!r}")
     return tuple(columns)
 
 

@@ -242,27 +242,27 @@ def _check_read_args(
     has_header: object, max_invalid_fraction: float,
 ) -> None:
     if time_unit not in ("auto", *_UNIT_SCALE):
-        raise UsageError(f"time_unit must be one of auto, ns, us, ms, s; got {time_unit!r}")
+        raise UsageError(f"`time_unit` must be one of auto, ns, us, ms, s; got {time_unit!r}")
     if rate is not None and not (_positive(rate) or (isinstance(rate, np.number) and _positive(float(rate)))):
-        raise UsageError(f"rate must be a positive number of Hz; got {rate!r}")
+        raise UsageError(f"`rate` must be a positive number of Hz; got {rate!r}")
     if not isinstance(skip_rows, int) or isinstance(skip_rows, bool) or skip_rows < 0:
-        raise UsageError(f"skip_rows must be a non-negative integer; got {skip_rows!r}")
+        raise UsageError(f"`skip_rows` must be a non-negative integer; got {skip_rows!r}")
     if has_header not in ("auto", True, False):
-        raise UsageError(f"has_header must be 'auto', True or False; got {has_header!r}")
+        raise UsageError(f"`has_header` must be 'auto', True or False; got {has_header!r}")
     if not (isinstance(max_invalid_fraction, (int, float)) and 0.0 <= max_invalid_fraction < 1.0):
-        raise UsageError(f"max_invalid_fraction must be in [0, 1); got {max_invalid_fraction!r}")
+        raise UsageError(f"`max_invalid_fraction` must be in [0, 1); got {max_invalid_fraction!r}")
     if columns is not None:
         if isinstance(columns, (str, bytes)) or not isinstance(columns, Sequence):
-            raise UsageError(f"columns must be a sequence of names or indices; got {columns!r}")
+            raise UsageError(f"`columns` must be a sequence of names or indices; got {columns!r}")
         want = 3 if rate is not None else 4
         if len(columns) != want:
             what = "(x, y, z) because `rate` means there is no time column" if rate is not None else "(t, x, y, z)"
-            raise UsageError(f"columns must list {want} entries {what}; got {list(columns)!r}")
+            raise UsageError(f"`columns` must list {want} entries {what}; got {list(columns)!r}")
         for c in columns:
             if isinstance(c, bool) or not isinstance(c, (int, str)):
-                raise UsageError(f"each column must be a name or a 0-based index; got {c!r}")
+                raise UsageError(f"each of `columns` must be a name or a 0-based index; got {c!r}")
         if has_header is False and any(isinstance(c, str) for c in columns):
-            raise UsageError("column names need a header row; with has_header=False give 0-based indices")
+            raise UsageError("column names need a header row; with `has_header` False give 0-based indices")
 
 
 def _open_text(p: Path) -> IO[str]:
