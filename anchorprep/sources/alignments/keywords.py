@@ -132,7 +132,7 @@ def select_word_tier(
     if per_speaker:
         raise InputError(
             f"{len(per_speaker)} speakers have {level} tiers ({_quoted(per_speaker)}); "
-            "choose one with `speaker`",
+            "choose one with `speaker` (\"all\" takes every speaker's)",
             alignment.path,
         )
     raise InputError(
