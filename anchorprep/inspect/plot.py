@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anchorprep.anchors import IGNORE_INDEX, NO_ANCHOR
+from anchorprep.anchors import IGNORE_INDEX, NO_ANCHOR, source_kind
 from anchorprep.errors import AnchorprepError, UsageError
 from anchorprep.inspect.runs import find_row, used_mask
 from anchorprep.shards.run import RunSettings, open_run
@@ -74,14 +74,20 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 def _load_alignment(path: Path, settings: dict, utt_id: str, start_s: float):
     """The word tier of ``path`` for this utterance, its time offset, and the align options."""
     from anchorprep.sources.alignments.formats import utterance_alignment
-    from anchorprep.sources.alignments.keywords import select_word_tier
+    from anchorprep.sources.alignments.keywords import select_word_tier, select_word_tiers
+    from anchorprep.sources.alignments.model import Tier
 
     align = settings.get("align", {}) if settings.get("command") == "align" else {}
     alignment, utterance_relative = utterance_alignment(
         path, utt_id, align.get("alignment_format", "auto"), encoding=align.get("encoding", "utf-8"),
         level=align.get("level", "words"), segments=align.get("segments"), lhotse_unit=align.get("lhotse_unit", "auto"))
-    tier = select_word_tier(alignment, tier=align.get("tier"), speaker=align.get("speaker"),
-                            level=align.get("level", "words"))
+    if align.get("speaker") in ("all", "column"):  # anchors from several speakers: draw all their words
+        chosen = select_word_tiers(alignment, tier=align.get("tier"), speaker="all", level=align.get("level", "words"))
+        intervals = sorted((iv for c in chosen for iv in c.tier.intervals), key=lambda iv: (iv.start, iv.end))
+        tier = Tier(" + ".join(c.tier.name for c in chosen), tuple(intervals))
+    else:
+        tier = select_word_tier(alignment, tier=align.get("tier"), speaker=align.get("speaker"),
+                                level=align.get("level", "words"))
     return tier, 0.0 if utterance_relative else start_s, align
 
 
@@ -208,7 +214,7 @@ def plot_utterance(
     px_per_s = width_px * 0.88 / max(xmax, 1e-6)
     row_ends: list[float] = []
     for t, label, source, keep in sorted(zip(times, labels, sources, used), key=lambda a: a[0]):
-        colour = SOURCE_COLOURS.get(source, "black")
+        colour = SOURCE_COLOURS.get(source_kind(source), "black")
         for a in axes:
             a.axvline(t, color=colour, lw=1.4 if keep else 1.0, ls="-" if keep else ":", alpha=0.9, zorder=5)
         text = f"{label} {t:.3f} s"
@@ -326,7 +332,7 @@ def _draw_alignment(ax, words, duration, times, labels, sources, fig, width_px) 
         edge = align.get("edge", "end")
         expected = sorted(t for t in (s if edge == "start" else e if edge == "end" else (s + e) / 2
                                       for s, e in highlighted) if 0 <= t <= duration)
-        stored = sorted(float(t) for t, s in zip(times, sources) if s == "alignment")
+        stored = sorted(float(t) for t, s in zip(times, sources) if source_kind(s) == "alignment")
         if len(expected) != len(stored) or not np.allclose(expected, stored, atol=1e-6):
             notes.append(f"the alignment file gives keyword {edge}s at {np.round(expected, 3).tolist()} s, the row has "
                          f"{np.round(stored, 3).tolist()} s: is it the alignment this run used?")
@@ -353,7 +359,8 @@ def _accel_trace(path: Path, settings: RunSettings, time_offset_s: float | None)
     try:
         detect = dataclass_from(AccelSettings, block, band_hz=tuple(block.get("band_hz", (0.5, 3.0)))) if block else AccelSettings()
         recording = read_accel(path, columns=tuple_or_none(block.get("columns")), time_unit=block.get("time_unit", "auto"),
-                               rate=block.get("rate"), skip_rows=block.get("skip_rows", 0))
+                               rate=block.get("rate"), skip_rows=block.get("skip_rows", 0),
+                               units=block.get("units", "m/s2"), max_gap_s=block.get("max_gap_s", 60.0))
         clock, filtered = filtered_signal(recording, detect)
         peaks = detect_peaks(recording, detect)
     except AnchorprepError as exc:
@@ -417,7 +424,7 @@ def _anchor_legend(sources, used):
 
     handles = []
     for source in dict.fromkeys(sources):
-        colour = SOURCE_COLOURS.get(source, "black")
+        colour = SOURCE_COLOURS.get(source_kind(source), "black")
         if any(s == source and u for s, u in zip(sources, used)):
             handles.append(Line2D([], [], color=colour, lw=1.4, label=f"{source} anchor"))
         if any(s == source and not u for s, u in zip(sources, used)):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from anchorprep.anchors import ANCHOR_SOURCES, BACKGROUND, anchor_distances, frame_targets
+from anchorprep.anchors import ANCHOR_SOURCES, BACKGROUND, anchor_distances, frame_targets, source_kind
 from anchorprep.errors import UsageError
 from anchorprep.inspect.runs import combine_of, command_items, job_settings_mismatch, rebuild_job, used_mask
 from anchorprep.pipeline.runner import ItemFailure, inputs_fingerprint
@@ -459,7 +459,7 @@ def _check_rows(run: _RawRun, table, name: str, problem, state: _ShardState) -> 
         if bad_labels:
             problem("anchors", f"labels {bad_labels} are not in the label map {list(ids)}", name, utt)
             anchors_ok = False
-        bad_sources = sorted({s for s in sources if s not in ANCHOR_SOURCES})
+        bad_sources = sorted({s for s in sources if source_kind(s) not in ANCHOR_SOURCES})
         if bad_sources:
             problem("anchors", f"sources {bad_sources} are not among {list(ANCHOR_SOURCES)}", name, utt)
         if expected_frames is not None:

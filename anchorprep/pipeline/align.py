@@ -1,5 +1,14 @@
 """`anchorprep align`: keyword or speech-onset anchors from alignments (TextGrid, MFA csv/json, Kaldi CTM,
-RTTM, lhotse), each read through `anchorprep.sources.alignments.formats`."""
+RTTM, lhotse), each read through `anchorprep.sources.alignments.formats`.
+
+Speakers. `AlignOptions.speaker` is None (the only speaker's tier, or the plain ``words`` tier), a
+speaker's name (that speaker in every file), ``"all"`` (every speaker's tier; each anchor's source
+is then ``alignment:<speaker>``, or plain ``alignment`` from a file without per-speaker tiers) or
+``"column"`` (each item's ``speaker`` manifest column says which: a name, ``all``, or empty for
+the default). The speaker travels in ``anchor_sources`` rather than a new column, so the shard
+schema (version 1) is unchanged: ``source_kind`` (the part before ``:``) is what `use_source`,
+`validate` and `plot` compare.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +20,12 @@ from anchorprep.errors import InputError, UsageError
 from anchorprep.pipeline.rows import AnchorEvent, Labelling, utterance_extent
 from anchorprep.pipeline.runner import ItemFailure, stage
 from anchorprep.sources.alignments.formats import utterance_alignment
-from anchorprep.sources.alignments.keywords import find_phrase, select_word_tier, speech_run_starts
+from anchorprep.sources.alignments.keywords import find_phrase, select_word_tiers, speech_run_starts
 
 EDGES = ("end", "start", "centre")
 LEVELS = ("words", "phones")
+SPEAKER_FROM_COLUMN = "column"  # `speaker="column"`: each item's `speaker` manifest column
+SOURCE = "alignment"
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,15 @@ class AlignJob:
         return utterance_alignment(path, key, options.alignment_format, encoding=options.encoding,
                                    level=options.level, segments=options.segments, lhotse_unit=options.lhotse_unit)
 
+    def _speaker(self, item: dict) -> str | None:
+        """The speaker option for this item: the run's, or with "column" the item's `speaker` cell."""
+        if self.options.speaker != SPEAKER_FROM_COLUMN:
+            return self.options.speaker
+        if "speaker" not in item:
+            raise InputError("`speaker` is \"column\" but the manifest has no speaker column")
+        value = item.get("speaker")
+        return (str(value).strip() or None) if value is not None else None
+
     def process(self, item: dict) -> tuple[dict, Counter]:
         options = self.options
         with stage("read_alignment", item.get("alignment_path")):
@@ -76,17 +96,21 @@ class AlignJob:
         with stage("read_audio", item.get("audio_path")):
             extent = utterance_extent(item, self.labelling.grid, fallback_duration_s=alignment.xmax)
         with stage("find_keyword", item.get("alignment_path")):
-            tier = select_word_tier(alignment, tier=options.tier, speaker=options.speaker, level=options.level)
+            tiers = select_word_tiers(alignment, tier=options.tier, speaker=self._speaker(item), level=options.level)
             offset = 0.0 if utterance_relative else extent.start_s
-            if options.speech_onsets:
-                found = [(t, SPEECH_ONSET) for t in speech_run_starts(tier, options.min_pause_s)]
-            else:
-                found = [(match.time, keyword) for keyword in options.keywords
-                         for match in find_phrase(tier, keyword, edge=options.edge, regex=options.regex)]
-            events = [AnchorEvent(t - offset, label, "alignment") for t, label in found if extent.contains(t - offset)]
+            events = []
+            for chosen in tiers:
+                source = SOURCE if chosen.speaker is None else f"{SOURCE}:{chosen.speaker}"
+                if options.speech_onsets:
+                    found = [(t, SPEECH_ONSET) for t in speech_run_starts(chosen.tier, options.min_pause_s)]
+                else:
+                    found = [(match.time, keyword) for keyword in options.keywords
+                             for match in find_phrase(chosen.tier, keyword, edge=options.edge, regex=options.regex)]
+                events += [AnchorEvent(t - offset, label, source) for t, label in found if extent.contains(t - offset)]
         if options.require_keyword and not events:
             wanted = "speech" if options.speech_onsets else f"any of the keywords {list(options.keywords)}"
-            raise ItemFailure("find_keyword", f"no {wanted} on tier {tier.name!r}",
+            names = ", ".join(repr(chosen.tier.name) for chosen in tiers)
+            raise ItemFailure("find_keyword", f"no {wanted} on tier{'s' if len(tiers) > 1 else ''} {names}",
                               item.get("alignment_path"))
         with stage("label", item.get("alignment_path")):
             row, stats = self.labelling.build_row(item, extent, events)

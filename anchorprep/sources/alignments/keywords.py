@@ -1,7 +1,8 @@
 """Keywords and speech on an alignment's tiers: choosing the tier, finding phrases, speech runs.
 
 * `select_word_tier` — find the word (or phone) tier the way MFA, FAVE and MAUS name it,
-  per speaker on multi-speaker files (`speakers` lists them);
+  per speaker on multi-speaker files (`speakers` lists them); `select_word_tiers` also takes
+  ``speaker="all"`` (every speaker's tier, each with its speaker);
 * `find_phrase` — every occurrence of a keyword or phrase (SPEC §3: case-insensitive,
   consecutive words, silences skipped), anchored at its end, start or centre;
 * `speech_run_starts` — the starts of speech runs (non-silence after a pause).
@@ -31,6 +32,10 @@ LEVEL_TIER_NAMES = {
 LEVEL_SPEAKER_SUFFIXES = {"words": ("words", "word"), "phones": ("phones", "phone")}
 
 _SPEAKER_SEPARATOR = " - "
+
+#: ``speaker=ALL_SPEAKERS`` selects every speaker's tier (`select_word_tiers`); a speaker
+#: literally named "all" is chosen with `tier` ("all - words").
+ALL_SPEAKERS = "all"
 
 Edge = Literal["end", "start", "centre", "center"]
 Level = Literal["words", "phones"]
@@ -127,7 +132,7 @@ def select_word_tier(
     if per_speaker:
         raise InputError(
             f"{len(per_speaker)} speakers have {level} tiers ({_quoted(per_speaker)}); "
-            "choose one with `speaker`",
+            "choose one with `speaker` (\"all\" takes every speaker's)",
             alignment.path,
         )
     raise InputError(
@@ -136,6 +141,36 @@ def select_word_tier(
         f"{_quoted(alignment.tier_names)}; pass `tier` to choose one",
         alignment.path,
     )
+
+
+@dataclass(frozen=True)
+class SpeakerTier:
+    """A tier keywords are matched on, and its speaker (None: the file does not name one)."""
+
+    speaker: str | None
+    tier: Tier
+
+
+def select_word_tiers(
+    alignment: Alignment,
+    tier: str | None = None,
+    speaker: str | None = None,
+    level: Level = "words",
+) -> list[SpeakerTier]:
+    """The tiers keywords are matched on, with their speakers.
+
+    ``speaker="all"`` (`ALL_SPEAKERS`) gives every per-speaker tier (``"{speaker} - words"``, in
+    file order) with its speaker; a file without per-speaker tiers gives its speaker-less tier
+    with speaker None (`select_word_tier`'s rules, so a file with neither is an `InputError`).
+    Any other `speaker` (or `tier`) gives the one tier `select_word_tier` picks, with speaker
+    None: a single chosen speaker is not recorded per anchor.
+    """
+    if speaker != ALL_SPEAKERS or tier is not None:
+        return [SpeakerTier(None, select_word_tier(alignment, tier=tier, speaker=speaker, level=level))]
+    per_speaker = _speaker_tiers(alignment, _check_level(level))
+    if per_speaker:
+        return [SpeakerTier(name, t) for name, t in per_speaker.items()]
+    return [SpeakerTier(None, select_word_tier(alignment, level=level))]
 
 
 def _explicit_tier(alignment: Alignment, name: str) -> Tier:
