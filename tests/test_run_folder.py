@@ -135,3 +135,26 @@ def test_run_result_and_dry_run_are_typed(tmp_path):
     result = run(job, items, RunOptions(tmp_path / "out", quiet=True))
     assert isinstance(result.report, RunReport) and result.report.to_dict() == _read(tmp_path / "out" / "report.json")
     assert result.exit_code == 0
+
+
+def test_folder_inputs_store_absolute_audio_paths(tmp_path, monkeypatch):
+    """`align ALIGNMENTS/ --audio-dir AUDIO/` with relative folders stores absolute `audio_path`s,
+    so features load from any working directory (0.1.0 stored ``audio/utt00000-neg.flac``)."""
+    from anchorprep.data import ShardDataset
+
+    repo = Path(__file__).resolve().parents[1]
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("alignments", "audio"):
+        shutil.copytree(repo / "sample_data" / name, work / name)
+    monkeypatch.chdir(work)
+    result = CliRunner().invoke(app, ["align", "alignments", "--audio-dir", "audio", "-o", "out", "-k", "hey computer",
+                                      "-q"])
+    assert result.exit_code == 0, result.output
+    paths = [row["audio_path"] for row in open_run("out").iter_rows(["audio_path"])]
+    assert len(paths) == 24 and all(Path(p).is_absolute() and Path(p).is_file() for p in paths), paths[:2]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    example = ShardDataset(work / "out", features="fbank")[0]
+    assert example["features"].shape == (len(example["target"]), 80)
