@@ -158,3 +158,61 @@ def test_folder_inputs_store_absolute_audio_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(elsewhere)
     example = ShardDataset(work / "out", features="fbank")[0]
     assert example["features"].shape == (len(example["target"]), 80)
+
+
+def to_legacy_layout(out: Path) -> None:
+    """Rewrite a run folder as anchorprep 0.1.0 wrote it: shards beside manifest.json, every
+    shard named by its bare file name (manifest, done markers, errors.jsonl)."""
+    for shard in (out / "data").iterdir():
+        shard.rename(out / shard.name)
+    (out / "data").rmdir()
+
+    def bare(name: str) -> str:
+        return name.removeprefix("data/")
+
+    manifest = _read(out / "manifest.json")
+    for entry in manifest["shards"]:
+        entry["file"] = bare(entry["file"])
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    for marker in (out / ".anchorprep" / "done").iterdir():
+        summary = _read(marker)
+        summary["file"] = bare(summary["file"])
+        summary["errors"] = [{k: v for k, v in e.items() if k != "shard"} for e in summary["errors"]]
+        marker.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    lines = [json.loads(line) for line in (out / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    (out / "errors.jsonl").write_text("".join(json.dumps({**e, "shard": bare(e["shard"])}) + "\n" for e in lines))
+
+
+def test_runs_in_the_0_1_0_layout_are_read_but_never_written_into(tmp_path):
+    """0.1.0 runs (shards beside manifest.json) open in every reader of anchorprep; resuming or
+    rerunning into one is refused in one line, and `overwrite` leaves only the current layout."""
+    from anchorprep.data import ShardDataset
+    from anchorprep.inspect import validate_run
+
+    manifest = write_synthetic_alignments(tmp_path / "corpus", n=7, seed=2)
+    with open(manifest, "a", encoding="utf-8") as handle:
+        handle.write("broken,grids/missing.TextGrid,10.0,spk9\n")
+    out = tmp_path / "old"
+    argv = ["align", str(manifest), "-o", str(out), "-k", "hey computer", "-q", "--shard-size", "5"]
+    assert CliRunner().invoke(app, argv).exit_code == 1
+    rows = [row["utt_id"] for row in open_run(out).iter_rows(["utt_id"])]
+    to_legacy_layout(out)
+    assert RunFolder(out).legacy and sorted(p.name for p in out.glob("anchors-*.parquet")) == [
+        "anchors-00000-of-00002.parquet", "anchors-00001-of-00002.parquet"]
+
+    assert [row["utt_id"] for row in open_run(out).iter_rows(["utt_id"])] == rows
+    assert [example["utt_id"] for example in ShardDataset(out)] == rows
+    assert validate_run(out).ok, validate_run(out).problems
+    for command in (["stats", str(out)], ["validate", str(out)]):
+        assert CliRunner().invoke(app, command).exit_code == 0, command
+
+    for extra in (["--resume"], []):
+        result = CliRunner().invoke(app, argv + extra)
+        assert result.exit_code == 2 and "0.1.0" in result.output and "--overwrite" in result.output, result.output
+        assert result.output.strip().count("\n") == 0, result.output
+    assert not (out / "data").exists()
+
+    assert CliRunner().invoke(app, argv + ["--overwrite"]).exit_code == 1
+    assert not list(out.glob("*.parquet")) and not RunFolder(out).legacy
+    assert [row["utt_id"] for row in open_run(out).iter_rows(["utt_id"])] == rows
+    assert validate_run(out).ok

@@ -30,7 +30,7 @@ from anchorprep.shards import SCHEMA_VERSION, read_settings, shard_schema
 from anchorprep.shards.io import sha256_file
 from anchorprep.shards.run import (
     ERRORS_FILE, MANIFEST_FILE, REPORT_FILE, RUN_SETTINGS_FILE, RunFolder, RunSettings, check_folder, iter_rows,
-    settings_hash, shard_count, shard_name,
+    settings_hash, shard_count,
 )
 
 #: Problems kept per check; the rest are only counted (`ValidationReport.omitted`).
@@ -70,6 +70,10 @@ class _RawRun:
     @property
     def shard_files(self) -> list[str]:
         return [s.get("file", "") for s in self.manifest.get("shards", [])]
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.out)
 
     @property
     def command(self) -> str:
@@ -261,7 +265,7 @@ def _check_manifest(run: _RawRun, problem, report: ValidationReport) -> bool:
         shards = []
     count = _planned_shards(settings)
     if count is not None:
-        expected = [shard_name(i, count) for i in range(count)]
+        expected = [run.folder.shard_entry(i, count) for i in range(count)]
         listed = [s["file"] for s in shards]
         if listed != expected:
             missing = [name for name in expected if name not in listed]
@@ -276,9 +280,9 @@ def _check_manifest(run: _RawRun, problem, report: ValidationReport) -> bool:
                 detail += "; the order differs"
             problem("layout", detail)
     listed = {s["file"] for s in shards}
-    for path in RunFolder(out).shard_files():
-        if path.name not in listed:
-            problem("layout", f"{path.name} is in the folder but not in {MANIFEST_FILE} (a shard of another run?)")
+    for name in run.folder.found_shard_entries():
+        if name not in listed:
+            problem("layout", f"{name} is in the folder but not in {MANIFEST_FILE} (a shard of another run?)")
     for name in listed:
         if not (out / name).is_file():
             problem("layout", f"{name} is listed in {MANIFEST_FILE} but missing", name)
@@ -286,7 +290,7 @@ def _check_manifest(run: _RawRun, problem, report: ValidationReport) -> bool:
         name = manifest.get(key, default)
         if not (out / name).is_file():
             problem("layout", f"{name} is missing")
-    leftovers = sorted(p.name for p in out.glob(".*.tmp"))
+    leftovers = [p.name for p in run.folder.temporary_files()]
     if leftovers:
         report.notes.append(f"{len(leftovers)} temporary file(s) from an interrupted write: {', '.join(leftovers[:3])}")
     return grid_ok
@@ -504,6 +508,7 @@ def _check_errors(run: _RawRun, problem, report: ValidationReport) -> list[dict]
     count = _planned_shards(run.settings)
     size = run.settings.get("shard_size")
     items = run.settings.get("inputs", {}).get("count")
+    shard_of = run.folder.shard_entry
     rows_seen: dict[int, int] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         where = f"{path.name}:{number}"
@@ -531,9 +536,9 @@ def _check_errors(run: _RawRun, problem, report: ValidationReport) -> list[dict]
             problem("errors", f"{where}: input row {row} outside [0, {items})", line["shard"], line["utt_id"])
         elif row in rows_seen:
             problem("errors", f"{where}: input row {row} already failed on line {rows_seen[row]}", line["shard"], line["utt_id"])
-        elif count is not None and isinstance(size, int) and line["shard"] != shard_name(row // size, count):
-            problem("errors", f"{where}: input row {row} belongs to {shard_name(row // size, count)}, the line says "
-                              f"{line['shard']}", line["shard"], line["utt_id"])
+        elif count is not None and isinstance(size, int) and line["shard"] != (owner := shard_of(row // size, count)):
+            problem("errors", f"{where}: input row {row} belongs to {owner}, the line says {line['shard']}",
+                    line["shard"], line["utt_id"])
         rows_seen.setdefault(row, number)
         lines.append(line)
     report.checked["error_lines"] = len(lines)
@@ -548,7 +553,7 @@ def _check_report(run: _RawRun, problem, report: ValidationReport, state: _Shard
     if isinstance(items, int) and isinstance(size, int) and count is not None:
         failed_in = Counter(e.get("shard") for e in errors)
         for index in range(count):
-            name = shard_name(index, count)
+            name = run.folder.shard_entry(index, count)
             if name not in state.rows_by_shard:
                 continue
             planned = max(0, min(size, items - index * size))
