@@ -111,3 +111,19 @@ def test_why_side_files_must_not_share_the_shards_folder(run_dir, tmp_path):
     (flat / "_manifest.json").rename(flat / ".manifest.json")
     with pytest.raises(Exception, match="extension"):
         pl.read_parquet(flat)  # ... not even hidden files.
+
+
+def test_readme_output_snippet_runs_as_written(tmp_path, monkeypatch, capsys):
+    """The README's "Output" block reads the sample run with pandas and pyarrow and prints 24 24."""
+    import re
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sample_data").symlink_to(repo / "sample_data")
+    result = CliRunner().invoke(app, ["align", "sample_data/manifest.csv", "-o", "out/sample", "-k", "hey computer", "-q"])
+    assert result.exit_code == 0, result.output
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Output\n"):readme.index("## Training with SAL")]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(snippet, "README.md", "exec"), {})
+    assert capsys.readouterr().out.split() == re.search(r"# (\d+ \d+)\n", snippet).group(1).split() == ["24", "24"]
