@@ -1,4 +1,4 @@
-"""`anchorprep validate`: check a run folder against the contract (SPEC §2–§4).
+"""`anchorprep validate`: check a run folder against the format (docs/FORMAT.md).
 
 `validate_run` reads manifest.json, every shard, errors.jsonl and report.json and recomputes what
 can be recomputed from them: hashes, row counts, frame counts, anchor frames (from the anchor
@@ -39,7 +39,7 @@ MAX_PROBLEMS_PER_CHECK = 200
 CHECKS = {
     "layout": "manifest.json, errors.jsonl, report.json and exactly the planned shard files exist",
     "manifest": "manifest.json is well formed and agrees with its own settings",
-    "schema": "schema version supported; every shard has the SPEC §4 columns and types",
+    "schema": "schema version supported; every shard has the format's columns and types",
     "settings": "settings_sha256 matches the settings; the settings describe a valid grid and label map",
     "metadata": "each shard's Parquet metadata equals the manifest settings",
     "sha256": "each shard's sha256 matches manifest.json",
@@ -373,7 +373,7 @@ def _check_schema(schema, expected, problem, name: str) -> bool:
     wanted = {f.name for f in expected}
     extra = [f.name for f in schema if f.name not in wanted]
     if extra:
-        problem("schema", f"unexpected column(s) {', '.join(extra)} (not in the SPEC columns or the run's "
+        problem("schema", f"unexpected column(s) {', '.join(extra)} (not in the format's columns or the run's "
                           "pass-through columns)", name)
     return ok
 
