@@ -88,6 +88,10 @@ def test_open_run_refuses_what_is_not_a_finished_run(finished, tmp_path):
         open_run(tmp_path / "file")
     with pytest.raises(UsageError, match="is this the output folder"):
         open_run(tmp_path)
+    with pytest.raises(UsageError, match=f"give the run folder {finished}, not its data/"):
+        open_run(finished / "data")
+    result = CliRunner().invoke(app, ["validate", str(finished / "data")])
+    assert result.exit_code == 2 and "give the run folder" in result.output, result.output
     unfinished = tmp_path / "unfinished"
     shutil.copytree(finished, unfinished)
     (unfinished / "manifest.json").unlink()

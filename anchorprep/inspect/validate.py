@@ -162,6 +162,8 @@ def validate_run(out: Path, deep: int = 0, inputs: Path | None = None, seed: int
             problem("layout", f"no {MANIFEST_FILE}: the run is unfinished ({done} shard(s) done); finish it "
                               "(resume) or run `anchorprep assemble` when every shard is done")
             return report
+        if folder.is_data_dir:
+            raise UsageError(f"{out}: no {MANIFEST_FILE}; give the run folder {out.parent}, not its data/ folder")
         raise UsageError(f"{out}: no {MANIFEST_FILE}; is this the output folder of an anchorprep run?")
     try:
         manifest = json.loads(folder.manifest_file.read_text(encoding="utf-8"))

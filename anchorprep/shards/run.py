@@ -374,6 +374,11 @@ class RunFolder:
         return sorted(self.path.glob(SHARD_GLOB))
 
     @property
+    def is_data_dir(self) -> bool:
+        """True when this is the ``data/`` folder of a run (someone gave ``OUT/data`` for ``OUT``)."""
+        return self.path.name == DATA_DIR and (self.path.parent / MANIFEST_FILE).is_file()
+
+    @property
     def legacy(self) -> bool:
         """True when the folder holds a run in anchorprep 0.1.0's layout (shards beside the
         manifest): readable, but a new run must not write into it (layouts would mix)."""
@@ -549,7 +554,9 @@ def open_run(path: str | os.PathLike) -> Run:
     folder = RunFolder(check_folder(path))
     if not folder.manifest_file.is_file():
         hint = (" (the run is unfinished: run `anchorprep assemble` once every shard is done)"
-                if folder.settings_file.is_file() else " (is this the output folder of an anchorprep run?)")
+                if folder.settings_file.is_file() else
+                f" (give the run folder {folder.path.parent}, not its {DATA_DIR}/)" if folder.is_data_dir else
+                " (is this the output folder of an anchorprep run?)")
         raise UsageError(f"{folder.path}: no {MANIFEST_FILE}{hint}")
     try:
         data = read_json(folder.manifest_file)
