@@ -6,7 +6,7 @@ Fault injection needs no product hooks: the CLI runs in a subprocess through a s
 job's ``process`` — by one that SIGKILLs its own process at the N-th call: before the original
 runs, after it, or after truncating the file it wrote (a torn temporary). After every kill:
 
-* every visible ``anchors-*.parquet`` is a finished shard, byte-identical to the uninterrupted
+* every visible ``data/anchors-*.parquet`` is a finished shard, byte-identical to the uninterrupted
   run's (a temporary never shows up as a shard);
 * ``--resume`` then exits as the uninterrupted run did and leaves shards, manifest.json,
   errors.jsonl and report.json byte-identical to it.
@@ -137,7 +137,7 @@ class Kill:
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.glob("anchors-*.parquet"))} | {
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.glob("data/anchors-*.parquet"))} | {
         name: (out / name).read_bytes() for name in OUTPUTS if (out / name).exists()}
 
 
@@ -145,7 +145,7 @@ def _reference(tmp: Path, command: str, manifest: Path, args: tuple[str, ...]) -
     out = tmp / f"reference-{command}"
     result = runner.invoke(app, [command, str(manifest), "-o", str(out), *args])
     assert result.exit_code in (0, 1), result.output
-    shards = len(list(out.glob("anchors-*.parquet")))
+    shards = len(list(out.glob("data/anchors-*.parquet")))
     return Corpus(command, manifest, args, out, shards, result.exit_code)
 
 
@@ -199,9 +199,10 @@ def crash_run(tools: Path, corpus: Corpus, out: Path, kill: Kill, *extra: str) -
 def assert_partial_state_is_sound(corpus: Corpus, out: Path, where: str) -> None:
     """After a kill: visible shards are finished and final; leftovers are dot-named temporaries."""
     reference = snapshot(corpus.reference)
-    for shard in out.glob("anchors-*.parquet"):
+    for shard in out.glob("data/anchors-*.parquet"):
         assert SHARD.match(shard.name), f"{where}: {shard.name} looks like a temporary"
-        assert shard.read_bytes() == reference[shard.name], f"{where}: {shard.name} differs from the final shard"
+        name = shard.relative_to(out).as_posix()
+        assert shard.read_bytes() == reference[name], f"{where}: {name} differs from the final shard"
         pq.read_metadata(shard)
     for path in out.rglob("*"):
         if path.is_file() and path.name.startswith("."):
@@ -216,7 +217,8 @@ def resume_and_compare(corpus: Corpus, out: Path, where: str) -> None:
     assert sorted(got) == sorted(want), where
     for name in want:
         assert got[name] == want[name], f"{where}: {name} differs after --resume"
-    visible = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    visible = sorted(p.relative_to(out).as_posix() for p in [*out.iterdir(), *(out / "data").iterdir()]
+                     if p.is_file() and not p.name.startswith("."))
     assert visible == sorted(want), where
 
 
@@ -225,7 +227,7 @@ def kill_then_resume(tools: Path, corpus: Corpus, tmp_path: Path, kill: Kill) ->
     crash_run(tools, corpus, out, kill)
     assert_partial_state_is_sound(corpus, out, str(kill))
     if kill.visible is not None:  # the kill landed where it says (all shards done, some outputs)
-        assert len(list(out.glob("anchors-*.parquet"))) == corpus.shards
+        assert len(list(out.glob("data/anchors-*.parquet"))) == corpus.shards
         assert tuple(name for name in OUTPUTS if (out / name).exists()) == tuple(
             name for name in OUTPUTS if name in kill.visible), str(kill)
     resume_and_compare(corpus, out, str(kill))
@@ -320,11 +322,12 @@ def random_kill(corpus: Corpus, tmp_path: Path, seed: int, workers: int) -> None
     kill_at = None
     try:
         while proc.poll() is None and (kill_at is None or time.monotonic() < kill_at):
-            for shard in out.glob("anchors-*.parquet"):
-                assert SHARD.match(shard.name) and shard.name in reference, shard.name
-                if shard.name not in seen:
-                    assert shard.read_bytes() == reference[shard.name], f"{shard.name} visible before it was final"
-                    seen.add(shard.name)
+            for shard in out.glob("data/anchors-*.parquet"):
+                name = shard.relative_to(out).as_posix()
+                assert SHARD.match(shard.name) and name in reference, name
+                if name not in seen:
+                    assert shard.read_bytes() == reference[name], f"{name} visible before it was final"
+                    seen.add(name)
             if kill_at is None and done.is_dir() and len(list(done.iterdir())) >= after_shards:
                 kill_at = time.monotonic() + extra_s
             time.sleep(0.001)

@@ -119,7 +119,7 @@ def problems(out: Path, *args) -> dict:
     return report
 
 
-SHARD0, SHARD1 = "anchors-00000-of-00003.parquet", "anchors-00001-of-00003.parquet"
+SHARD0, SHARD1 = "data/anchors-00000-of-00003.parquet", "data/anchors-00001-of-00003.parquet"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -254,7 +254,7 @@ def test_validate_finds_edited_settings(run_copy):
     (lambda out: edit_json(out / "manifest.json", lambda m: m["shards"][0].update(rows=3)), "row_count"),
     (lambda out: edit_json(out / "manifest.json", lambda m: m.update(schema_version=2)), "schema"),
     (lambda out: (out / SHARD1).unlink(), "layout"),
-    (lambda out: shutil.copy(out / SHARD0, out / "anchors-00000-of-00001.parquet"), "layout"),
+    (lambda out: shutil.copy(out / SHARD0, out / "data" / "anchors-00000-of-00001.parquet"), "layout"),
     (lambda out: (out / "errors.jsonl").write_text((out / "errors.jsonl").read_text() + "{not json\n"), "errors"),
     (lambda out: (out / "errors.jsonl").write_text((out / "errors.jsonl").read_text().splitlines()[0] + "\n"), "items"),
 ])
@@ -299,7 +299,7 @@ def test_validate_recomputes_the_distance_from_the_sources_it_uses(ami_runs, tmp
 
         rows[0]["distance"] = anchor_distances(np.array(rows[0]["anchor_frames"]), rows[0]["num_frames"]).tolist()
 
-    rewrite_shard(out, "anchors-00000-of-00001.parquet", all_sources)
+    rewrite_shard(out, "data/anchors-00000-of-00001.parquet", all_sources)
     assert set(problems(out)["problems_by_check"]) >= {"distance"}
 
 

@@ -23,7 +23,7 @@ def test_first_command_labels_the_sample_corpus(tmp_path, monkeypatch):
     (tmp_path / "sample_data").symlink_to(REPO / "sample_data")
     result = CliRunner().invoke(app, readme_command_args())
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "out" / "sample" / "anchors-00000-of-00001.parquet").is_file()
+    assert (tmp_path / "out" / "sample" / "data" / "anchors-00000-of-00001.parquet").is_file()
 
 
 def test_training_snippet_runs_as_written(tmp_path, monkeypatch, capsys):

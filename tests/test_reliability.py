@@ -68,9 +68,8 @@ def assert_clean_folder(out: Path) -> None:
     """Only the documented outputs; no temporary file anywhere; manifest sha256s match."""
     manifest = json.loads((out / "manifest.json").read_text())
     shards = [s["file"] for s in manifest["shards"]]
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        shards + [".anchorprep", "errors.jsonl", "manifest.json", "report.json"])
-    assert sorted(p.name for p in out.glob("anchors-*.parquet")) == sorted(shards)
+    assert sorted(p.name for p in out.iterdir()) == [".anchorprep", "data", "errors.jsonl", "manifest.json", "report.json"]
+    assert sorted(p.relative_to(out).as_posix() for p in (out / "data").iterdir()) == sorted(shards)
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     for shard in manifest["shards"]:
         assert hashlib.sha256((out / shard["file"]).read_bytes()).hexdigest() == shard["sha256"]
@@ -278,9 +277,8 @@ def test_hostile_utt_ids_never_escape_the_output_folder(tmp_path):
     assert after == sorted(before + ["out"])  # nothing new outside the output folder
     assert list(work.iterdir()) == []
     names = sorted(p.name for p in out.iterdir())
-    assert names == [".anchorprep", "anchors-00000-of-00004.parquet", "anchors-00001-of-00004.parquet",
-                     "anchors-00002-of-00004.parquet", "anchors-00003-of-00004.parquet",
-                     "errors.jsonl", "manifest.json", "report.json"]
+    assert names == [".anchorprep", "data", "errors.jsonl", "manifest.json", "report.json"]
+    assert sorted(p.name for p in (out / "data").iterdir()) == [f"anchors-0000{i}-of-00004.parquet" for i in range(4)]
     assert sorted(p.name for p in (out / ".anchorprep").iterdir()) == ["done", "run.json"]
     assert sorted(p.name for p in (out / ".anchorprep" / "done").iterdir()) == [f"{i:05d}.json" for i in range(4)]
     assert [r["utt_id"] for r in read_rows(out)] == HOSTILE_IDS  # kept verbatim, as data
@@ -396,5 +394,5 @@ def test_output_files_follow_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(previous)
     out = tmp_path / "out"
-    files = [*out.glob("anchors-*.parquet"), out / "manifest.json", out / "report.json", out / "errors.jsonl"]
+    files = [*out.glob("data/anchors-*.parquet"), out / "manifest.json", out / "report.json", out / "errors.jsonl"]
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(mode)}

@@ -29,7 +29,7 @@ def align(manifest: Path, out: Path, *extra: str):
 
 
 def shard_bytes(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.glob("anchors-*.parquet"))}
+    return {p.name: p.read_bytes() for p in sorted(out.glob("data/anchors-*.parquet"))}
 
 
 def test_workers_and_array_split_give_identical_bytes(corpus, tmp_path):
@@ -81,7 +81,7 @@ def test_resume_after_sigkill_is_byte_identical(corpus, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "manifest.json").exists(), "the run finished before it could be killed"
-    assert not [p for p in out.glob("anchors-*.parquet") if p.name.startswith(".")]
+    assert not [p for p in out.glob("data/anchors-*.parquet") if p.name.startswith(".")]
     resumed = align(big, out, "--shard-size", "10", "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert shard_bytes(out) == shard_bytes(reference)
@@ -139,7 +139,7 @@ def test_max_errors_stops_early(tmp_path):
     manifest.write_text("utt_id,alignment_path\n" + "".join(f"u{i},missing{i}.TextGrid\n" for i in range(30)))
     result = align(manifest, tmp_path / "out", "--shard-size", "5", "--max-errors", "3")
     assert result.exit_code == 1
-    assert len(list((tmp_path / "out").glob("anchors-*.parquet"))) == 1
+    assert len(list((tmp_path / "out").glob("data/anchors-*.parquet"))) == 1
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 

@@ -16,7 +16,7 @@ from anchorprep.errors import UsageError
 
 @usage_guard
 def validate(
-    run: Annotated[Path, typer.Argument(help="Output folder of a run (shards, manifest.json, errors.jsonl, report.json).")],
+    run: Annotated[Path, typer.Argument(help="Output folder of a run (data/ shards, manifest.json, errors.jsonl, report.json).")],
     deep: Annotated[int, typer.Option("--deep", help="Also re-derive N sampled rows from their inputs and compare every column.")] = 0,
     inputs: Annotated[Optional[Path], typer.Option("--inputs", help="With --deep: the manifest, folder or CTM the run read (needed for align and accel runs).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="With --deep: seed of the row sample.")] = 0,

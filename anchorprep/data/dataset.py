@@ -141,7 +141,7 @@ class ShardDataset(_ShardReader, Dataset):
     """Map-style dataset: ``ds[i]`` is row ``i`` of the shards taken in order.
 
     Args:
-        source: an output folder (manifest order, or sorted ``anchors-*.parquet``), a shard file,
+        source: an output folder (manifest order, or sorted ``data/anchors-*.parquet``), a shard file,
             or a list of shard files.
         columns: extra shard columns to put in each item (``"anchor_labels"``, ``"speaker"``...).
         features: ``None``, ``"fbank"``, an `Fbank` or a callable; see `anchorprep.data.features`.

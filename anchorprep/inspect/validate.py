@@ -1,4 +1,4 @@
-"""`anchorprep validate`: check a run folder against the contract (SPEC §2–§4).
+"""`anchorprep validate`: check a run folder against the format (docs/FORMAT.md).
 
 `validate_run` reads manifest.json, every shard, errors.jsonl and report.json and recomputes what
 can be recomputed from them: hashes, row counts, frame counts, anchor frames (from the anchor
@@ -30,7 +30,7 @@ from anchorprep.shards import SCHEMA_VERSION, read_settings, shard_schema
 from anchorprep.shards.io import sha256_file
 from anchorprep.shards.run import (
     ERRORS_FILE, MANIFEST_FILE, REPORT_FILE, RUN_SETTINGS_FILE, RunFolder, RunSettings, check_folder, iter_rows,
-    settings_hash, shard_count, shard_name,
+    settings_hash, shard_count,
 )
 
 #: Problems kept per check; the rest are only counted (`ValidationReport.omitted`).
@@ -39,7 +39,7 @@ MAX_PROBLEMS_PER_CHECK = 200
 CHECKS = {
     "layout": "manifest.json, errors.jsonl, report.json and exactly the planned shard files exist",
     "manifest": "manifest.json is well formed and agrees with its own settings",
-    "schema": "schema version supported; every shard has the SPEC §4 columns and types",
+    "schema": "schema version supported; every shard has the format's columns and types",
     "settings": "settings_sha256 matches the settings; the settings describe a valid grid and label map",
     "metadata": "each shard's Parquet metadata equals the manifest settings",
     "sha256": "each shard's sha256 matches manifest.json",
@@ -70,6 +70,10 @@ class _RawRun:
     @property
     def shard_files(self) -> list[str]:
         return [s.get("file", "") for s in self.manifest.get("shards", [])]
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.out)
 
     @property
     def command(self) -> str:
@@ -158,6 +162,8 @@ def validate_run(out: Path, deep: int = 0, inputs: Path | None = None, seed: int
             problem("layout", f"no {MANIFEST_FILE}: the run is unfinished ({done} shard(s) done); finish it "
                               "(resume) or run `anchorprep assemble` when every shard is done")
             return report
+        if folder.is_data_dir:
+            raise UsageError(f"{out}: no {MANIFEST_FILE}; give the run folder {out.parent}, not its data/ folder")
         raise UsageError(f"{out}: no {MANIFEST_FILE}; is this the output folder of an anchorprep run?")
     try:
         manifest = json.loads(folder.manifest_file.read_text(encoding="utf-8"))
@@ -261,7 +267,7 @@ def _check_manifest(run: _RawRun, problem, report: ValidationReport) -> bool:
         shards = []
     count = _planned_shards(settings)
     if count is not None:
-        expected = [shard_name(i, count) for i in range(count)]
+        expected = [run.folder.shard_entry(i, count) for i in range(count)]
         listed = [s["file"] for s in shards]
         if listed != expected:
             missing = [name for name in expected if name not in listed]
@@ -276,9 +282,9 @@ def _check_manifest(run: _RawRun, problem, report: ValidationReport) -> bool:
                 detail += "; the order differs"
             problem("layout", detail)
     listed = {s["file"] for s in shards}
-    for path in RunFolder(out).shard_files():
-        if path.name not in listed:
-            problem("layout", f"{path.name} is in the folder but not in {MANIFEST_FILE} (a shard of another run?)")
+    for name in run.folder.found_shard_entries():
+        if name not in listed:
+            problem("layout", f"{name} is in the folder but not in {MANIFEST_FILE} (a shard of another run?)")
     for name in listed:
         if not (out / name).is_file():
             problem("layout", f"{name} is listed in {MANIFEST_FILE} but missing", name)
@@ -286,7 +292,7 @@ def _check_manifest(run: _RawRun, problem, report: ValidationReport) -> bool:
         name = manifest.get(key, default)
         if not (out / name).is_file():
             problem("layout", f"{name} is missing")
-    leftovers = sorted(p.name for p in out.glob(".*.tmp"))
+    leftovers = [p.name for p in run.folder.temporary_files()]
     if leftovers:
         report.notes.append(f"{len(leftovers)} temporary file(s) from an interrupted write: {', '.join(leftovers[:3])}")
     return grid_ok
@@ -369,7 +375,7 @@ def _check_schema(schema, expected, problem, name: str) -> bool:
     wanted = {f.name for f in expected}
     extra = [f.name for f in schema if f.name not in wanted]
     if extra:
-        problem("schema", f"unexpected column(s) {', '.join(extra)} (not in the SPEC columns or the run's "
+        problem("schema", f"unexpected column(s) {', '.join(extra)} (not in the format's columns or the run's "
                           "pass-through columns)", name)
     return ok
 
@@ -504,6 +510,7 @@ def _check_errors(run: _RawRun, problem, report: ValidationReport) -> list[dict]
     count = _planned_shards(run.settings)
     size = run.settings.get("shard_size")
     items = run.settings.get("inputs", {}).get("count")
+    shard_of = run.folder.shard_entry
     rows_seen: dict[int, int] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         where = f"{path.name}:{number}"
@@ -531,9 +538,9 @@ def _check_errors(run: _RawRun, problem, report: ValidationReport) -> list[dict]
             problem("errors", f"{where}: input row {row} outside [0, {items})", line["shard"], line["utt_id"])
         elif row in rows_seen:
             problem("errors", f"{where}: input row {row} already failed on line {rows_seen[row]}", line["shard"], line["utt_id"])
-        elif count is not None and isinstance(size, int) and line["shard"] != shard_name(row // size, count):
-            problem("errors", f"{where}: input row {row} belongs to {shard_name(row // size, count)}, the line says "
-                              f"{line['shard']}", line["shard"], line["utt_id"])
+        elif count is not None and isinstance(size, int) and line["shard"] != (owner := shard_of(row // size, count)):
+            problem("errors", f"{where}: input row {row} belongs to {owner}, the line says {line['shard']}",
+                    line["shard"], line["utt_id"])
         rows_seen.setdefault(row, number)
         lines.append(line)
     report.checked["error_lines"] = len(lines)
@@ -548,7 +555,7 @@ def _check_report(run: _RawRun, problem, report: ValidationReport, state: _Shard
     if isinstance(items, int) and isinstance(size, int) and count is not None:
         failed_in = Counter(e.get("shard") for e in errors)
         for index in range(count):
-            name = shard_name(index, count)
+            name = run.folder.shard_entry(index, count)
             if name not in state.rows_by_shard:
                 continue
             planned = max(0, min(size, items - index * size))

@@ -29,8 +29,8 @@ from anchorprep.errors import InputError, UsageError
 from anchorprep.shards import PASSTHROUGH_COLUMNS, rows_to_table, shard_schema
 from anchorprep.shards.io import sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
 from anchorprep.shards.run import (
-    InputsFingerprint, ItemError, RunFolder, RunManifest, RunReport, RunSettings, ShardEntry, ShardSummary,
-    read_json, shard_count, shard_name,
+    MANIFEST_FILE, InputsFingerprint, ItemError, RunFolder, RunManifest, RunReport, RunSettings, ShardEntry,
+    ShardSummary, read_json, shard_count, shard_file, shard_name,
 )
 from anchorprep.shards.schema import MAX_LIST_VALUES
 
@@ -211,7 +211,7 @@ def _write_shard(out: Path, index: int, count: int, rows: list[dict], num_items:
     path = folder.shard(index, count)
     schema = shard_schema(settings.passthrough_columns, settings.to_dict())
     write_parquet_atomic(path, rows_to_table(rows, schema))
-    summary = ShardSummary(index, path.name, len(rows), num_items, sha256_file(path), tuple(errors),
+    summary = ShardSummary(index, shard_file(index, count), len(rows), num_items, sha256_file(path), tuple(errors),
                            dict(sorted(stats.items())))
     write_json_atomic(folder.done_file(index), summary.to_dict())
     return summary
@@ -226,6 +226,13 @@ def _done_summary(out: Path, index: int, count: int) -> ShardSummary | None:
 
 def _prepare_out_dir(out: Path, settings: RunSettings, options: RunOptions) -> None:
     folder = RunFolder(out)
+    if folder.legacy:  # never mix 0.1.0's layout (shards beside the manifest) with data/
+        if not options.overwrite:
+            raise UsageError(
+                f"{out} holds a run in anchorprep 0.1.0's layout (shards beside {MANIFEST_FILE}); it stays readable, "
+                "but a new run cannot write into it: use a new output folder, or pass `overwrite` to replace it"
+            )
+        _clear_run(folder)
     if folder.settings_file.is_file():
         previous = read_json(folder.settings_file)
         if previous.get("settings_sha256") != settings.settings_sha256:
@@ -242,12 +249,13 @@ def _prepare_out_dir(out: Path, settings: RunSettings, options: RunOptions) -> N
     elif options.overwrite:
         _clear_run(folder)
     folder.done_dir.mkdir(parents=True, exist_ok=True)
+    folder.data_dir.mkdir(exist_ok=True)
     if not folder.settings_file.is_file():
         write_json_atomic(folder.settings_file, settings.to_dict())
 
 
 def _clear_run(folder: RunFolder) -> None:
-    for path in folder.shard_files():
+    for path in folder.legacy_shard_files() + folder.shard_files():
         path.unlink()
     for path in folder.side_files():
         path.unlink(missing_ok=True)

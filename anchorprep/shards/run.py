@@ -1,11 +1,21 @@
 """The run folder, in one place: its file names, its JSON files as typed objects, its rows.
 
-Layout of an output folder (SPEC §4)::
+Layout of an output folder (docs/FORMAT.md, "The run folder")::
 
-    anchors-00000-of-00012.parquet ...   the shards
+    data/anchors-00000-of-00012.parquet ...   the shards, alone in their folder
     manifest.json  errors.jsonl  report.json
-    .anchorprep/run.json                 the run's settings (written first; checked on resume)
-    .anchorprep/done/00000.json          one summary per finished shard: rows, sha256, errors, stats
+    .anchorprep/run.json                      the run's settings (written first; checked on resume)
+    .anchorprep/done/00000.json               one summary per finished shard: rows, sha256, errors, stats
+
+The shards have ``data/`` to themselves because that is the one layout every common Parquet
+reader opens from a folder path: polars refuses a folder holding any file that is not Parquet
+(hidden or ``_``-prefixed ones included) and Hugging Face ``datasets`` reads ``_``-prefixed JSON
+as data, so side files beside the shards break one reader or another, whatever their names.
+pandas, pyarrow.dataset, polars, DuckDB and ``datasets`` all read ``OUT/data``.
+
+Runs written by anchorprep 0.1.0 kept the shards beside ``manifest.json`` (the *legacy* layout);
+their manifests list bare file names, so they are read as before, but never resumed or written
+into (`RunFolder.legacy`).
 
 Every module that reads or writes a run folder names its files through `RunFolder` and reads its
 JSON through `RunSettings`, `RunManifest`, `RunReport`, `ShardSummary` and `ItemError`, whose
@@ -35,6 +45,7 @@ from anchorprep.shards.schema import SCHEMA_VERSION
 
 SHARD_PREFIX = "anchors-"
 SHARD_GLOB = f"{SHARD_PREFIX}*.parquet"
+DATA_DIR = "data"
 MANIFEST_FILE = "manifest.json"
 ERRORS_FILE = "errors.jsonl"
 REPORT_FILE = "report.json"
@@ -47,6 +58,12 @@ TIME_REFERENCE = "seconds from the start of the utterance (segment), not the rec
 def shard_name(index: int, count: int) -> str:
     """``anchors-{index:05d}-of-{count:05d}.parquet``."""
     return f"{SHARD_PREFIX}{index:05d}-of-{count:05d}.parquet"
+
+
+def shard_file(index: int, count: int) -> str:
+    """``data/anchors-{index:05d}-of-{count:05d}.parquet``: a shard's path in the run folder, as
+    the manifest, the done markers and errors.jsonl name it."""
+    return f"{DATA_DIR}/{shard_name(index, count)}"
 
 
 def shard_count(items: int, shard_size: int) -> int:
@@ -212,7 +229,8 @@ class ItemError:
 
 @dataclass(frozen=True)
 class ShardSummary:
-    """``.anchorprep/done/NNNNN.json``: one finished shard (written after its Parquet file)."""
+    """``.anchorprep/done/NNNNN.json``: one finished shard (written after its Parquet file);
+    ``file`` is its path relative to the run folder (`shard_file`)."""
 
     shard: int
     file: str
@@ -234,7 +252,7 @@ class ShardSummary:
 
 @dataclass(frozen=True)
 class ShardEntry:
-    """One shard as the manifest lists it."""
+    """One shard as the manifest lists it; ``file`` is relative to the run folder (`shard_file`)."""
 
     file: str
     rows: int
@@ -340,11 +358,43 @@ class RunFolder:
         object.__setattr__(self, "path", Path(self.path))
 
     def shard(self, index: int, count: int) -> Path:
-        return self.path / shard_name(index, count)
+        """Where shard ``index`` of ``count`` is written (always the current layout)."""
+        return self.path / shard_file(index, count)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path / DATA_DIR
 
     def shard_files(self) -> list[Path]:
-        """The shard files in the folder, sorted (whatever a manifest lists)."""
+        """The shard files in ``data/``, sorted (whatever a manifest lists)."""
+        return sorted(self.data_dir.glob(SHARD_GLOB))
+
+    def legacy_shard_files(self) -> list[Path]:
+        """Shard files directly in the folder, sorted: anchorprep 0.1.0's layout."""
         return sorted(self.path.glob(SHARD_GLOB))
+
+    @property
+    def is_data_dir(self) -> bool:
+        """True when this is the ``data/`` folder of a run (someone gave ``OUT/data`` for ``OUT``)."""
+        return self.path.name == DATA_DIR and (self.path.parent / MANIFEST_FILE).is_file()
+
+    @property
+    def legacy(self) -> bool:
+        """True when the folder holds a run in anchorprep 0.1.0's layout (shards beside the
+        manifest): readable, but a new run must not write into it (layouts would mix)."""
+        return bool(self.legacy_shard_files())
+
+    def shard_entry(self, index: int, count: int) -> str:
+        """Shard ``index`` of ``count`` as this folder's manifest names it (bare in 0.1.0's layout)."""
+        return shard_name(index, count) if self.legacy else shard_file(index, count)
+
+    def found_shard_entries(self) -> list[str]:
+        """The shard files present, in either layout, as paths relative to the folder."""
+        return [p.relative_to(self.path).as_posix() for p in self.legacy_shard_files() + self.shard_files()]
+
+    def temporary_files(self) -> list[Path]:
+        """Leftovers of interrupted atomic writes (``.NAME.XXXXXXXX.tmp``) beside the shards and side files."""
+        return sorted([*self.path.glob(".*.tmp"), *self.data_dir.glob(".*.tmp")])
 
     @property
     def manifest_file(self) -> Path:
@@ -504,7 +554,9 @@ def open_run(path: str | os.PathLike) -> Run:
     folder = RunFolder(check_folder(path))
     if not folder.manifest_file.is_file():
         hint = (" (the run is unfinished: run `anchorprep assemble` once every shard is done)"
-                if folder.settings_file.is_file() else " (is this the output folder of an anchorprep run?)")
+                if folder.settings_file.is_file() else
+                f" (give the run folder {folder.path.parent}, not its {DATA_DIR}/)" if folder.is_data_dir else
+                " (is this the output folder of an anchorprep run?)")
         raise UsageError(f"{folder.path}: no {MANIFEST_FILE}{hint}")
     try:
         data = read_json(folder.manifest_file)
@@ -518,8 +570,8 @@ def open_run(path: str | os.PathLike) -> Run:
 
 
 __all__ = [
-    "DONE_DIR", "ERRORS_FILE", "MANIFEST_FILE", "REPORT_FILE", "RUN_SETTINGS_FILE", "SHARD_GLOB", "STATE_DIR",
-    "InputsFingerprint", "ItemError", "Run", "RunFolder", "RunManifest", "RunReport", "RunSettings", "ShardEntry",
-    "ShardSummary", "check_folder", "iter_rows", "list_column", "open_run", "settings_hash", "shard_count",
-    "shard_name",
+    "DATA_DIR", "DONE_DIR", "ERRORS_FILE", "MANIFEST_FILE", "REPORT_FILE", "RUN_SETTINGS_FILE", "SHARD_GLOB",
+    "STATE_DIR", "InputsFingerprint", "ItemError", "Run", "RunFolder", "RunManifest", "RunReport", "RunSettings",
+    "ShardEntry", "ShardSummary", "check_folder", "iter_rows", "list_column", "open_run", "settings_hash", "shard_count",
+    "shard_file", "shard_name",
 ]
