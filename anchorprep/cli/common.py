@@ -224,6 +224,8 @@ def print_summary(result) -> None:
         ("shards", f"{result.planned_shards} planned, {result.shards_run} run, {result.shards_skipped} resumed"),
         ("items this run", f"{result.items_run:,} ({rate:,.0f}/s, {result.elapsed_s:.1f} s)"),
     ]
+    if result.workers < result.workers_requested:
+        rows.append(("workers", f"{result.workers} (capped from {result.workers_requested}: one per shard of this job)"))
     if report is not None:
         rows += [
             ("in / written / failed", f"{report.items_in:,} / {report.written:,} / {report.failed:,}"),
