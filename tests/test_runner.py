@@ -335,3 +335,32 @@ def test_workers_are_capped_at_the_shard_count(tmp_path):
     assert result.exit_code == 0, result.output
     assert "capped from 10000" in result.output
     assert json.loads((tmp_path / "out" / "report.json").read_text())["written"] == 50
+
+
+def test_resume_after_an_input_file_was_edited_reruns_its_shard(tmp_path):
+    """The inputs fingerprint covers the manifest only; an edited TextGrid used to keep its stale row."""
+    import shutil
+
+    corpus = write_synthetic_alignments(tmp_path / "c", n=40, seed=4)
+    out = tmp_path / "out"
+    assert align(corpus, out, "--shard-size", "10").exit_code == 0
+    grids = corpus.parent / "grids"
+    # utt0000001 carries the phrase, utt0000002 does not: swap the file's content (a new size/mtime).
+    shutil.copyfile(grids / "utt0000002.TextGrid", grids / "utt0000001.TextGrid")
+    resumed = align(corpus, out, "--shard-size", "10", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    fresh = tmp_path / "fresh"
+    assert align(corpus, fresh, "--shard-size", "10").exit_code == 0
+    assert shard_bytes(out) == shard_bytes(fresh)
+    assert (out / "manifest.json").read_bytes() == (fresh / "manifest.json").read_bytes()
+
+
+def test_merge_of_a_run_with_itself_is_refused(corpus, reference, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    for runs in ([reference, reference], [reference, copy], [reference, tmp_path / ".." / tmp_path.name / "copy"]):
+        result = runner.invoke(app, ["merge", *map(str, runs), "-o", str(tmp_path / "merged"), "-q"])
+        assert result.exit_code == 2 and "same run" in result.output, result.output
+    assert not (tmp_path / "merged" / "manifest.json").exists()
