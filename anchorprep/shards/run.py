@@ -659,9 +659,41 @@ def check_folder(path: str | os.PathLike) -> Path:
     return path
 
 
+def shard_name_problem(name: str) -> str | None:
+    """Why a manifest's shard file name is unusable (None when fine): it must name a file in the
+    run folder itself, so a hostile manifest cannot point readers outside it."""
+    if not name or name in (".", "..") or Path(name).name != name or "\\" in name or name.startswith("."):
+        return f"shard name {name!r} is not a plain file name in the run folder"
+    return None
+
+
+def _check_listed_shards(folder: RunFolder, manifest: RunManifest) -> None:
+    """What every reader of a run needs before it starts: each listed shard is a plain name in
+    the folder, exists, and has a readable Parquet footer with the listed row count (`validate`
+    checks the rest, hashes included)."""
+    for entry in manifest.shards:
+        problem = shard_name_problem(entry.file)
+        if problem is not None:
+            raise UsageError(f"{folder.manifest_file}: {problem}")
+        path = folder.path / entry.file
+        if not path.is_file():
+            raise UsageError(f"{folder.manifest_file} lists {entry.file}, which is missing; run "
+                             "`anchorprep validate` on the folder")
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except Exception as exc:  # noqa: BLE001 - any unreadable footer is the same finding
+            reason = " ".join(str(exc).split())
+            raise UsageError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {reason}); run "
+                             "`anchorprep validate` on the folder") from None
+        if rows != entry.rows:
+            raise UsageError(f"{path} holds {rows} rows, {MANIFEST_FILE} says {entry.rows}; run "
+                             "`anchorprep validate` on the folder")
+
+
 def open_run(path: str | os.PathLike) -> Run:
     """Open the finished run in ``path``; `UsageError` (one line: what to fix) when the folder
-    is missing, the run is unfinished, or its manifest is unreadable or malformed."""
+    is missing, the run is unfinished, its manifest is unreadable or malformed, or a listed
+    shard is missing, outside the folder, or has an unreadable footer."""
     folder = RunFolder(check_folder(path))
     if not folder.manifest_file.is_file():
         hint = (" (the run is unfinished: run `anchorprep assemble` once every shard is done)"
@@ -675,12 +707,13 @@ def open_run(path: str | os.PathLike) -> Run:
         manifest = RunManifest.from_dict(data)
     except UsageError as exc:
         raise UsageError(f"{folder.manifest_file}: {exc}") from None
+    _check_listed_shards(folder, manifest)
     return Run(folder, manifest)
 
 
 __all__ = [
     "DONE_DIR", "ERRORS_FILE", "MANIFEST_FILE", "REPORT_FILE", "RUN_SETTINGS_FILE", "SHARD_GLOB", "STATE_DIR",
     "InputsFingerprint", "ItemError", "Run", "RunClaim", "RunFolder", "RunManifest", "RunReport", "RunSettings", "ShardEntry",
-    "ShardSummary", "check_folder", "claim_run", "iter_rows", "list_column", "open_run", "settings_hash", "shard_count",
+    "ShardSummary", "check_folder", "claim_run", "shard_name_problem", "iter_rows", "list_column", "open_run", "settings_hash", "shard_count",
     "shard_name",
 ]
