@@ -281,7 +281,7 @@ def test_hostile_utt_ids_never_escape_the_output_folder(tmp_path):
     assert names == [".anchorprep", "anchors-00000-of-00004.parquet", "anchors-00001-of-00004.parquet",
                      "anchors-00002-of-00004.parquet", "anchors-00003-of-00004.parquet",
                      "errors.jsonl", "manifest.json", "report.json"]
-    assert sorted(p.name for p in (out / ".anchorprep").iterdir()) == ["done", "run.json"]
+    assert sorted(p.name for p in (out / ".anchorprep").iterdir()) == ["done", "lock", "run.json", "setup.lock"]
     assert sorted(p.name for p in (out / ".anchorprep" / "done").iterdir()) == [f"{i:05d}.json" for i in range(4)]
     assert [r["utt_id"] for r in read_rows(out)] == HOSTILE_IDS  # kept verbatim, as data
     assert not Path("/tmp/anchorprep-escape").exists() and not (work / "pwned").exists()
