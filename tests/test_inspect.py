@@ -246,6 +246,15 @@ def test_validate_finds_shards_rewritten_by_another_tool(run_copy, how):
     assert ("UNCOMPRESSED" if how == "uncompressed" else "2 row groups") in report["problems"][0]["detail"]
 
 
+def test_validate_never_opens_a_shard_listed_outside_the_folder(run_copy):
+    outside = run_copy.parent / SHARD0
+    shutil.copyfile(run_copy / SHARD0, outside)
+    edit_json(run_copy / "manifest.json", lambda m: m["shards"][0].update(file="../" + SHARD0))
+    report = problems(run_copy)
+    assert any(p["check"] == "layout" and "not a plain file name" in p["detail"] for p in report["problems"])
+    assert report["checked"]["shards"] == 2  # the outside file was not read
+
+
 def _swap_between_shards(out: Path) -> None:
     first, second = pq.read_table(out / SHARD0).to_pylist(), pq.read_table(out / SHARD1).to_pylist()
     rewrite_shard(out, SHARD0, lambda rows: rows.__setitem__(1, second[0]))
