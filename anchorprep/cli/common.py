@@ -64,9 +64,13 @@ ProgressInterval = Annotated[float, typer.Option("--progress-interval", help="Se
 def option_names(command) -> dict[str, str]:
     """Python parameter name -> how the command line spells it (``edge`` -> ``--edge``), read
     from the command's typer annotations."""
+    import typing
+
     names = {}
+    # Resolved hints: a module with ``from __future__ import annotations`` holds strings.
+    hints = typing.get_type_hints(command, include_extras=True)
     for name, parameter in inspect.signature(command).parameters.items():
-        for info in getattr(parameter.annotation, "__metadata__", ()):
+        for info in getattr(hints.get(name, parameter.annotation), "__metadata__", ()):
             if isinstance(info, typer.models.ArgumentInfo):
                 names[name] = name.upper()
             elif isinstance(info, typer.models.OptionInfo):

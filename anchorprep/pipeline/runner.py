@@ -265,7 +265,7 @@ def _done_summary(out: Path, index: int, count: int, stamp: str | None = None) -
 _FOLDER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST}
 
 
-def folder_error(out: Path, exc: OSError) -> UsageError:
+def _folder_error(out: Path, exc: OSError) -> UsageError:
     """An OSError on the output folder as one line saying what to fix."""
     where = exc.filename or out
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -308,13 +308,13 @@ def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, confi
     try:
         claim = claim_run(RunFolder(out), settings, options.overwrite)
     except OSError as exc:
-        raise folder_error(out, exc) from None
+        raise _folder_error(out, exc) from None
     try:
         _run_claimed(job, replace(options, workers=workers), out, settings, count, mine, shard_items, result, progress)
     except OSError as exc:
         if exc.errno not in _FOLDER_ERRNOS:
             raise
-        raise folder_error(out, exc) from None
+        raise _folder_error(out, exc) from None
     finally:
         claim.release()
     result.elapsed_s = time.monotonic() - started
@@ -377,7 +377,6 @@ def _exit_with_parent(parent_pid: int) -> None:
     Without it the workers of a killed driver block on their task queue forever, orphaned and
     holding their memory. A daemon thread polls the parent pid (portable; costs nothing).
     """
-    import os
     import threading
 
     def watch() -> None:
@@ -389,8 +388,6 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    import os
-
     return ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),))
 
 
@@ -451,7 +448,6 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
         from distributed.scheduler import KilledWorker
     except ImportError:
         raise UsageError(f"`executor` dask needs Dask: {DASK_INSTALL_HINT}") from None
-    import os
 
     if not todo:  # e.g. --resume of a finished run: no cluster to start or reach
         return
