@@ -234,13 +234,15 @@ def kill_then_resume(tools: Path, corpus: Corpus, tmp_path: Path, kill: Kill) ->
 
 
 def kill_points(job_process: str, shards: int) -> list[Kill]:
-    """>= 10 distinct points, from start-up to the last output file. Calls of the runner's
-    write_json_atomic: 1 = run.json, 2..shards+1 = done markers, then report.json, manifest.json;
-    of os.replace: 1 = run.json, 2 + 2i = shard i, 3 + 2i = its marker, then errors.jsonl,
-    report.json, manifest.json (2 * shards + 4)."""
+    """>= 10 distinct points, from start-up to the last output file. run.json is written by the
+    run folder's claim (`anchorprep.shards.run`); calls of the runner's write_json_atomic:
+    1..shards = done markers, then report.json, manifest.json; of os.replace: 1 = run.json,
+    2 + 2i = shard i, 3 + 2i = its marker, then errors.jsonl, report.json, manifest.json
+    (2 * shards + 4)."""
     runner_mod = "anchorprep.pipeline.runner"
     return [
-        Kill(f"{runner_mod}:write_json_atomic", 1, "before", "start-up: state folder made, run.json not written"),
+        Kill("anchorprep.shards.run:write_json_atomic", 1, "before",
+             "start-up: state folder made and locked, run.json not written"),
         Kill(job_process, 2, "before", "inside the first shard, after one item"),
         Kill(job_process, 12, "after", "inside a later shard, between items"),
         Kill("pyarrow.parquet:write_table", 2, "before", "shard 2: temporary created, nothing written"),
@@ -249,13 +251,13 @@ def kill_points(job_process: str, shards: int) -> list[Kill]:
         Kill("os:fsync", 5, "before", "before an fsync of a written temporary"),
         Kill("os:replace", 4, "before", "shard 2's temporary synced, before its rename"),
         Kill("os:replace", 6, "after", "shard 3 renamed into place, before the directory fsync and done marker"),
-        Kill(f"{runner_mod}:write_json_atomic", 3, "before", "shard file final, its done marker not written"),
-        Kill(f"{runner_mod}:write_json_atomic", 4, "after", "done marker written, before the next shard"),
+        Kill(f"{runner_mod}:write_json_atomic", 2, "before", "shard file final, its done marker not written"),
+        Kill(f"{runner_mod}:write_json_atomic", 3, "after", "done marker written, before the next shard"),
         Kill(f"{runner_mod}:write_parquet_atomic", shards, "before", "before the last shard"),
         Kill(f"{runner_mod}:write_text_atomic", 1, "before", "all shards done, before errors.jsonl", ()),
         Kill(f"{runner_mod}:write_text_atomic", 1, "after", "errors.jsonl written, before report.json",
              ("errors.jsonl",)),
-        Kill(f"{runner_mod}:write_json_atomic", shards + 3, "before", "report.json written, before manifest.json",
+        Kill(f"{runner_mod}:write_json_atomic", shards + 2, "before", "report.json written, before manifest.json",
              ("errors.jsonl", "report.json")),
         Kill("os:replace", 2 * shards + 4, "before", "manifest.json synced, before its rename",
              ("errors.jsonl", "report.json")),

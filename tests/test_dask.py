@@ -97,6 +97,18 @@ def test_dask_cluster_output_is_byte_identical_to_local(corpus, reference, clust
         assert len(client.scheduler_info()["workers"]) == 2
 
 
+def test_two_runs_on_one_cluster_into_two_folders_do_not_mix(corpus, reference, cluster, tmp_path):
+    """Task keys once named only the shard and settings: two identical runs into X and Y at once
+    shared tasks, split the shards between the folders and both exited without a manifest."""
+    args = [*KEYWORD, "-q", "--shard-size", "9", "--executor", "dask", "--address", cluster.scheduler_address]
+    procs = [subprocess.Popen([sys.executable, "-m", "anchorprep", "align", str(corpus), "-o", str(tmp_path / name),
+                               *args], env=cli_env(), stderr=subprocess.PIPE, text=True) for name in ("x", "y")]
+    codes = [proc.wait(timeout=300) for proc in procs]
+    assert codes == [1, 1], [proc.stderr.read() for proc in procs]  # 1: the corpus's two bad items
+    for name in ("x", "y"):
+        assert outputs(tmp_path / name) == outputs(reference)
+
+
 @pytest.mark.slow
 def test_dask_address_from_the_environment_and_resume(corpus, reference, cluster, tmp_path):
     """DASK_SCHEDULER_ADDRESS is used when --address is absent; --resume on Dask skips done shards."""

@@ -4,7 +4,8 @@ A *source* is an anchorprep output folder, a single shard file, or a list of sha
 
 * A folder with ``manifest.json`` (a finished run, in the current layout with its shards in
   ``data/`` or in anchorprep 0.1.0's with them beside the manifest) is read in the manifest's
-  shard order, with the manifest's row counts and settings (no shard is opened until needed).
+  shard order, with the manifest's row counts, sha256s and settings (no shard is opened until it
+  is needed; the datasets check a shard's sha256 when they open it).
 * A folder without a manifest (a run still in progress, a run's ``data/`` folder, or shards
   copied by hand) is globbed for ``data/anchors-*.parquet``, else ``anchors-*.parquet``, in
   sorted order; each shard's footer gives its row count and settings.
@@ -39,6 +40,7 @@ import pyarrow.parquet as pq
 
 from anchorprep.errors import UsageError
 from anchorprep.grid import FrameGrid
+from anchorprep.shards.io import sha256_file
 from anchorprep.shards.run import DATA_DIR, MANIFEST_FILE, SHARD_GLOB, RunFolder, open_run
 from anchorprep.shards.schema import read_settings
 
@@ -48,10 +50,17 @@ Source = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
 @dataclass(frozen=True)
 class ShardInfo:
-    """One shard file and its row count."""
+    """One shard file, its row count and (from a manifest) its sha256."""
 
     path: Path
     num_rows: int
+    sha256: str | None = None
+
+    def check_sha256(self) -> None:
+        """`UsageError` unless the file's sha256 is the manifest's (no-op without one)."""
+        if self.sha256 and sha256_file(self.path) != self.sha256:
+            raise UsageError(f"{self.path} does not match the sha256 in {MANIFEST_FILE} (corrupted or replaced "
+                             "after the run?); rerun the run with `resume`, or check it with `anchorprep validate`")
 
 
 @dataclass(frozen=True)
@@ -114,11 +123,7 @@ def _from_files(paths: list[Path]) -> ShardSource:
 
 def _from_manifest(folder: Path) -> ShardSource:
     run = open_run(folder)
-    shards = []
-    for entry, path in zip(run.shards, run.shard_paths):
-        if not path.is_file():
-            raise UsageError(f"{run.folder.manifest_file} lists {entry.file}, which is missing")
-        shards.append(ShardInfo(path, entry.rows))
+    shards = [ShardInfo(path, entry.rows, entry.sha256 or None) for entry, path in zip(run.shards, run.shard_paths)]
     if not shards:
         raise UsageError(f"{run.folder.manifest_file} lists no shards")
     return ShardSource(tuple(shards), run.settings.to_dict())
