@@ -16,6 +16,7 @@ a recording-relative CTM), `manifest.jsonl` and the `broken` run that `validate`
   when everything else in the block is an install step (venv, pip, pytest), so the first
   command's `out/sample` exists for the blocks after it. Blocks with other commands (the
   benchmarks) are listed as skipped with the reason.
+- The output listing (a plain block of `OUT/...` lines) names files that `out/sample` has.
 
 Expected values live in README.md only; a changed output fails with a diff.
 """
@@ -58,7 +59,7 @@ class Block:
 
     @property
     def name(self) -> str:
-        return f"README.md:{self.line}:{self.lang}"
+        return f"README.md:{self.line}:{self.lang or 'listing'}"
 
 
 def readme_blocks(text: str) -> list[Block]:
@@ -69,7 +70,12 @@ def readme_blocks(text: str) -> list[Block]:
     return blocks
 
 
-BLOCKS = [b for b in readme_blocks(README.read_text(encoding="utf-8")) if b.lang in ("python", "console", "bash")]
+def is_layout(block: Block) -> bool:
+    return block.lang == "" and all(line.startswith("OUT/") for line in block.text.splitlines() if line.strip())
+
+
+BLOCKS = [b for b in readme_blocks(README.read_text(encoding="utf-8"))
+          if b.lang in ("python", "console", "bash") or is_layout(b)]
 
 
 # --- expected output -------------------------------------------------------------------------
@@ -209,7 +215,20 @@ def run_bash(block: Block) -> None:
         must_succeed(run_command(command, f"README.md:{line}"), f"README.md:{line}")
 
 
-RUNNERS = {"python": run_python, "console": run_console, "bash": run_bash}
+def check_layout(block: Block) -> None:
+    """Every `OUT/name` the output listing names is in `out/sample` (shard numbers as digits)."""
+    for offset, line in enumerate(block.text.splitlines()):
+        if not line.strip():
+            continue
+        name = line.split()[0].removeprefix("OUT/")
+        pattern = re.sub(r"\d{5}", "[0-9]" * 5, name.rstrip("/"))
+        found = list(Path("out/sample").glob(pattern))
+        if not found or (name.endswith("/") and not found[0].is_dir()):
+            present = sorted(p.name for p in Path("out/sample").iterdir())
+            raise AssertionError(f"README.md:{block.line + offset}: out/sample has no {name} (it has {present})")
+
+
+RUNNERS = {"python": run_python, "console": run_console, "bash": run_bash, "": check_layout}
 
 
 # --- the workspace ---------------------------------------------------------------------------
