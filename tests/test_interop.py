@@ -64,7 +64,7 @@ def labelling(labels: tuple[str, ...], snip_edges: bool = True) -> Labelling:
 def run_align(items, out: Path, snip_edges: bool = True, unit: str = "auto", **options) -> list[dict]:
     labels = (SPEECH_ONSET,) if options.get("speech_onsets") else tuple(options["keywords"])
     job = AlignJob(labelling(labels, snip_edges), AlignOptions(**options, lhotse_unit=unit))
-    result = run(job, items, RunOptions(out, quiet=True))
+    result = run(job, items, RunOptions(out_dir=out, quiet=True))
     assert result.exit_code == 0, (out / "errors.jsonl").read_text() if (out / "errors.jsonl").exists() else result
     return shard_rows(out)
 

@@ -134,9 +134,9 @@ def test_run_result_and_dry_run_are_typed(tmp_path):
     job = AlignJob(Labelling(FrameGrid(), TargetWindow.parse("0:30"), ("hey computer",), "causal"),
                    AlignOptions(keywords=("hey computer",)))
     items = read_manifest(manifest, required=("utt_id", "alignment_path"))
-    plan = run(job, items, RunOptions(tmp_path / "out", dry_run=True)).plan
+    plan = run(job, items, RunOptions(out_dir=tmp_path / "out", dry_run=True)).plan
     assert plan.to_dict()["to_run"] == 1 and plan.settings_sha256 == run_settings(job, items, 1000).settings_sha256
-    result = run(job, items, RunOptions(tmp_path / "out", quiet=True))
+    result = run(job, items, RunOptions(out_dir=tmp_path / "out", quiet=True))
     assert isinstance(result.report, RunReport) and result.report.to_dict() == _read(tmp_path / "out" / "report.json")
     assert result.exit_code == 0
 

@@ -296,10 +296,7 @@ def _labelling(shared: PipelineOptions, labels: tuple[str, ...]) -> Labelling:
 
 
 def _run_options(out: PathLike, shared: PipelineOptions) -> RunOptions:
-    return RunOptions(out_dir=Path(out), shard_size=shared.shard_size, workers=shared.workers,
-                      shard_index=shared.shard_index, num_shards=shared.num_shards, resume=shared.resume,
-                      overwrite=shared.overwrite, max_errors=shared.max_errors, dry_run=shared.dry_run,
-                      retries=shared.retries, executor=shared.executor, address=shared.address)
+    return RunOptions(out_dir=Path(out), **shared.execution())
 
 
 def stored_config(function, arguments: dict) -> dict:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 
 from anchorprep.errors import UsageError
 
+EXECUTORS = ("local", "dask")
 #: Options that change how a run executes, not what it writes: never part of the stored settings.
 EXECUTION_OPTIONS = ("workers", "shard_index", "num_shards", "resume", "overwrite", "max_errors", "dry_run",
                      "retries", "executor", "address")
@@ -21,26 +22,12 @@ TARGET_OPTIONS = ("positive_window", "guard")
 
 
 @dataclass(frozen=True)
-class PipelineOptions:
-    """Frame grid, targets and run options of a pipeline call (see the README for each).
+class ExecutionOptions:
+    """How a run is cut into shards and executed: ``shard_size`` utterances per shard, ``workers``
+    processes, array-job ``shard_index``/``num_shards``, ``resume``, ``overwrite``,
+    ``max_errors``, ``dry_run``, ``retries`` of a failed shard, ``executor`` local or dask at
+    ``address``. Validated on construction (`UsageError`)."""
 
-    Grid: Kaldi framing of the features the labels must line up with; ``anchor_rule`` maps an
-    event time to a frame (``causal``: the first frame whose end is at or after it; ``nearest``:
-    the frame whose centre is nearest). Targets: frames ``LO <= d <= HI`` of ``positive_window``
-    are positive, ``guard`` frames beyond it are ``-100``. Run: ``shard_size`` utterances per
-    shard; the rest only changes how the run executes (``workers`` processes, array-job
-    ``shard_index``/``num_shards``, ``resume``, ``overwrite``, ``max_errors``, ``dry_run``,
-    ``retries`` of a failed shard, ``executor`` local or dask at ``address``).
-    """
-
-    sample_rate: int = 16000
-    frame_shift_ms: float = 10.0
-    frame_length_ms: float = 25.0
-    snip_edges: bool = True
-    subsampling: int = 1
-    anchor_rule: str = "causal"
-    positive_window: str = "0:30"
-    guard: int = 0
     shard_size: int = 1000
     workers: int = 1
     shard_index: int | None = None
@@ -52,6 +39,40 @@ class PipelineOptions:
     retries: int = 1
     executor: str = "local"
     address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"`executor` must be one of {', '.join(EXECUTORS)}")
+        if self.retries < 0:
+            raise UsageError("`retries` must be >= 0")
+        if self.shard_size < 1:
+            raise UsageError("`shard_size` must be at least 1")
+        if self.workers < 1:
+            raise UsageError("`workers` must be at least 1")
+        if (self.shard_index is None) != (self.num_shards is None):
+            raise UsageError("`shard_index` and `num_shards` go together")
+        if self.num_shards is not None and not 0 <= self.shard_index < self.num_shards:
+            raise UsageError(f"`shard_index` must be in [0, {self.num_shards}), got {self.shard_index}")
+
+
+@dataclass(frozen=True)
+class PipelineOptions(ExecutionOptions):
+    """Frame grid, targets and run options of a pipeline call (see the README for each).
+
+    Grid: Kaldi framing of the features the labels must line up with; ``anchor_rule`` maps an
+    event time to a frame (``causal``: the first frame whose end is at or after it; ``nearest``:
+    the frame whose centre is nearest). Targets: frames ``LO <= d <= HI`` of ``positive_window``
+    are positive, ``guard`` frames beyond it are ``-100``. Run: the `ExecutionOptions`.
+    """
+
+    sample_rate: int = 16000
+    frame_shift_ms: float = 10.0
+    frame_length_ms: float = 25.0
+    snip_edges: bool = True
+    subsampling: int = 1
+    anchor_rule: str = "causal"
+    positive_window: str = "0:30"
+    guard: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -66,6 +87,11 @@ class PipelineOptions:
                     break
             else:
                 raise UsageError(f"`{f.name}` must be {f.type.replace(' | ', ' or ')}, got {value!r}")
+        super().__post_init__()
+
+    def execution(self) -> dict:
+        """The `ExecutionOptions` part, as keyword arguments."""
+        return {f.name: getattr(self, f.name) for f in fields(ExecutionOptions)}
 
     @classmethod
     def from_kwargs(cls, command: str, options: dict, grid: bool = True) -> "PipelineOptions":

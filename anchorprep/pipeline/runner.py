@@ -32,6 +32,7 @@ from typing import Iterator, Protocol
 import pandas as pd
 
 from anchorprep.errors import InputError, UsageError
+from anchorprep.pipeline.options import ExecutionOptions
 from anchorprep.shards import PASSTHROUGH_COLUMNS, rows_to_table, shard_schema
 from anchorprep.shards.io import sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
 from anchorprep.shards.run import (
@@ -40,7 +41,6 @@ from anchorprep.shards.run import (
 )
 from anchorprep.shards.schema import MAX_LIST_VALUES
 
-EXECUTORS = ("local", "dask")
 DASK_INSTALL_HINT = "pip install 'anchorprep[dask]'  (or: pip install 'dask[distributed]')"
 
 
@@ -83,35 +83,12 @@ class Job(Protocol):
         """Turn one input item into a shard row plus stat counters; raise `ItemFailure`."""
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    out_dir: Path
-    shard_size: int = 1000
-    workers: int = 1
-    shard_index: int | None = None
-    num_shards: int | None = None
-    resume: bool = False
-    overwrite: bool = False
-    max_errors: int | None = None
-    dry_run: bool = False
-    quiet: bool = False
-    retries: int = 1
-    executor: str = "local"
-    address: str | None = None
+@dataclass(frozen=True, kw_only=True)
+class RunOptions(ExecutionOptions):
+    """Where a run writes (``out_dir``) and how it executes (`ExecutionOptions`)."""
 
-    def __post_init__(self) -> None:
-        if self.executor not in EXECUTORS:
-            raise UsageError(f"`executor` must be one of {', '.join(EXECUTORS)}")
-        if self.retries < 0:
-            raise UsageError("`retries` must be >= 0")
-        if self.shard_size < 1:
-            raise UsageError("`shard_size` must be at least 1")
-        if self.workers < 1:
-            raise UsageError("`workers` must be at least 1")
-        if (self.shard_index is None) != (self.num_shards is None):
-            raise UsageError("`shard_index` and `num_shards` go together")
-        if self.num_shards is not None and not 0 <= self.shard_index < self.num_shards:
-            raise UsageError(f"`shard_index` must be in [0, {self.num_shards}), got {self.shard_index}")
+    out_dir: Path
+    quiet: bool = False
 
 
 @dataclass(frozen=True)
