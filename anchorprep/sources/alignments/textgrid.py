@@ -290,12 +290,14 @@ def _to_alignment(raw: dict, is_long: bool, path: str | None, encoding: str | No
             renamed[name] = raw_tier["name"]
         names.append(name)
         tiers.append(_to_tier(raw_tier, name, is_long, path))
-    meta = {
-        "format": "textgrid",
-        "textgrid_format": "long" if is_long else "short",
-        "encoding": encoding,
-        "renamed_tiers": renamed,
-    }
+    return _alignment(tiers, xmin, xmax, path, is_long, encoding, renamed)
+
+
+def _alignment(tiers: list[Tier], xmin: float, xmax: float, path, is_long: bool, encoding: str,
+               renamed: dict[str, str]) -> Alignment:
+    """The parsed file, whichever parser read it (the fast path and praatio's give the same)."""
+    meta = {"format": "textgrid", "textgrid_format": "long" if is_long else "short", "encoding": encoding,
+            "renamed_tiers": renamed}
     return Alignment(tiers=tuple(tiers), xmin=xmin, xmax=xmax, path=path, meta=meta)
 
 
@@ -463,13 +465,7 @@ def _parse_fast(text: str, path: str | None, encoding: str | None) -> Alignment 
             renamed[name] = name_in_file
         names.append(name)
         tiers.append(Tier(name=name, intervals=intervals, kind="interval", xmin=tmin, xmax=tmax))
-    meta = {
-        "format": "textgrid",
-        "textgrid_format": "long" if is_long else "short",
-        "encoding": encoding,
-        "renamed_tiers": renamed,
-    }
-    return Alignment(tiers=tuple(tiers), xmin=xmin, xmax=xmax, path=path, meta=meta)
+    return _alignment(tiers, xmin, xmax, path, is_long, encoding, renamed)
 
 
 def _fast_tiers(text: str, is_long: bool) -> tuple[str, str, list[tuple]] | None:
