@@ -62,6 +62,15 @@ Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or s
 ProgressInterval = Annotated[float, typer.Option("--progress-interval", help="Seconds between progress lines when stderr is not a terminal (batch logs).", rich_help_panel=RUN)]
 
 
+# The SAL weight curve's options, shared by `plot` and `weights` (defaults: anchorprep.loss's).
+SAL_WEIGHTS = "SAL weight curve"
+Kernel = Annotated[Optional[str], typer.Option("--kernel", help="linear, exponential, gaussian or box (default: anchorprep.loss's default).", rich_help_panel=SAL_WEIGHTS)]
+Width = Annotated[Optional[float], typer.Option("--width", help="Kernel width W in model frames (default: anchorprep.loss's default).", rich_help_panel=SAL_WEIGHTS)]
+WidthBefore = Annotated[Optional[float], typer.Option("--width-before", help="W before the anchor (d < 0).", rich_help_panel=SAL_WEIGHTS)]
+WidthAfter = Annotated[Optional[float], typer.Option("--width-after", help="W at and after the anchor (d >= 0).", rich_help_panel=SAL_WEIGHTS)]
+Gain = Annotated[Optional[float], typer.Option("--gain", help="Anchor gain lambda in w = 1 + lambda*K(d) (default: anchorprep.loss's default).", rich_help_panel=SAL_WEIGHTS)]
+
+
 def option_names(command) -> dict[str, str]:
     """Python parameter name -> how the command line spells it (``edge`` -> ``--edge``), read
     from the command's typer annotations."""

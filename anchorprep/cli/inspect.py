@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from anchorprep.cli.common import usage_guard
+from anchorprep.cli.common import Gain, Kernel, Width, WidthAfter, WidthBefore, usage_guard
 from anchorprep.errors import UsageError
 
 
@@ -166,7 +166,6 @@ def print_stats(stats: dict) -> None:
         console.print("errors: none")
 
 
-WEIGHTS = "SAL weight curve"
 EXTRA = "Extra panels (paths the shards do not store)"
 
 
@@ -183,11 +182,11 @@ def plot(
     run: Annotated[Path, typer.Argument(help="Output folder of a run.")],
     utt_id: Annotated[str, typer.Argument(help="The utterance to draw.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="PNG file to write.")],
-    kernel: Annotated[Optional[str], typer.Option("--kernel", help="linear, exponential, gaussian or box (default: anchorprep.loss's default).", rich_help_panel=WEIGHTS)] = None,
-    width: Annotated[Optional[float], typer.Option("--width", help="Kernel width W in frames (default: anchorprep.loss's default).", rich_help_panel=WEIGHTS)] = None,
-    width_before: Annotated[Optional[float], typer.Option("--width-before", help="W before the anchor (d < 0).", rich_help_panel=WEIGHTS)] = None,
-    width_after: Annotated[Optional[float], typer.Option("--width-after", help="W at and after the anchor (d >= 0).", rich_help_panel=WEIGHTS)] = None,
-    gain: Annotated[Optional[float], typer.Option("--gain", help="Anchor gain lambda in w = 1 + lambda*K(d) (default: anchorprep.loss's default).", rich_help_panel=WEIGHTS)] = None,
+    kernel: Kernel = None,
+    width: Width = None,
+    width_before: WidthBefore = None,
+    width_after: WidthAfter = None,
+    gain: Gain = None,
     alignment: Annotated[Optional[Path], typer.Option("--alignment", help="Alignment file (TextGrid, MFA csv/json, CTM) to draw the word tier from.", rich_help_panel=EXTRA)] = None,
     accel: Annotated[Optional[Path], typer.Option("--accel", help="Accelerometer file to draw the filtered signal and peaks from.", rich_help_panel=EXTRA)] = None,
     time_offset_s: Annotated[Optional[float], typer.Option("--time-offset-s", help="Utterance time of the sensor's first sample (default: the run's default_time_offset_s).", rich_help_panel=EXTRA)] = None,
