@@ -193,7 +193,7 @@ def test_batch_logs_get_progress_lines(tmp_path):
     lines = [line for line in result.output.splitlines() if "anchorprep align:" in line]
     assert "24 items to process" in lines[0]
     assert any("/24 items" in line and "items/s" in line for line in lines[1:-1])
-    assert lines[-1].endswith("stopped") and "24/24 items (100.0%)" in lines[-1]
+    assert lines[-1].endswith("done") and "24/24 items (100.0%)" in lines[-1]
     quiet = cli("align", SAMPLE / "manifest.csv", "-o", tmp_path / "q", "-k", "hey computer", "-q")
     assert "items to process" not in quiet.output
 

@@ -214,7 +214,7 @@ class LogProgress:
         return f"{self.done:,}/{self.total:,} items{share}, {rate:,.0f} items/s, {self.failed:,} failed{eta}"
 
     def stop(self) -> None:
-        self._line(self._status(time.monotonic()) + ", stopped")
+        self._line(self._status(time.monotonic()) + (", done" if self.done >= self.total else ", stopped"))
 
 
 def _duration(seconds: float) -> str:
