@@ -88,8 +88,7 @@ def align(
     job = AlignJob(_labelling(shared, labels), align_options)
     items = alignment_items(inputs, alignment_format=format, audio_dir=audio_dir, segments=segments, wav_scp=wav_scp,
                             encoding=encoding, lhotse_unit=lhotse_unit, recordings=recordings, audio_root=audio_root)
-    config = stored_config(align, arguments)
-    return run(job, items, _run_options(out, shared), progress=progress, config=config)
+    return _run(align, arguments, job, items, shared)
 
 
 def vad(
@@ -131,8 +130,7 @@ def vad(
     items = audio_items(inputs)
     if anchors_from is not None:
         items = add_search_region(items, Path(anchors_from))
-    config = stored_config(vad, arguments)
-    return run(job, items, _run_options(out, shared), progress=progress, config=config)
+    return _run(vad, arguments, job, items, shared)
 
 
 def accel(
@@ -194,8 +192,7 @@ def accel(
                    float(time_offset_s),
                    VadOptions() if vad else None, _combine(sources, agree_within_ms))
     items = accel_items(inputs)
-    config = stored_config(accel, arguments)
-    return run(job, items, _run_options(out, shared), progress=progress, config=config)
+    return _run(accel, arguments, job, items, shared)
 
 
 def merge(
@@ -215,9 +212,8 @@ def merge(
     sources = _as_list(use_source, "use_source")
     merged = read_merge_inputs([Path(r) for r in runs])
     labelling = Labelling(merged.grid, _window(shared), merged.labels, merged.anchor_rule)
-    config = stored_config(merge, arguments)
-    return run(MergeJob(labelling, merged.runs, _combine(sources, agree_within_ms)), merged.items,
-               _run_options(out, shared), progress=progress, config=config)
+    return _run(merge, arguments, MergeJob(labelling, merged.runs, _combine(sources, agree_within_ms)), merged.items,
+                shared)
 
 
 def assemble(out: PathLike):
@@ -295,8 +291,10 @@ def _labelling(shared: PipelineOptions, labels: tuple[str, ...]) -> Labelling:
     return Labelling(grid, _window(shared), labels, shared.anchor_rule)
 
 
-def _run_options(out: PathLike, shared: PipelineOptions) -> RunOptions:
-    return RunOptions(out_dir=Path(out), **shared.execution())
+def _run(function, arguments: dict, job, items, shared: PipelineOptions) -> RunResult:
+    """Run ``job`` over ``items`` into the call's ``out``, storing the call's configuration."""
+    return run(job, items, RunOptions(out_dir=Path(arguments["out"]), **shared.execution()),
+               progress=arguments["progress"], config=stored_config(function, arguments))
 
 
 def stored_config(function, arguments: dict) -> dict:
