@@ -115,6 +115,7 @@ def test_equal_tuning_budget_and_selection_on_valid(quick_run):
             chosen = results["tuning"][f"{t}/cnn/{fam}"]["chosen"]
             main = [r for r in runs if r["phase"] == "main" and r["task"] == t and r["family"] == fam]
             assert len(main) == cfg["seeds"] and all(r["setting"] == chosen for r in main)
+            assert all(set(r["eval"]) == {"test"} for r in main)  # the test split is scored only here
             assert cfg["tuning_seed"] not in {r["seed"] for r in main}
 
 

@@ -3,8 +3,8 @@
 A job runs in a worker process (one torch thread by default) and returns plain JSON-ready results.
 It reads the task's feature cache (written by `sal_prep.cache_features`), builds batches with
 anchorprep's `LengthBucketBatchSampler` and `collate`, computes the loss with `anchorprep.loss`,
-scores the valid split (and, for main runs, the test split) with `anchorprep.metrics.evaluate`,
-and for the test split writes an *evidence* file (`Evidence`): per negative utterance its alarm
+scores the valid split (tuning runs) or the test split (main runs) with
+`anchorprep.metrics.evaluate`, and for the test split writes an *evidence* file (`Evidence`): per negative utterance its alarm
 count at a grid of thresholds, per event its latency at the same thresholds, per utterance its
 maximum score. The report bootstraps over those (sal_report.py).
 
@@ -171,7 +171,7 @@ def items_of(data: dict, split: str) -> list[dict]:
 
 @dataclass(frozen=True)
 class Job:
-    phase: str  # "sweep" (seed 0, valid only) or "main" (valid and test, evidence file)
+    phase: str  # "sweep" (seed 0, valid split) or "main" (test split, evidence file)
     task: str
     model: str
     family: str
@@ -204,7 +204,7 @@ def run_job(job: Job) -> dict[str, Any]:
     started = time.perf_counter()
     data = task_data(job.cache)
     grid = FrameGrid(**data["grid"])
-    splits = ("valid",) if job.phase == "sweep" else ("valid", "test")
+    splits = ("valid",) if job.phase == "sweep" else ("test",)  # tuning sees valid only; main runs report test
     if job.model == "energy":
         result = {"key": job.key(), "phase": job.phase, "task": job.task, "model": job.model, "family": job.family,
                   "setting": job.setting, "seed": job.seed, "epochs": 0, "steps": 0, "parameters": 0,
@@ -332,7 +332,8 @@ class Evidence:
                                              "event_utt", "latency", "pos_speaker", "neg_category"), repr=False)
 
     @classmethod
-    def build(cls, scores: list[np.ndarray], items: list[dict], grid: FrameGrid, job: Job, points: int = 100):
+    def build(cls, scores: list[np.ndarray], items: list[dict], grid: FrameGrid, job: Job, points: int = 100,
+              top_negatives: int = 100):
         pos = [i for i, it in enumerate(items) if len(it["anchor_times_s"])]
         neg = [i for i, it in enumerate(items) if not len(it["anchor_times_s"])]
         pos_traces = Traces.from_scores([scores[i] for i in pos], None)
@@ -340,10 +341,12 @@ class Evidence:
                               job.tolerance_s, job.max_latency_s)
         event_max = events.max_scores(pos_traces)
         neg_max = np.array([scores[i].max() for i in neg])
-        levels = np.linspace(0.0, 1.0, points)
-        thresholds = np.unique(np.concatenate([np.quantile(event_max[np.isfinite(event_max)], levels),
-                                               np.quantile(neg_max, np.linspace(0.5, 1.0, points)),
-                                               [np.nextafter(neg_max.max(), np.inf)]]))
+        # Event-score quantiles for the FRR axis; just above each of the highest negative maxima,
+        # where the false-alarm count steps, for operating points at a few alarms per hour.
+        top = np.sort(neg_max)[-top_negatives:]
+        thresholds = np.unique(np.concatenate([np.quantile(event_max[np.isfinite(event_max)], np.linspace(0, 1, points)),
+                                               np.quantile(neg_max, np.linspace(0.5, 0.9, points // 2)),
+                                               top, np.nextafter(top, np.inf)]))
         alarms = np.zeros((len(neg), len(thresholds)), dtype=np.int16)
         for row, i in enumerate(neg):
             counter = AlarmCounter.build(Traces.from_scores([scores[i]], None), grid, job.debounce_s)
