@@ -53,6 +53,7 @@ import sal_report  # noqa: E402
 
 DEFAULT_OUT = HERE / "results"
 README = REPO / "README.md"
+_CODE = ""  # digest of the code a job's result depends on (set by train_all)
 
 # Four settings per family (the first two in --quick). FCE has no loss parameter: its settings
 # are learning rates; the other families train at --lr.
@@ -205,13 +206,26 @@ def prepare_data(args, log) -> dict:
     categories: dict[str, dict[str, str]] = {"keyword": sal_prep.keyword_categories(truth, check.kept)}
     onset_manifest, info, accel_manifest = None, {}, None
     if {"onset", "trigger"} & set(args.tasks):
-        onset_manifest, info = sal_prep.make_onset_audio(args.work, onset_rows, truth, args.noise_clips,
-                                                         args.eval_noise_clips, args.corpus_seed)
+        params = {"rows": _digest(onset_rows), "noise_clips": args.noise_clips, "eval_noise_clips": args.eval_noise_clips,
+                  "seed": args.corpus_seed, "code": _digest([_sha(HERE / "sal_prep.py"),
+                                                             _sha(REPO / "scripts" / "make_accel_samples.py")])}
+        stamp = args.work / "onset_stamp.json"
+        if stamp.is_file() and json.loads(stamp.read_text())["params"] == params:
+            saved = json.loads(stamp.read_text())
+            onset_manifest, accel_manifest, info = Path(saved["onset"]), Path(saved["accel"]), saved["info"]
+            log("onset remix and accelerometer traces: reusing (same parameters)")
+        else:
+            stamp.unlink(missing_ok=True)
+            onset_manifest, info = sal_prep.make_onset_audio(args.work, onset_rows, truth, args.noise_clips,
+                                                             args.eval_noise_clips, args.corpus_seed)
+            accel_manifest = sal_prep.make_accel_traces(args.work, onset_manifest, info, args.corpus_seed)
+            stamp.write_text(json.dumps({"params": params, "onset": str(onset_manifest), "accel": str(accel_manifest),
+                                         "info": info}))
         categories["onset"] = {u: ("speech" if s["speech"] else
                                    "noise + distractors" if s["distractors"] else "noise only") for u, s in info.items()}
-    if "trigger" in args.tasks:
-        accel_manifest = sal_prep.make_accel_traces(args.work, onset_manifest, info, args.corpus_seed)
         categories["trigger"] = {u: s["role"] for u, s in info.items()}
+    if "trigger" not in args.tasks:
+        accel_manifest = None
     timing["remix_and_accel_s"] = round(time.perf_counter() - t, 1)
     log(f"onset remix and accelerometer traces: {timing['remix_and_accel_s']} s")
 
@@ -224,8 +238,19 @@ def prepare_data(args, log) -> dict:
     accel_paths = {}
     if accel_manifest is not None:
         accel_paths = {r["utt_id"]: r["accel_path"] for r in sal_prep._read_csv(accel_manifest)}
-    caches = sal_prep.cache_features(args.work / "shards", args.work / "cache", args.tasks, 40, args.workers,
-                                     categories, accel_paths, log)
+    shards = {t: _digest([(p.name, _sha(p)) for p in sorted((args.work / "shards" / t).glob("*.parquet"))])
+              for t in args.tasks}
+    params = {"shards": shards, "tasks": args.tasks, "categories": _digest(categories), "bins": 40,
+              "code": _sha(HERE / "sal_prep.py")}
+    stamp = args.work / "cache" / "stamp.json"
+    caches = {t: args.work / "cache" / f"{t}.pt" for t in args.tasks}
+    if stamp.is_file() and json.loads(stamp.read_text()) == params and all(p.is_file() for p in caches.values()):
+        log("features: reusing the cache (identical shards)")
+    else:
+        stamp.unlink(missing_ok=True)
+        caches = sal_prep.cache_features(args.work / "shards", args.work / "cache", args.tasks, 40, args.workers,
+                                         categories, accel_paths, log)
+        stamp.write_text(json.dumps(params))
     timing["features_s"] = round(time.perf_counter() - t, 1)
     data = sal_prep.summarise(caches)
     if "trigger" in caches:
@@ -260,9 +285,23 @@ def base_job(args, task: str, caches: dict) -> dict:
             "threads": args.threads, "device": args.device, "evidence_dir": str(args.work / "evidence")}
 
 
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _code_digest() -> str:
+    """The code a job's result depends on: anchorprep's loss, data and metrics packages and sal_train.py."""
+    files = sorted(p for pkg in ("loss", "data", "metrics") for p in (REPO / "anchorprep" / pkg).rglob("*.py"))
+    return _digest([(str(p.relative_to(REPO)), _sha(p)) for p in files + [HERE / "sal_train.py"]])
+
+
 def _job_file(args, job) -> Path:
     stat = Path(job.cache).stat()
-    ident = json.dumps([job.key(), asdict(job), stat.st_size, stat.st_mtime_ns], sort_keys=True, default=str)
+    ident = json.dumps([job.key(), asdict(job), stat.st_size, stat.st_mtime_ns, _CODE], sort_keys=True, default=str)
     return args.work / "jobs" / (hashlib.sha256(ident.encode()).hexdigest()[:20] + ".json")
 
 
@@ -276,6 +315,8 @@ def train_all(args, caches: dict, log) -> list[dict]:
     import sal_train
     from sal_train import Job
 
+    global _CODE
+    _CODE = _code_digest()
     (args.work / "jobs").mkdir(parents=True, exist_ok=True)
     cells = [(t, m, f) for t in args.tasks for m in args.models for f in args.families]
     tuning = {c: [Job(phase="sweep", model=c[1], family=c[2], setting=s, seed=0, **base_job(args, c[0], caches))
