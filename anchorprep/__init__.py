@@ -10,7 +10,7 @@ The pipelines are plain functions, each the library side of the CLI command of t
 on first use, so ``import anchorprep.loss`` needs torch alone.
 """
 
-__version__ = "0.1.0"
+from anchorprep.version import __version__
 
 _PIPELINES = ("align", "vad", "accel", "merge", "assemble")
 __all__ = ["__version__", *_PIPELINES]

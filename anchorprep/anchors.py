@@ -24,6 +24,12 @@ ANCHOR_SOURCES = ("alignment", "vad", "accel", "manual")
 SPEECH_ONSET, SPEECH_OFFSET = "speech_onset", "speech_offset"
 
 
+def source_kind(source: str) -> str:
+    """The kind of an anchor source, one of `ANCHOR_SOURCES`: a source may name who within its
+    kind after a colon (``alignment:alice``, from ``align --speaker all``)."""
+    return source.partition(":")[0]
+
+
 @dataclass(frozen=True)
 class Anchor:
     """One anchor: the event time, the model frame it maps to, its class label and its source."""

@@ -19,6 +19,8 @@ streaming model has heard the event); ``nearest`` maps it to the frame whose cen
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -26,6 +28,8 @@ import numpy as np
 from anchorprep.errors import UsageError
 
 ANCHOR_RULES = ("causal", "nearest")
+#: Largest sample rate: shards store ``sample_rate`` as int32.
+MAX_SAMPLE_RATE = 2**31 - 1
 
 # Event times arrive as decimal seconds (1.09 s); 1.09 * 16000 is 17440.000000000002 in floating
 # point. Positions within this many samples of an integer are snapped to it before comparing.
@@ -48,11 +52,16 @@ class FrameGrid:
     subsampling: int = 1
 
     def __post_init__(self) -> None:
-        if self.sample_rate <= 0:
-            raise UsageError(f"`sample_rate` must be positive, got {self.sample_rate}")
+        if not 0 < self.sample_rate <= MAX_SAMPLE_RATE:
+            raise UsageError(f"`sample_rate` must be positive and at most {MAX_SAMPLE_RATE}, got {self.sample_rate}")
         if self.subsampling < 1:
             raise UsageError(f"`subsampling` must be >= 1, got {self.subsampling}")
         for name in ("frame_shift_ms", "frame_length_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise UsageError(f"`{name}` must be a finite number of milliseconds, got {value!r}")
+            if value * 0.001 * self.sample_rate > 2**31 - 1:  # Kaldi counts samples in int32
+                raise UsageError(f"`{name}` = {value} is more than 2**31 - 1 samples at {self.sample_rate} Hz")
             if _kaldi_samples(self.sample_rate, getattr(self, name)) < 1:
                 raise UsageError(f"`{name}` = {getattr(self, name)} is less than one sample at {self.sample_rate} Hz")
 

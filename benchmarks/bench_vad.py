@@ -40,7 +40,7 @@ import soundfile as sf  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from anchorprep.sources.alignment import SILENCE_LABELS  # noqa: E402
+from anchorprep.sources.text import SILENCE_LABELS  # noqa: E402
 from anchorprep.sources.audio import load_audio, resample  # noqa: E402
 from anchorprep.sources.vad import (  # noqa: E402
     VadSettings,

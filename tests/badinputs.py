@@ -283,6 +283,10 @@ def align_cases(root: Path, realdata: Path | None) -> list[Case]:
               alignment_path=tg("cell3.TextGrid", valid_long), duration_s="inf"),
         error("cell_duration_negative", "read_audio", ("duration_s must be positive",), "duration_s = -3",
               alignment_path=tg("cell4.TextGrid", valid_long), duration_s="-3"),
+        error("cell_duration_huge", "read_audio", ("too long", "per item", "start_s/duration_s"),
+              "duration_s = 90000 (25 h) without audio: refused for the item before labelling (1e7 s was a "
+              "MemoryError for the whole run; kept just over the limit so a regression fails, not swaps)",
+              alignment_path=tg("cell_huge.TextGrid", valid_long), duration_s="90000"),
         error("cell_start_negative", "read_audio", ("start_s is negative",), "start_s = -1",
               alignment_path=tg("cell5.TextGrid", valid_long), start_s="-1"),
         error("cell_start_past_alignment", "read_audio", ("start_s", "past the end of the alignment"),
@@ -358,7 +362,7 @@ def ctm_cases(d: Path) -> list[Case]:
         error("ctm_bad_confidence", "read_alignment", ("line 8", "confidence"), "confidence 'high'", alignment_path=path),
         error("ctm_absent_id", "read_alignment", ("'ctm_absent_id'", "not in"), "utterance not in the CTM",
               alignment_path=path),
-        error("ctm_gb", "read_alignment", ("--encoding",), "GB18030 bytes read as UTF-8", alignment_path=str(gb)),
+        error("ctm_gb", "read_alignment", ("`encoding`",), "GB18030 bytes read as UTF-8", alignment_path=str(gb)),
     ]
 
 
@@ -381,7 +385,7 @@ def realdata_align_cases(realdata: Path, d: Path) -> list[Case]:
         row("real_lj002_0035_with_audio", "LJSpeech 22.05 kHz audio; keyword 'hey computer' absent", _negative,
             alignment_path=str(tg / "ljspeech_mfa" / "LJ002-0035.TextGrid"),
             audio_path=str(tg / "ljspeech_mfa" / "LJ002-0035.wav")),
-        error("real_fave_two_speakers", "find_keyword", ("2 speakers have words tiers", "speaker="),
+        error("real_fave_two_speakers", "find_keyword", ("2 speakers have words tiers", "`speaker`"),
               "FAVE speaker tiers with punctuation in names, no --speaker chosen",
               alignment_path=str(tg / "polyglotdb" / "fave_stereo.TextGrid"),
               audio_path=str(tg / "polyglotdb" / "fave_stereo.wav")),
@@ -401,7 +405,7 @@ def realdata_align_cases(realdata: Path, d: Path) -> list[Case]:
               "mary.wav copied to a .TextGrid name", alignment_path=str(wav_as_grid)),
         error("AIT_20061020B_A", "read_alignment", ("line",), "SCTK's deliberately malformed test00.ctm",
               alignment_path=str(ctm / "test00.ctm")),
-        error("mand_hyp_gb", "read_alignment", ("--encoding",), "SCTK Mandarin CTM in GB bytes",
+        error("mand_hyp_gb", "read_alignment", ("`encoding`",), "SCTK Mandarin CTM in GB bytes",
               alignment_path=str(ctm / "mand_hyp.ctm")),
     ]
 
@@ -606,6 +610,26 @@ def accel_cases(root: Path, sample_dir: Path, realdata: Path | None) -> list[Cas
     gz = d / "seated.csv.gz"
     gz.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     three_raises = _anchors(1.996, 5.494, 8.994, tol=0.03)
+
+    def scaled(r: str, factor: float) -> str:
+        t, *xyz = r.split(",")
+        return ",".join([t] + [f"{float(v) * factor:.6f}" for v in xyz])
+
+    def shifted(r: str, by: float, time_factor: float = 1.0) -> str:
+        t, rest = r.split(",", 1)
+        return f"{float(t) * time_factor + by:.6f},{rest}"
+
+    def geneactiv_rows() -> list[str]:
+        head = ["Device Type,GENEActiv", "Measurement Frequency,100 Hz", "Calibration Date,2019-07-01 10:00:00:000"]
+        head += [f"Extra Line {i},value {i}" for i in range(100 - len(head))]
+        start = np.datetime64("2019-08-06T10:25:50.000")
+        rows = []
+        for r in data:
+            t, *xyz = r.split(",")
+            stamp = str(start + np.timedelta64(int(round(float(t))), "ms")).replace("T", " ")
+            stamp = stamp[:-4] + ":" + stamp[-3:]  # GENEActiv writes a colon before the milliseconds
+            rows.append(",".join([stamp] + [f"{float(v) / 9.80665:.4f}" for v in xyz] + ["233.00", "0", "24.5"]))
+        return head + rows
     cases = [
         row("acc_few_nan_rows", "6 of 1200 rows with NaN (< 1 %): dropped, gaps bridged", three_raises,
             accel_path=csv_file("few_nan.csv", nan_rows(200))),
@@ -646,6 +670,19 @@ def accel_cases(root: Path, sample_dir: Path, realdata: Path | None) -> list[Cas
         row("acc_npy", "an (N, 4) NPY array", three_raises, accel_path=str(npy_ok)),
         row("acc ünïcödé, spaces", "non-ASCII name with spaces and a comma", three_raises,
             accel_path=csv_file("my wrist, ünïcödé.csv", data)),
+        row("acc_in_g", "samples in g (most devices): units read from gravity, converted to m/s²", three_raises,
+            accel_path=csv_file("in_g.csv", [scaled(r, 1 / 9.80665) for r in data])),
+        row("acc_geneactiv_export", "GENEActiv-style: 100 metadata lines, '10:25:50:020' stamps, g, light/button/temp",
+            three_raises, accel_path=csv_file("geneactiv.csv", geneactiv_rows(), None)),
+        error("acc_time_jump", "read_accel", ("timestamps jump by 1e+06 s", "max_gap_s"),
+              "one forward jump of +1e6 s (was read as an 11.6-day utterance)",
+              accel_path=csv_file("jump.csv", data[:600] + [shifted(r, 1e9) for r in data[600:]])),
+        error("acc_mixed_time_units", "read_accel", ("median time step changes", "mix units"),
+              "first half in seconds, second half in milliseconds (was squashed onto one unit)",
+              accel_path=csv_file("mixed_units.csv", [shifted(r, 0, 1e-3) for r in data[:600]] + data[600:])),
+        error("acc_milli_g", "read_accel", ("cannot tell the units from gravity", "`units`"),
+              "samples in mg: neither g nor m/s² by gravity, refused (not read as m/s²)",
+              accel_path=csv_file("milli_g.csv", [scaled(r, 1000 / 9.80665) for r in data])),
     ]
     if realdata is not None:
         oxford = realdata / "accel" / "oxford_step_counter" / "user1_hand_1506421989895.csv"

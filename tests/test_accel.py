@@ -359,8 +359,10 @@ def test_header_metadata_and_named_columns(tmp_path: Path) -> None:
     np.testing.assert_array_equal(rec.xyz, rec2.xyz)
     with pytest.raises(InputError, match="not found"):
         read_accel(p, skip_rows=2, columns=("t", "x", "y", "z"))
-    with pytest.raises(InputError):
-        read_accel(p)  # the metadata line is taken as the header; then nothing parses
+    # Without skip_rows the metadata block is sniffed (it used to be taken as the header).
+    sniffed = read_accel(p)
+    np.testing.assert_array_equal(sniffed.xyz, rec.xyz)
+    assert sniffed.dropped_rows["metadata"] == 2
     with pytest.raises(UsageError):
         read_accel(p, has_header=False, columns=("a", "b", "c", "d"))
 
@@ -546,3 +548,209 @@ def test_map_to_utterance_adds_the_offset() -> None:
         map_to_utterance([[1.0]], 0.0)
     with pytest.raises(InputError):
         map_to_utterance(["soon"], 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Units (g or m/s²) and device exports (issue 13.5), timestamp jumps and mixed units (issue 14.6)
+
+G = 9.80665
+
+
+def _oxford_raw(realdata: Path, name: str = "user1_hand") -> tuple[np.ndarray, np.ndarray]:
+    """(seconds from the first row, xyz in m/s²) of an Oxford recording, the warm-up row dropped."""
+    raw = pd.read_csv(realdata / OXFORD / OXFORD_FILES[name][0], header=None).to_numpy()
+    t = (raw[:, 0].astype(np.int64) - int(raw[0, 0])) / 1e9
+    keep = np.any(raw[:, 1:4] != 0.0, axis=1)
+    return t[keep], raw[keep, 1:4].astype(np.float64)
+
+
+def _stamps(t_s: np.ndarray, fmt: str, start: str = "2019-08-06 10:25:50") -> list[str]:
+    """Date-time stamps to the millisecond: `fmt` is a strftime format whose %f is cut to 3 digits."""
+    times = pd.Timestamp(start) + pd.to_timedelta(np.round(t_s * 1000.0), unit="ms")
+    return [s[:-3] if fmt.endswith("%f") else s for s in times.strftime(fmt)]
+
+
+def _actigraph_csv(path: Path, t_s: np.ndarray, xyz_g: np.ndarray) -> Path:
+    """ActiLife-style raw CSV: a 10-line metadata block, a header row, M/d/yyyy stamps, values in g."""
+    head = [
+        "------------ Data File Created By ActiGraph GT3X+ ActiLife v6.13.3 Firmware v2.5.0 date format "
+        "M/d/yyyy at 100 Hz  Filter Normal -----------",
+        "Serial Number: MOS2E22180349", "Start Time 10:25:50", "Start Date 8/6/2019",
+        "Epoch Period (hh:mm:ss) 00:00:00", "Download Time 11:50:20", "Download Date 8/6/2019",
+        "Current Memory Address: 0", "Current Battery Voltage: 4.18     Mode = 12",
+        "--------------------------------------------------",
+        "Timestamp,Accelerometer X,Accelerometer Y,Accelerometer Z",
+    ]
+    stamps = [s.lstrip("0").replace("/0", "/") for s in _stamps(t_s, "%m/%d/%Y %H:%M:%S.%f")]
+    rows = [f"{s},{x:.4f},{y:.4f},{z:.4f}" for s, (x, y, z) in zip(stamps, xyz_g)]
+    path.write_text("\n".join(head + rows) + "\n")
+    return path
+
+
+def _geneactiv_csv(path: Path, t_s: np.ndarray, xyz_g: np.ndarray) -> Path:
+    """GENEActiv-style CSV: 100 `key,value` metadata lines, no header row, `10:25:50:020` stamps,
+    then x, y, z in g, light, button and temperature."""
+    head = ["Device Identity,", "Device Type,GENEActiv", "Device Model,1.1", "Device Unique Serial Code,012345",
+            "Calibration Date,2019-07-01 10:00:00:000", "Measurement Frequency,100 Hz", "x gain,25548",
+            "x offset,-1021", "Start Time,2019-08-06 10:25:50:000", ""]
+    head += [f"Extra Line {i},value {i}" for i in range(100 - len(head))]
+    rows = [f"{s},{x:.4f},{y:.4f},{z:.4f},233.00,0,24.5"
+            for s, (x, y, z) in zip(_stamps(t_s, "%Y-%m-%d %H:%M:%S:%f"), xyz_g)]
+    path.write_text("\n".join(head + rows) + "\n")
+    return path
+
+
+def _iso_csv(path: Path, t_s: np.ndarray, xyz_g: np.ndarray) -> Path:
+    """Axivity-style CSV with a header and ISO 8601 stamps with a UTC offset, plus a temperature column."""
+    stamps = [s + "+02:00" for s in _stamps(t_s, "%Y-%m-%dT%H:%M:%S.%f")]
+    rows = [f"{s},{x:.4f},{y:.4f},{z:.4f},21.5" for s, (x, y, z) in zip(stamps, xyz_g)]
+    path.write_text("\n".join(["time,x,y,z,temperature"] + rows) + "\n")
+    return path
+
+
+def test_oxford_recording_in_g_gives_the_same_steps(realdata: Path, tmp_path: Path) -> None:
+    """Issue 13.5: the same walk in g found 3 peaks with the step preset; now its units are read
+    from gravity and the peaks are those of the m/s² file."""
+    path = realdata / OXFORD / OXFORD_FILES["user1_hand"][0]
+    raw = pd.read_csv(path, header=None)
+    raw[[1, 2, 3]] = raw[[1, 2, 3]] / G
+    in_g = tmp_path / "hand_g.csv"
+    raw.to_csv(in_g, header=False, index=False)
+    reference = read_accel(path)
+    assert reference.units == "m/s2"
+    recording = read_accel(in_g)
+    assert recording.units == "g"
+    np.testing.assert_allclose(recording.xyz, reference.xyz, rtol=1e-12)
+    peaks = detect_peaks(recording, STEP_PRESET)
+    np.testing.assert_allclose(peaks.times_s, detect_peaks(reference, STEP_PRESET).times_s, atol=1e-9)
+    assert len(peaks) > 300
+    # What the defect was: the g samples taken for m/s² leave almost no step above the prominence.
+    assert len(detect_peaks(read_accel(in_g, units="m/s2"), STEP_PRESET)) < 30
+
+
+@pytest.mark.parametrize("writer", [_actigraph_csv, _geneactiv_csv, _iso_csv])
+def test_device_exports_in_g_give_the_same_steps(realdata: Path, tmp_path: Path, writer) -> None:
+    """Issue 13.5: device CSV exports (metadata block, date-time stamps, extra columns) used to be
+    refused as 100 % non-numeric; they read to the same recording and steps."""
+    t, xyz = _oxford_raw(realdata)
+    path = writer(tmp_path / f"{writer.__name__}.csv", t, xyz / G)
+    recording = read_accel(path)
+    assert recording.units == "g"
+    assert recording.time_unit == "ns"
+    assert recording.num_samples == len(t)
+    np.testing.assert_allclose(recording.times_s, t - t[0], atol=0.0006)  # stamps are to the millisecond
+    np.testing.assert_allclose(recording.xyz, xyz, atol=0.0001 * G)  # 4 decimals of g
+    expected = detect_peaks(AccelRecording.from_arrays(t - t[0], xyz), STEP_PRESET).times_s
+    found = detect_peaks(recording, STEP_PRESET).times_s
+    assert len(found) == len(expected)
+    assert np.max(np.abs(found - expected)) < 0.005
+
+
+def test_device_metadata_block_is_counted(tmp_path: Path) -> None:
+    t = np.arange(300) * 0.01
+    xyz = _rest(300) / G
+    actigraph = read_accel(_actigraph_csv(tmp_path / "a.csv", t, xyz))
+    assert actigraph.dropped_rows["metadata"] == 10
+    geneactiv = read_accel(_geneactiv_csv(tmp_path / "g.csv", t, xyz))
+    assert geneactiv.dropped_rows["metadata"] == 99  # 100 lines, one of them blank
+    assert "metadata" not in read_accel(_iso_csv(tmp_path / "i.csv", t, xyz)).dropped_rows
+    # Columns by name in a device export, and by index.
+    named = read_accel(tmp_path / "a.csv", columns=("Timestamp", "Accelerometer X", "Accelerometer Y",
+                                                     "Accelerometer Z"))
+    np.testing.assert_array_equal(named.xyz, actigraph.xyz)
+    swapped = read_accel(tmp_path / "g.csv", columns=(0, 3, 2, 1))
+    np.testing.assert_array_equal(swapped.xyz, geneactiv.xyz[:, ::-1])
+
+
+@pytest.mark.parametrize(("units", "scale"), [("g", 1.0 / G), ("m/s2", 1.0)])
+def test_units_are_read_from_gravity(tmp_path: Path, units: str, scale: float) -> None:
+    t = np.arange(500) * 10.0
+    xyz = _rest(500) * scale
+    rec = read_accel(_write(tmp_path, _csv(t, xyz, fmt="{:.1f}")))
+    assert rec.units == units
+    np.testing.assert_allclose(np.median(np.linalg.norm(rec.xyz, axis=1)), 9.81, atol=0.05)
+
+
+def test_ambiguous_units_are_refused_unless_given(tmp_path: Path) -> None:
+    """Gravity removed (linear acceleration), mg or counts: auto cannot tell, so the file is refused
+    with what to pass; an explicit `units` reads it as said."""
+    t = np.arange(500) * 10.0
+    linear = _rest(500) - np.array([0.0, 0.0, 9.81])
+    p = _write(tmp_path, _csv(t, linear, fmt="{:.1f}"))
+    with pytest.raises(InputError, match="cannot tell the units from gravity.*`units`"):
+        read_accel(p)
+    np.testing.assert_allclose(read_accel(p, units="m/s2").xyz, linear, atol=1e-5)
+    np.testing.assert_allclose(read_accel(p, units="g").xyz, linear * G, atol=1e-4)
+    milli_g = _write(tmp_path, _csv(t, _rest(500) / G * 1000.0, fmt="{:.1f}"), "mg.csv")
+    with pytest.raises(InputError, match="median acceleration magnitude is 1000,"):
+        read_accel(milli_g)
+    with pytest.raises(UsageError, match="`units`"):
+        read_accel(p, units="mg")
+
+
+def test_a_huge_forward_timestamp_jump_is_refused(tmp_path: Path) -> None:
+    """Issue 14.6: one +1e6 s jump was read as an 11.6-day recording (1e8 frames)."""
+    t = np.arange(1000) * 0.01
+    t[600:] += 1e6
+    p = _write(tmp_path, _csv(t, _rest(1000)))
+    with pytest.raises(InputError, match=r"timestamps jump by 1e\+06 s at line 601 .*`max_gap_s`"):
+        read_accel(p)
+    assert read_accel(p, max_gap_s=2e6).duration_s == pytest.approx(1e6 + 9.99)
+    small = t.copy()
+    small[600:] -= 1e6 - 30.0  # a 30 s stall is under the 60 s default
+    assert read_accel(_write(tmp_path, _csv(small, _rest(1000)), "stall.csv")).max_gap_s == pytest.approx(30.01)
+
+
+@pytest.mark.parametrize("first", ["s", "ms"])
+def test_timestamps_that_change_unit_are_refused(tmp_path: Path, first: str) -> None:
+    """Issue 14.6: a file half in seconds, half in milliseconds was squashed onto one unit."""
+    t_s = np.arange(1000) * 0.01
+    t = np.where(np.arange(1000) < 500, t_s, t_s * 1000.0) if first == "s" else np.concatenate(
+        [t_s[:500] * 1000.0, 5000.0 + t_s[:500]])
+    p = _write(tmp_path, _csv(t, _rest(1000)))
+    low, high = ("0.01", "10") if first == "s" else ("10", "0.01")
+    line = 501 if first == "s" else 502
+    with pytest.raises(InputError, match=fr"median time step changes from {low} to {high} .* near line {line}:"):
+        read_accel(p)
+
+
+def test_a_rate_change_within_a_factor_of_twenty_is_read(tmp_path: Path) -> None:
+    t = np.concatenate([np.arange(500) * 0.02, 10.0 + np.arange(1, 501) * 0.005])  # 50 Hz, then 200 Hz
+    rec = read_accel(_write(tmp_path, _csv(t, _rest(1000))))
+    assert rec.num_samples == 1000
+
+
+def test_accel_pipeline_records_the_units(tmp_path: Path) -> None:
+    import anchorprep
+    from anchorprep.shards import iter_rows, open_run
+
+    sample = SAMPLES / "raise_seated.csv"
+    table = pd.read_csv(sample)
+    table.iloc[:, 1:4] = table.iloc[:, 1:4] / G
+    in_g = tmp_path / "seated_g.csv"
+    table.to_csv(in_g, index=False)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"utt_id,accel_path\nms2,{sample}\ng,{in_g}\n")
+    result = anchorprep.accel(manifest, tmp_path / "out", preset="raise")
+    assert result.exit_code == 0
+    assert result.report.counter("accel_units_g") == 1
+    assert result.report.counter("accel_units_m_s2") == 1
+    run = open_run(tmp_path / "out")
+    times = {r["utt_id"]: list(r["anchor_times_s"]) for s in run.shards for r in iter_rows(run.read_shard(s))}
+    np.testing.assert_allclose(times["g"], times["ms2"], atol=1e-6)
+    assert len(times["g"]) == 3
+    assert run.settings.job["accel"]["units"] == "auto"
+    with pytest.raises(UsageError, match="`units` must be one of auto, g, m/s2"):
+        anchorprep.accel(manifest, tmp_path / "bad", units="G")
+
+
+def test_an_unreadable_column_is_named(tmp_path: Path) -> None:
+    """What a device export still cannot be read as says which column and what would fix it."""
+    rows = [f"10:25:{50 + i // 100:02d}.{i % 100:02d}0,0.01,0.02,0.99" for i in range(300)]  # time of day only
+    p = _write(tmp_path, "time,x,y,z\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=r"time column 'time' is non-numeric and not a date-time \(first value "
+                                         r"'10:25:50.000'\).*`columns`.*`rate`"):
+        read_accel(p)
+    words = _write(tmp_path, "t,x,y,z\n" + "\n".join(f"{i * 10},{0.1},{0.2},up" for i in range(300)) + "\n", "w.csv")
+    with pytest.raises(InputError, match=r"column 'z' is non-numeric \(first value 'up'\); pick"):
+        read_accel(words)

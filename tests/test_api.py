@@ -166,3 +166,52 @@ def test_every_package_folder_is_a_package():
     for folder in (REPO / "anchorprep").rglob("*"):
         if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py")):
             assert (folder / "__init__.py").is_file(), folder
+
+
+def test_every_install_hint_in_help_keeps_its_brackets():
+    """rich markup eats "[dask]" unless escaped: every `anchorprep[extra]` in help text survives."""
+    import re
+
+    command_group = typer.main.get_command(app)
+    names = [(name,) for name in command_group.commands if name != "export"] + [("export", "lhotse"), ("export", "wekws")]
+    for path in names:
+        shown = cli(*path, "--help").output
+        flat = re.sub(r"[\s│]+", "", shown)
+        command = command_group
+        for part in path:
+            command = command.commands[part]
+        for param in command.params:
+            for extra in re.findall(r"anchorprep\\?\[(\w+)\]", param.help or ""):
+                assert f"anchorprep[{extra}]" in flat, (path, extra)
+
+
+def test_batch_logs_get_progress_lines(tmp_path):
+    """Not a terminal (a scheduler's log): plain progress lines at the interval, start and end."""
+    result = cli("align", SAMPLE / "manifest.csv", "-o", tmp_path / "o", "-k", "hey computer", "--shard-size", "5",
+                 "--progress-interval", "0")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "anchorprep align:" in line]
+    assert "24 items to process" in lines[0]
+    assert any("/24 items" in line and "items/s" in line for line in lines[1:-1])
+    assert lines[-1].endswith("stopped") and "24/24 items (100.0%)" in lines[-1]
+    quiet = cli("align", SAMPLE / "manifest.csv", "-o", tmp_path / "q", "-k", "hey computer", "-q")
+    assert "items to process" not in quiet.output
+
+
+def test_ctrl_c_says_how_to_continue(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "align", interrupted)
+    result = cli("align", SAMPLE / "manifest.csv", "-o", tmp_path / "o", "-k", "hey computer")
+    assert result.exit_code == 130
+    assert "--resume" in result.output and "Traceback" not in result.output
+
+
+def test_inspect_commands_name_options_too(tmp_path):
+    """Commands outside the pipelines render backquoted parameters as their options as well."""
+    run = tmp_path / "run"
+    assert anchorprep.align(SAMPLE / "manifest.csv", run, keyword="hey computer").exit_code == 0
+    result = cli("validate", run, "--deep", "2")
+    assert result.exit_code == 2 and "--deep" in result.output and "--inputs" in result.output
+    assert "`deep`" not in result.output and "`inputs`" not in result.output

@@ -11,17 +11,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anchorprep.errors import InputError, UsageError
-from anchorprep.sources.alignment import Alignment, Interval
-from anchorprep.sources.ctm import (
-    Segment,
+from anchorprep.sources.alignments.ctm import (
     _parse_floats,
-    _safe_float,
     _strip_tags,
     ctm_to_utterances,
     read_ctm,
-    read_ctm_alignment,
-    read_segments,
 )
+from anchorprep.sources.alignments.formats import read_alignment
+from anchorprep.sources.alignments.model import Alignment, Interval
+from anchorprep.sources.kaldi import Segment, read_segments
+from anchorprep.sources.text import safe_float
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -90,7 +89,7 @@ def test_tima_channel_selection(realdata: Path) -> None:
 
 
 def test_tima_channels_work_with_select_word_tier(realdata: Path) -> None:
-    from anchorprep.sources.alignment import select_word_tier
+    from anchorprep.sources.alignments.keywords import select_word_tier
 
     conv = read_ctm(realdata / "ctm/sctk/tima_ref.ctm")["5555"]
     assert select_word_tier(conv, speaker="B").intervals[0].label == "OH"
@@ -118,7 +117,7 @@ def test_lvc_tags_are_stripped(realdata: Path) -> None:
 
 def test_mandarin_gb_bytes_need_an_encoding(realdata: Path) -> None:
     path = realdata / "ctm/sctk/mand_hyp.ctm"
-    with pytest.raises(InputError, match=r"line 1: .*not valid utf-8.*--encoding") as info:
+    with pytest.raises(InputError, match=r"line 1: .*not valid utf-8.*`encoding`") as info:
         read_ctm(path)
     assert info.value.path == str(path)
     first_word = path.read_bytes().split(b"\n")[0].split()[4].decode("gb18030")
@@ -417,7 +416,7 @@ def test_file_level_problems(tmp_path: Path) -> None:
 
 def test_decode_error_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, b"u 1 0 1 ok\nu 1 1 1 \xff\xfe\n")
-    with pytest.raises(InputError, match=r": line 2: bytes b'\\xff' are not valid utf-8.*--encoding"):
+    with pytest.raises(InputError, match=r": line 2: bytes b'\\xff' are not valid utf-8.*`encoding`"):
         read_ctm(path)
     errors: dict[str, InputError] = {}
     with pytest.raises(InputError):  # a wrong encoding is a problem of the whole file
@@ -433,15 +432,15 @@ def test_errors_dict_keeps_good_ids(tmp_path: Path) -> None:
     assert {k: e.reason.split(":")[0] for k, e in errors.items()} == {"b": "line 2", "d": "line 5"}
 
 
-def test_read_ctm_alignment(realdata: Path, tmp_path: Path) -> None:
-    assert read_ctm_alignment(realdata / "ctm/lhotse/supervision.ctm").tiers[0].intervals[0].label == "transcript"
+def test_read_alignment_takes_one_file_id_of_a_ctm(realdata: Path, tmp_path: Path) -> None:
+    assert read_alignment(realdata / "ctm/lhotse/supervision.ctm").tiers[0].intervals[0].label == "transcript"
     rover = realdata / "ctm/sctk/rover.ctm"
-    assert read_ctm_alignment(rover, "file2").meta["confidence"]["words"][0] == -1.0
-    with pytest.raises(InputError, match=r"holds 6 file ids \('file1', .*\(6 in all\)"):
-        read_ctm_alignment(rover)
-    with pytest.raises(InputError, match="file id 'nope' not in the CTM"):
-        read_ctm_alignment(rover, "nope")
-    only_a = read_ctm_alignment(realdata / "ctm/sctk/tima_ref.ctm", channel="A")
+    assert read_alignment(rover, utterance="file2").meta["confidence"]["words"][0] == -1.0
+    with pytest.raises(InputError, match=r"holds 6 utterances \('file1', .*pass `utterance`"):
+        read_alignment(rover)
+    with pytest.raises(InputError, match="no utterance 'nope' in the CTM"):
+        read_alignment(rover, utterance="nope")
+    [only_a] = read_ctm(realdata / "ctm/sctk/tima_ref.ctm", channel="A").values()
     assert only_a.tier_names == ["words"]
 
 
@@ -523,7 +522,7 @@ def test_missing_recordings_and_utterances(tmp_path: Path) -> None:
 def test_fast_and_slow_float_parsers_agree(text: str) -> None:
     texts = [text, "1.5"]
     fast = _parse_floats(texts)
-    slow = [_safe_float(t) for t in texts]
+    slow = [safe_float(t) for t in texts]
     assert all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(fast.tolist(), slow))
 
 

@@ -37,7 +37,8 @@ from anchorprep.data import (
 from anchorprep.errors import UsageError
 from anchorprep.grid import FrameGrid
 from anchorprep.pipeline.rows import AnchorEvent, Labelling, utterance_extent
-from anchorprep.pipeline.runner import RunOptions, run, shard_name, stage
+from anchorprep.pipeline.runner import RunOptions, run, stage
+from anchorprep.shards.run import shard_name
 from anchorprep.shards import read_settings, rows_to_table, shard_schema
 from anchorprep.shards.io import write_parquet_atomic
 from anchorprep.sources.audio import load_audio
@@ -267,7 +268,7 @@ def test_runner_output_folder_read_through_manifest(tmp_path):
         "kw_time": [0.2, 0.9, np.nan, 1.5, 0.1, 0.6, 0.01],
     })
     result = run(TinyJob(), items, RunOptions(out_dir=tmp_path / "out", shard_size=3, quiet=True))
-    assert result.complete and result.report["failed"] == 1
+    assert result.complete and result.report.failed == 1
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     ds = ShardDataset(tmp_path / "out")
     assert len(ds) == 6 == sum(s["rows"] for s in manifest["shards"])

@@ -32,10 +32,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anchorprep.errors import InputError
-from anchorprep.sources.alignment import Alignment, find_phrase, select_word_tier
-from anchorprep.sources.ctm import ctm_to_utterances, read_ctm, read_segments
-from anchorprep.sources import textgrid as textgrid_module
-from anchorprep.sources.textgrid import parse_textgrid_text, read_textgrid
+from anchorprep.sources.alignments import textgrid as textgrid_module
+from anchorprep.sources.alignments.ctm import ctm_to_utterances, read_ctm
+from anchorprep.sources.alignments.keywords import find_phrase, select_word_tier
+from anchorprep.sources.alignments.model import Alignment
+from anchorprep.sources.alignments.textgrid import parse_textgrid_text, read_textgrid
+from anchorprep.sources.kaldi import read_segments
 
 CI_EXAMPLES = 200
 SLOW_EXAMPLES = 10_000

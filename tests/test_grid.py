@@ -92,3 +92,29 @@ def test_resampled_length_matches_soxr():
 def test_invalid_grids_are_usage_errors(kwargs):
     with pytest.raises(UsageError):
         FrameGrid(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(frame_shift_ms=float("nan")), dict(frame_shift_ms=float("inf")), dict(frame_shift_ms=-10.0),
+    dict(frame_length_ms=float("nan")), dict(frame_length_ms=1e30), dict(sample_rate=2**31),
+    dict(sample_rate=-16000), dict(sample_rate=float("nan")),
+])
+def test_non_finite_and_out_of_range_grids_are_one_line_usage_errors(kwargs):
+    """nan/inf reached int() (ValueError/OverflowError traceback); 2**31 Hz overflowed the int32 column."""
+    with pytest.raises(UsageError, match=f"`{next(iter(kwargs))}`"):
+        FrameGrid(**kwargs)
+
+
+@pytest.mark.parametrize("option,value", [("--frame-shift-ms", "nan"), ("--frame-length-ms", "inf"),
+                                          ("--sample-rate", "2147483648"), ("--sample-rate", "0")])
+def test_cli_refuses_unusable_grid_options_with_exit_2(tmp_path, option, value):
+    from typer.testing import CliRunner
+
+    from anchorprep.cli import app
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("utt_id,alignment_path,duration_s\nu,x.TextGrid,1\n")
+    result = CliRunner().invoke(app, ["align", str(manifest), "-k", "hey", "-o", str(tmp_path / "out"), option, value])
+    assert result.exit_code == 2, result.output
+    assert option in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

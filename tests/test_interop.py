@@ -8,10 +8,14 @@ need lhotse or datasets skip, saying so, when the package is not installed.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +26,18 @@ from typer.testing import CliRunner
 
 from anchorprep.cli import app
 from anchorprep.errors import InputError, UsageError
-from anchorprep.interop import MissingDependencyError, export_wekws, hf_data_files, run_rows, wekws_label
-from anchorprep.pipeline.align import AlignJob, AlignOptions, speech_run_starts
+from anchorprep.interop import MissingDependencyError, export_wekws, hf_data_files, run_rows, wekws_label, wekws_token
+from anchorprep.interop.lhotse_export import MISSING as MISSING_MODES
+from anchorprep.pipeline.align import AlignJob, AlignOptions
 from anchorprep.pipeline.rows import Labelling
 from anchorprep.pipeline.runner import RunOptions, run
 from anchorprep.anchors import SPEECH_ONSET, TargetWindow
 from anchorprep.grid import FrameGrid
-from anchorprep.sources.alignment import select_word_tier
-from anchorprep.sources.lhotse_manifest import is_lhotse_manifest, lhotse_items, manifest_kind, read_lhotse
-from anchorprep.sources.rttm import is_rttm, read_rttm, rttm_items, write_rttm
-from anchorprep.sources.textgrid import read_textgrid
+from anchorprep.sources.alignments.keywords import select_word_tier, speech_run_starts
+from anchorprep.sources.alignments.lhotse import is_lhotse_manifest, lhotse_items, manifest_kind, read_lhotse
+from anchorprep.sources.alignments.rttm import is_rttm, read_rttm, write_rttm
+from anchorprep.sources.alignments.textgrid import read_textgrid
+from anchorprep.sources.items import rttm_items
 
 runner = CliRunner()
 
@@ -410,6 +416,11 @@ def test_rttm_odd_lines(tmp_path):
 
 # --------------------------------------------------------------------------------------------
 # Exports
+#
+# lhotse behaviour relied on, read in lhotse 1.33.0 (lhotse/cut/data.py: DataCut.truncate keeps
+# supervisions via with_offset and moves cut.start, perturb_speed perturbs supervisions; lhotse/
+# supervision.py: AlignmentItem times are recording time, not shifted by with_offset, scaled by
+# perturb_speed; lhotse/cut/mixed.py: MixedCut tracks carry offsets) and exercised on lhotse itself.
 
 
 @pytest.fixture()
@@ -424,53 +435,68 @@ def ami_run(ami_tree, tmp_path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("name", ["cuts_anchors.jsonl.gz", "cuts_anchors.json"])
 def test_export_lhotse_round_trip(ami_run, tmp_path, name, monkeypatch):
     from lhotse import CutSet
-    from lhotse.dataset.collation import collate_custom_field
 
-    from anchorprep.interop import export_lhotse
+    from anchorprep.interop import collate_anchors, cut_anchors, export_lhotse
 
     run_dir, cuts = ami_run
     [row] = shard_rows(run_dir)
     summary = export_lhotse(run_dir, cuts, tmp_path / "out" / name)
-    assert summary["written"] == summary["with_anchors"] == 1 and summary["missing"] == 0
-    assert summary["frame_count_differs"] == 0 and summary["frame_shift"] == 0.01  # --no-snip-edges: 600 frames
-    assert summary["label_map"] == {"background": 0, SPEECH_ONSET: 1}
-    monkeypatch.chdir(tmp_path)  # the arrays are found from any directory
+    assert summary.written == summary.with_anchors == 1 and summary.missing == 0
+    assert summary.frame_count_differs == 0 and summary.frame_shift == 0.01  # --no-snip-edges: 600 frames
+    assert summary.label_map == {"background": 0, SPEECH_ONSET: 1}
+    monkeypatch.chdir(tmp_path)
     [cut] = CutSet.from_file(tmp_path / "out" / name)
-    assert cut.id == AMI_CUT and cut.anchor_times_s == [1.46, 3.36] and cut.anchor_labels == [SPEECH_ONSET] * 2
-    assert cut.anchor_frames == row["anchor_frames"] and cut.anchor_sources == ["alignment"] * 2
-    distance, target = cut.load_anchor_distance(), cut.load_anchor_target()
-    assert distance.dtype == np.int16 and target.dtype == np.int16 and len(distance) == row["num_frames"] == 600
-    assert distance.tolist() == row["distance"] and target.tolist() == row["target"]
-    assert cut.anchor_target.frame_shift == 0.01 and cut.anchor_target.start == cut.start
-    # lhotse's own collation pads them into a batch.
-    padded, lengths = collate_custom_field(CutSet.from_cuts([cut]), "anchor_target", pad_value=-100)
-    assert padded.shape == (1, 600) and lengths.tolist() == [600] and padded[0].tolist() == row["target"]
-    # The features, recording and supervisions of the cut are untouched.
     [original] = CutSet.from_file(cuts)
-    assert cut.supervisions == original.supervisions and cut.features == original.features
+    # The cut's own supervisions, recording and features are untouched; one anchor supervision is added.
+    *own, anchor_sup = cut.supervisions
+    assert cut.id == AMI_CUT and own == original.supervisions and cut.features == original.features
+    assert cut.recording == original.recording
+    assert anchor_sup.id == f"{AMI_CUT}-anchors" and (anchor_sup.start, anchor_sup.duration) == (0.0, cut.duration)
+    assert anchor_sup.text is None and anchor_sup.custom["anchorprep"]["label_map"] == summary.label_map
+    # Alignment items in recording time, like lhotse's word alignments.
+    assert [(a.symbol, a.start, a.duration) for a in anchor_sup.alignment["anchors"]] == [
+        (SPEECH_ONSET, pytest.approx(cut.start + 1.46), 0.0), (SPEECH_ONSET, pytest.approx(cut.start + 3.36), 0.0)]
+    labels = cut_anchors(cut)
+    assert labels.times_s == (1.46, 3.36) and labels.labels == (SPEECH_ONSET,) * 2 and labels.frame_shift == 0.01
+    assert labels.num_frames == row["num_frames"] == 600
+    assert labels.distance.dtype == np.int16 and labels.distance.tolist() == row["distance"]
+    assert labels.target.dtype == np.int16 and labels.target.tolist() == row["target"]
+    batch = collate_anchors([cut, cut.truncate(duration=2.0)])
+    assert batch.num_frames.tolist() == [600, 200] and batch.target.shape == (2, 600)
+    assert batch.target[0].tolist() == row["target"] and batch.distance[1, :200].tolist() == row["distance"][:200]
+    assert set(batch.target[1, 200:].tolist()) == {-100} and set(batch.distance[1, 200:].tolist()) == {32767}
 
 
 @needs_lhotse
 def test_export_lhotse_checks(ami_run, tmp_path):
-    from anchorprep.interop import export_lhotse
+    from anchorprep.interop import NoCutMatchedError, export_lhotse
 
     run_dir, cuts = ami_run
     records = json.loads(cuts.read_text())
     other = dict(records[0], id="not-in-run")
     both = write_jsonl(tmp_path / "both.jsonl", [records[0], other])
-    assert export_lhotse(run_dir, both, tmp_path / "a.jsonl")["missing_ids"] == ["not-in-run"]
+    assert export_lhotse(run_dir, both, tmp_path / "a.jsonl").missing_ids == ("not-in-run",)
     assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 1
-    assert export_lhotse(run_dir, both, tmp_path / "b.jsonl", missing="keep")["written"] == 2
+    assert export_lhotse(run_dir, both, tmp_path / "b.jsonl", missing="keep").written == 2
     with pytest.raises(UsageError, match="no row"):
         export_lhotse(run_dir, both, tmp_path / "c.jsonl", missing="error")
     assert not (tmp_path / "c.jsonl").exists()
     shorter = write_jsonl(tmp_path / "short.jsonl", [dict(records[0], duration=5.0)])
     with pytest.raises(UsageError, match="lasts 5.0 s"):
         export_lhotse(run_dir, shorter, tmp_path / "d.jsonl")
+    # No cut has a row: a failure (it used to write 0 cuts and succeed), nothing written.
+    strangers = write_jsonl(tmp_path / "strangers.jsonl", [other, dict(records[0], id="also-not")])
+    for mode in MISSING_MODES:
+        with pytest.raises(NoCutMatchedError, match=r"no cut of .* \(2 cuts\) has a row"):
+            export_lhotse(run_dir, strangers, tmp_path / "e.jsonl", missing=mode)
+    assert not (tmp_path / "e.jsonl").exists()
+    result = runner.invoke(app, ["export", "lhotse", str(run_dir), "--cuts", str(strangers), "-o", str(tmp_path / "e.jsonl")])
+    assert result.exit_code == 1 and "has a row" in result.stderr and result.stdout == ""
 
 
-@needs_lhotse
-def test_export_lhotse_truncated_cuts_keep_their_arrays_aligned(lj, tmp_path):
+@pytest.fixture()
+def lj_cuts_run(lj, tmp_path):
+    """LJ002-0035 ("press" at 1.09 s) as a whole cut and as a cut 0.5 s into it, aligned and exported."""
     from lhotse import CutSet
 
     from anchorprep.interop import export_lhotse
@@ -478,14 +504,110 @@ def test_export_lhotse_truncated_cuts_keep_their_arrays_aligned(lj, tmp_path):
     path = write_jsonl(tmp_path / "cuts.jsonl", [lj_cut(lj, "LJ002-0035", "whole"), lj_cut(lj, "LJ002-0035", "from-0.5", start=0.5)])
     rows = {r["utt_id"]: r for r in run_align(lhotse_items(path), tmp_path / "run", keywords=("press",))}
     summary = export_lhotse(tmp_path / "run", path, tmp_path / "out.jsonl.gz")
-    assert summary["frame_count_differs"] == 2  # the default grid snips edges; lhotse's frames do not
-    cuts = {c.id: c for c in CutSet.from_file(tmp_path / "out.jsonl.gz")}
-    late = cuts["from-0.5"]
-    assert late.anchor_target.start == 0.5 and late.anchor_times_s == [pytest.approx(0.59)]
-    assert late.load_anchor_target().tolist() == rows["from-0.5"]["target"]
-    # lhotse slices the arrays with the cut: 0.2 s later is 20 frames later.
-    assert late.truncate(offset=0.2).load_anchor_distance().tolist() == rows["from-0.5"]["distance"][20:]
-    assert cuts["whole"].load_anchor_distance().tolist() == rows["whole"]["distance"]
+    assert summary.frame_count_differs == 2  # the default grid snips edges; lhotse's frames do not
+    return {c.id: c for c in CutSet.from_file(tmp_path / "out.jsonl.gz")}, rows
+
+
+@needs_lhotse
+def test_export_lhotse_anchors_follow_truncate(lj_cuts_run):
+    from anchorprep.interop import cut_anchors
+
+    cuts, rows = lj_cuts_run
+    late = cut_anchors(cuts["from-0.5"])
+    assert late.times_s == (0.59,) and late.target.tolist() == rows["from-0.5"]["target"]
+    # lhotse's truncate of the whole cut gives what anchorprep computed for the cut made 0.5 s in.
+    truncated = cut_anchors(cuts["whole"].truncate(offset=0.5))
+    assert truncated.times_s == (0.59,)
+    assert truncated.distance.tolist() == rows["from-0.5"]["distance"]
+    assert truncated.target.tolist() == rows["from-0.5"]["target"]
+    # An anchor cut away is gone: no positives, distances say "no anchor".
+    tail = cut_anchors(cuts["whole"].truncate(offset=1.2))
+    assert tail.times_s == () and set(tail.distance.tolist()) == {32767} and set(tail.target.tolist()) == {0}
+
+
+@needs_lhotse
+def test_export_lhotse_padding_labels_the_padded_frames(lj_cuts_run):
+    """``cut.pad`` used to fill distance with 0 ("at the anchor") and target with 0 unless the
+    caller passed pad_value_dict; now the padded frames are labelled like any other frame."""
+    from anchorprep.interop import cut_anchors
+
+    cuts, rows = lj_cuts_run
+    row = rows["whole"]
+    anchor_frame = row["anchor_frames"][0]
+    padded = cuts["whole"].pad(duration=2.0)
+    assert type(padded).__name__ == "MixedCut"
+    right = cut_anchors(padded)
+    assert right.times_s == (1.09,) and right.num_frames == FrameGrid().num_frames(32000) == 198
+    assert right.distance[: row["num_frames"]].tolist() == row["distance"]
+    assert right.distance[row["num_frames"]:].tolist() == [t - anchor_frame for t in range(row["num_frames"], 198)]
+    assert right.target[: row["num_frames"]].tolist() == row["target"] and set(right.target[row["num_frames"]:].tolist()) == {0}
+    left = cut_anchors(cuts["whole"].pad(duration=2.0, direction="left"))
+    shift = 2.0 - cuts["whole"].duration
+    assert left.times_s == (pytest.approx(1.09 + shift, abs=1e-6),)
+    frame = int(FrameGrid().time_to_frame([1.09 + shift], 198)[0][0])
+    assert left.distance[frame] == 0 and left.target[frame] == 1 and left.target[:frame].tolist() == [0] * frame
+
+
+@needs_lhotse
+def test_export_lhotse_speed_perturbation_moves_the_anchors(lj_cuts_run):
+    """``perturb_speed(1.1)`` used to keep the unperturbed labels. The anchor moves as lhotse 1.33
+    moves a supervision (``perturb_num_samples`` of its start sample)."""
+    from lhotse.utils import compute_num_samples, perturb_num_samples
+
+    from anchorprep.interop import cut_anchors
+
+    cuts, rows = lj_cuts_run
+    whole = cuts["whole"]
+    fast = whole.perturb_speed(1.1)
+    labels = cut_anchors(fast)
+    rate = whole.sampling_rate
+
+    def moved(t: float, factor: float) -> float:
+        return perturb_num_samples(compute_num_samples(t, rate), factor) / rate
+
+    assert labels.times_s == (pytest.approx(moved(1.09, 1.1), abs=1e-8),) and moved(1.09, 1.1) == pytest.approx(0.991, abs=1e-3)
+    grid = FrameGrid()
+    assert labels.num_frames == grid.num_frames(grid.resampled_length(fast.num_samples, rate)) < rows["whole"]["num_frames"]
+    frame = int(grid.time_to_frame(list(labels.times_s), labels.num_frames)[0][0])
+    assert labels.distance.tolist() == [t - frame for t in range(labels.num_frames)]
+    assert labels.target.tolist() == [1 if 0 <= t - frame <= 30 else 0 for t in range(labels.num_frames)]
+    slow = cut_anchors(whole.perturb_speed(0.9))
+    assert slow.times_s == (pytest.approx(moved(1.09, 0.9), abs=1e-8),) and slow.num_frames > rows["whole"]["num_frames"]
+
+
+@needs_lhotse
+def test_export_lhotse_transformed_cuts_survive_a_manifest_round_trip(lj_cuts_run, tmp_path):
+    from lhotse import CutSet
+
+    from anchorprep.interop import cut_anchors
+
+    cuts, _ = lj_cuts_run
+    whole = cuts["whole"]
+    transformed = [whole.truncate(offset=0.5, preserve_id=True).perturb_speed(1.1),
+                   whole.pad(duration=2.0, direction="both"), whole.perturb_speed(0.9).pad(duration=2.5)]
+    CutSet.from_cuts(transformed).to_file(tmp_path / "t.jsonl.gz")
+    reloaded = list(CutSet.from_file(tmp_path / "t.jsonl.gz"))
+    for before, after in zip(transformed, reloaded):
+        a, b = cut_anchors(before), cut_anchors(after)
+        assert a.times_s == b.times_s and a.distance.tolist() == b.distance.tolist() and a.target.tolist() == b.target.tolist()
+    assert cut_anchors(reloaded[0]).times_s == (pytest.approx(0.59 / 1.1, abs=1e-4),)
+
+
+@needs_lhotse
+def test_cut_anchors_refuses_what_it_cannot_label(lj_cuts_run):
+    from lhotse.utils import fastcopy
+
+    from anchorprep.interop import cut_anchors
+
+    cuts, _ = lj_cuts_run
+    whole = cuts["whole"]
+    with pytest.raises(UsageError, match="no anchor supervision"):
+        cut_anchors(whole.truncate(offset=0.5, keep_excessive_supervisions=False))
+    *own, anchor_sup = whole.supervisions
+    vad_settings = dict(anchor_sup.custom["anchorprep"], targets={"mode": "vad"})
+    vad_cut = fastcopy(whole, supervisions=[*own, fastcopy(anchor_sup, custom={"anchorprep": vad_settings})])
+    with pytest.raises(UsageError, match="per-frame vad decisions"):
+        cut_anchors(vad_cut)
 
 
 def test_export_lhotse_without_lhotse_says_what_to_install(ami_run, tmp_path, monkeypatch):
@@ -538,6 +660,157 @@ def test_hugging_face_datasets_reads_the_shards_offline(ami_run, lj, tmp_path, m
 
 # --------------------------------------------------------------------------------------------
 # WeKws
+#
+# What WeKws' training path reads from a data.list line, from the sources of
+#   wenet-e2e/wekws @ 1a8ee651620f49a8a7779be4d30668157fc23350: wekws/bin/train.py (CharTokenizer(
+#     dict.txt, words.txt, unk='<filler>', split_with_space=True)), wekws/dataset/init_dataset.py
+#     (wenet's Dataset, data_type 'raw'), wekws/bin/compute_det.py (txt.upper() == keyword),
+#     examples/hey_snips/s0/run.sh (dict.txt "<FILLER> -1", "<HEY_SNIPS> 0"; words.txt = column 1);
+#   wenet-e2e/wenet @ 015469960db73eb19c49a48c020d5ac9db69bae5: wenet/dataset/processor.py
+#     (parse_json, decode_wav, tokenize, filter), wenet/text/char_tokenizer.py,
+#     wenet/text/base_tokenizer.py, wenet/utils/file_utils.py (read_symbol_table, read_lists,
+#     read_non_lang_symbols).
+# `PortedWenet` restates those rules (same names, same steps); `mirror_wenet` runs the functions
+# themselves, taken from a wenet git mirror when one is on this machine (not in CI).
+
+WENET_GIT = Path(os.environ.get("ANCHORPREP_WENET_GIT", Path(__file__).resolve().parents[2] / ".mirror" / "wenet-e2e+wenet" / "repo"))
+NON_LANG_SYMS = re.compile(r"(\[[^\[\]]+\]|<[^<>]+>|{[^{}]+})")
+
+
+class PortedWenet:
+    """wenet's parse_json / decode_wav / CharTokenizer rules as read at 0154699 (see above)."""
+
+    @staticmethod
+    def parse_json(elem: dict) -> dict:
+        obj = json.loads(elem["line"])
+        obj["file_name"] = elem["file_name"]
+        return dict(obj)
+
+    @staticmethod
+    def decode_wav(sample: dict) -> dict:
+        import soundfile
+
+        assert "key" in sample and "wav" in sample
+        if "start" in sample:
+            assert "end" in sample
+            rate = soundfile.info(sample["wav"]).samplerate
+            start_frame, end_frame = int(sample["start"] * rate), int(sample["end"] * rate)
+            waveform, _ = SoundfileAudio.load(sample["wav"], num_frames=end_frame - start_frame, frame_offset=start_frame)
+        else:
+            waveform, rate = SoundfileAudio.load(sample["wav"])
+        sample["wav"], sample["sample_rate"] = waveform, rate
+        return sample
+
+    @staticmethod
+    def tokenizer(dict_txt: Path, words_txt: Path):
+        symbols = dict(line.split() for line in dict_txt.read_text(encoding="utf8").splitlines())
+        symbol_table = {k: int(v) for k, v in symbols.items()}
+        non_lang = [line.strip() for line in words_txt.read_text(encoding="utf8").splitlines()]
+        assert all(NON_LANG_SYMS.fullmatch(s) for s in non_lang)  # read_non_lang_symbols' check
+
+        class Tokenizer:
+            @staticmethod
+            def tokenize(line: str):
+                line = line.strip()  # str only: an int txt fails here ('int' object has no attribute 'strip')
+                parts = [w.strip() for w in NON_LANG_SYMS.split(line.upper()) if len(w.strip()) > 0]
+                tokens = []
+                for part in parts:
+                    tokens += [part] if part in non_lang else ["▁" if ch == " " else ch for ch in part.split(" ")]
+                ids = [symbol_table[t] for t in tokens if t in symbol_table]  # unk '<filler>' is not in dict.txt
+                return tokens, ids
+
+        return Tokenizer()
+
+    @staticmethod
+    def tokenize(sample: dict, tokenizer) -> dict:
+        assert "txt" in sample
+        sample["tokens"], sample["label"] = tokenizer.tokenize(sample["txt"])
+        return sample
+
+
+class SoundfileAudio:
+    """Stands in for torchaudio (not installed here) in wenet's decode_wav: same calls, soundfile reads."""
+
+    @staticmethod
+    def info(path):
+        import soundfile
+
+        return types.SimpleNamespace(sample_rate=soundfile.info(path).samplerate)
+
+    @staticmethod
+    def load(path, num_frames: int = -1, frame_offset: int = 0):
+        import soundfile
+
+        data, rate = soundfile.read(path, start=frame_offset, frames=num_frames, dtype="float32", always_2d=True)
+        return data.T, rate
+
+
+def _git_show(path: str) -> str:
+    return subprocess.run(["git", f"--git-dir={WENET_GIT}", "show", f"HEAD:{path}"], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def _definitions(source: str, names: set[str]) -> str:
+    import ast
+
+    tree = ast.parse(source)
+    return "\n\n".join(ast.get_source_segment(source, node) for node in tree.body
+                       if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names)
+
+
+def mirror_wenet():
+    """wenet's own parse_json, decode_wav, tokenize and CharTokenizer, executed from the mirror."""
+    if not (WENET_GIT / "HEAD").exists():
+        pytest.skip(f"no wenet git mirror at {WENET_GIT} (set ANCHORPREP_WENET_GIT); the ported rules still run")
+    import typing
+    from abc import ABC, abstractmethod, abstractproperty
+
+    ns = {"json": json, "re": re, "io": io, "torchaudio": SoundfileAudio, "PathLike": os.PathLike, "ABC": ABC,
+          "abstractmethod": abstractmethod, "abstractproperty": abstractproperty,
+          **{name: getattr(typing, name) for name in ("Dict", "List", "Optional", "Tuple", "Union")}}
+    exec(_definitions(_git_show("wenet/utils/file_utils.py"), {"read_lists", "read_non_lang_symbols", "read_symbol_table"}), ns)
+    exec(_git_show("wenet/text/base_tokenizer.py"), ns)
+    exec(_definitions(_git_show("wenet/text/char_tokenizer.py"), {"CharTokenizer"}), ns)
+    exec(_definitions(_git_show("wenet/dataset/processor.py"), {"parse_json", "decode_wav", "tokenize"}), ns)
+
+    class MirrorWenet:
+        parse_json, decode_wav, tokenize = staticmethod(ns["parse_json"]), staticmethod(ns["decode_wav"]), staticmethod(ns["tokenize"])
+
+        @staticmethod
+        def tokenizer(dict_txt: Path, words_txt: Path):  # as wekws/bin/train.py builds it
+            return ns["CharTokenizer"](str(dict_txt), str(words_txt), unk="<filler>", split_with_space=True)
+
+    return MirrorWenet
+
+
+@pytest.fixture(params=["ported", "mirror"])
+def wenet(request):
+    return PortedWenet if request.param == "ported" else mirror_wenet()
+
+
+def check_loads_in_wekws(wenet, data_list: Path, dict_dir: Path, grid: FrameGrid = FrameGrid()) -> list[dict]:
+    """Every line of ``data_list`` through wenet's parse_json -> decode_wav -> tokenize as WeKws
+    trains: a string txt that tokenizes to one keyword id (non-empty label: ``filter`` keeps it),
+    and audio whose feature frames on the run's grid equal the line's ``num_frames``."""
+    tokenizer = wenet.tokenizer(dict_dir / "dict.txt", dict_dir / "words.txt")
+    index = {token: int(i) for token, i in (line.split() for line in (dict_dir / "dict.txt").read_text().splitlines())}
+    samples = []
+    for line in data_list.read_text(encoding="utf8").splitlines():
+        sample = wenet.parse_json({"line": line, "file_name": str(data_list)})
+        raw = dict(sample)
+        assert isinstance(sample["txt"], str) and isinstance(sample["key"], str) and isinstance(sample["wav"], str)
+        assert isinstance(sample["start"], float) and isinstance(sample["end"], float) and sample["end"] > sample["start"] >= 0
+        sample = wenet.tokenize(wenet.decode_wav(sample), tokenizer)
+        assert sample["tokens"] == [sample["txt"]] and sample["label"] == [index[sample["txt"]]]
+        loaded = sample["wav"].shape[1]
+        assert loaded == round(raw["duration"] * sample["sample_rate"])
+        assert grid.num_frames(grid.resampled_length(loaded, sample["sample_rate"])) == raw["num_frames"]
+        if "target" in raw:
+            assert len(raw["target"]) == len(raw["distance"]) == raw["num_frames"]
+            # compute_det.py: a line is a keyword line iff txt.upper() is that keyword.
+            assert (raw["txt"].upper() != "<FILLER>") == any(t > 0 for t in raw["target"])
+        samples.append(raw)
+    return samples
 
 
 @pytest.fixture()
@@ -551,21 +824,76 @@ def lj_run(lj, tmp_path) -> Path:
     return tmp_path / "run"
 
 
-def test_export_wekws_max_pooling_list(lj_run, lj, tmp_path):
-    summary = export_wekws(lj_run, tmp_path / "data.list")
-    lines = [json.loads(line) for line in (tmp_path / "data.list").read_text().splitlines()]
+def test_export_wekws_max_pooling_list(lj_run, lj, tmp_path, wenet):
+    summary = export_wekws(lj_run, tmp_path / "data.list", dict_dir=tmp_path / "dict")
+    lines = check_loads_in_wekws(wenet, tmp_path / "data.list", tmp_path / "dict")
     rows = {r["utt_id"]: r for r in shard_rows(lj_run)}
     assert [line["key"] for line in lines] == ["LJ002-0035", "LJ002-0020"]
     press, other = lines
-    assert press["wav"] == str(lj / "LJ002-0035.wav") and press["txt"] == 0 and other["txt"] == -1
+    assert press["wav"] == str(lj / "LJ002-0035.wav") and press["txt"] == "<PRESS>" and other["txt"] == "<FILLER>"
+    assert (tmp_path / "dict" / "dict.txt").read_text() == "<FILLER> -1\n<PRESS> 0\n"
+    assert (tmp_path / "dict" / "words.txt").read_text() == "<FILLER>\n<PRESS>\n"
     assert press["duration"] == pytest.approx(1.5977, abs=1e-4) and press["anchor_times"] == [1.09]
+    assert press["start"] == 0.0 and press["end"] == pytest.approx(press["duration"], abs=1 / 22050)
     assert press["anchor_labels"] == ["press"] and press["anchor_frames"] == rows["LJ002-0035"]["anchor_frames"]
     assert press["target"] == rows["LJ002-0035"]["target"] and press["distance"] == rows["LJ002-0035"]["distance"]
     assert len(press["target"]) == press["num_frames"] == rows["LJ002-0035"]["num_frames"]
-    assert summary["wekws_labels"] == ["press"] and (summary["positives"], summary["negatives"]) == (1, 1)
+    assert summary.wekws_labels == ("press",) and summary.wekws_tokens == ("<PRESS>",)
+    assert (summary.positives, summary.negatives) == (1, 1)
     assert wekws_label(np.array([0, -100, 2, 2, 1])) == 1 and wekws_label(np.zeros(3, np.int16)) == -1
     export_wekws(lj_run, tmp_path / "small.list", per_frame=False)
     assert "target" not in json.loads((tmp_path / "small.list").read_text().splitlines()[0])
+
+
+def test_export_wekws_segments_load_only_their_samples(lj, tmp_path, wenet):
+    """A segment at 0 s used to get no start/end, so wenet loaded the whole recording against
+    the segment's frames; every line now has start/end that wenet turns into exactly its samples."""
+    wav = lj / "LJ002-0035.wav"
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("utt_id,audio_path,alignment_path,start_s,duration_s\n"
+                        f"head,{wav},{lj / 'LJ002-0035.TextGrid'},0,1.2\n"
+                        f"middle,{wav},{lj / 'LJ002-0035.TextGrid'},0.3,0.9\n"
+                        f"odd,{wav},{lj / 'LJ002-0035.TextGrid'},0.123457,1.0001\n")
+    result = runner.invoke(app, ["align", str(manifest), "-o", str(tmp_path / "run"), "-k", "press", "-q"])
+    assert result.exit_code == 0, result.output
+    export_wekws(tmp_path / "run", tmp_path / "data.list", dict_dir=tmp_path / "dict")
+    lines = {line["key"]: line for line in check_loads_in_wekws(wenet, tmp_path / "data.list", tmp_path / "dict")}
+    assert (lines["head"]["start"], lines["head"]["end"]) == (0.0, 1.2) and lines["head"]["txt"] == "<PRESS>"
+    assert (lines["middle"]["start"], lines["middle"]["end"]) == (0.3, 1.2)
+    assert lines["middle"]["anchor_times"] == [pytest.approx(0.79)]
+
+
+def test_export_wekws_supervision_segments_of_a_lhotse_recording(ami_tree, tmp_path, wenet):
+    cuts, root = ami_tree
+    # Supervision-level items are segments (start_s > 0) of the 6 s recording.
+    run_align(lhotse_items(cuts, "supervision", audio_root=root), tmp_path / "run", unit="supervision",
+              speech_onsets=True)
+    export_wekws(tmp_path / "run", tmp_path / "data.list", dict_dir=tmp_path / "dict")
+    first, *_ = check_loads_in_wekws(wenet, tmp_path / "data.list", tmp_path / "dict")
+    assert (first["start"], first["end"]) == (1.46, 2.82) and first["anchor_times"] == [0.0]
+    assert first["txt"] == "<SPEECH_ONSET>" == wekws_token(SPEECH_ONSET)
+
+
+def test_wenet_seconds_survive_wenet_truncation():
+    from anchorprep.interop.wekws import wenet_seconds
+
+    for rate in (8000, 16000, 22050, 44100, 48000):
+        for sample in [0, 1, 7, 12345, 26349, 10**7 + 3, *range(70000, 70300)]:
+            t = wenet_seconds(sample, rate)
+            assert int(t * rate) == sample and abs(t - sample / rate) < 1.0 / rate
+
+
+def test_wekws_tokens():
+    from anchorprep.interop.wekws import _tokens
+
+    assert wekws_token("hey computer") == "<HEY_COMPUTER>" and wekws_token("Hey-Snips!") == "<HEY_SNIPS>"
+    assert NON_LANG_SYMS.fullmatch(wekws_token("ok google"))
+    with pytest.raises(UsageError, match="both become the WeKws token <A_B>"):
+        _tokens({"background": 0, "a b": 1, "a-b": 2})
+    with pytest.raises(UsageError, match="<FILLER>"):
+        _tokens({"background": 0, "filler": 1})
+    with pytest.raises(UsageError, match="no letter or digit"):
+        wekws_token("¿?")
 
 
 def test_export_wekws_extends_an_existing_ctc_list(lj_run, tmp_path):
@@ -578,33 +906,32 @@ def test_export_wekws_extends_an_existing_ctc_list(lj_run, tmp_path):
     [line] = [json.loads(x) for x in (tmp_path / "data.list").read_text().splitlines()]
     assert line["tok"] == ["in", "eighteen"] and line["txt"] == [5, 9] and line["wav"] == "/data/b.wav"
     assert line["anchor_times"] == [] and set(line["distance"]) == {32767}
-    assert summary["missing_ids"] == ["unknown-utt"]
+    assert line["start"] == 0.0 and line["end"] == pytest.approx(1.5396, abs=1e-4)
+    assert summary.missing_ids == ("unknown-utt",)
     export_wekws(lj_run, tmp_path / "keep.list", base_list=base, missing="keep")
     assert len((tmp_path / "keep.list").read_text().splitlines()) == 2
     with pytest.raises(UsageError, match="no row"):
         export_wekws(lj_run, tmp_path / "err.list", base_list=base, missing="error")
 
 
-def test_export_wekws_refuses_rows_wekws_would_misalign(ami_tree, tmp_path):
-    cuts, root = ami_tree
-    # Supervision-level items are segments (start_s > 0) of the 6 s recording.
-    run_align(lhotse_items(cuts, "supervision", audio_root=root), tmp_path / "run", unit="supervision",
-              speech_onsets=True)
-    with pytest.raises(UsageError, match="segments of longer audio"):
+def test_export_wekws_refuses_rows_without_audio(lj, tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"utt_id,alignment_path\nx,{lj / 'LJ002-0035.TextGrid'}\n")
+    assert runner.invoke(app, ["align", str(manifest), "-o", str(tmp_path / "run"), "-k", "press", "-q"]).exit_code == 0
+    with pytest.raises(UsageError, match="no audio_path"):
         export_wekws(tmp_path / "run", tmp_path / "data.list")
     assert not (tmp_path / "data.list").exists()
-    export_wekws(tmp_path / "run", tmp_path / "data.list", allow_segments=True)
-    first = json.loads((tmp_path / "data.list").read_text().splitlines()[0])
-    assert (first["start"], first["end"]) == (1.46, 2.82) and first["anchor_times"] == [0.0]
     result = runner.invoke(app, ["export", "wekws", str(tmp_path / "run"), "-o", str(tmp_path / "x.list")])
-    assert result.exit_code == 2 and "--allow-segments" in result.output
+    assert result.exit_code == 2 and "--base-list" in result.output
 
 
 def test_cli_export_wekws(lj_run, tmp_path):
-    result = runner.invoke(app, ["export", "wekws", str(lj_run), "-o", str(tmp_path / "data.list"), "--no-per-frame"])
+    result = runner.invoke(app, ["export", "wekws", str(lj_run), "-o", str(tmp_path / "data.list"), "--no-per-frame",
+                                 "--dict-dir", str(tmp_path / "dict")])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["lines"] == 2
+    assert json.loads(result.stdout)["lines"] == 2 and json.loads(result.stdout)["wekws_tokens"] == ["<PRESS>"]
     assert "distance" not in (tmp_path / "data.list").read_text()
+    assert (tmp_path / "dict" / "dict.txt").read_text() == "<FILLER> -1\n<PRESS> 0\n"
 
 
 def test_run_rows_streams_the_shard_columns(lj_run):
@@ -616,7 +943,7 @@ def test_run_rows_streams_the_shard_columns(lj_run):
 def test_module_examples():
     import doctest
 
-    import anchorprep.sources.rttm as rttm_module
+    import anchorprep.sources.alignments.rttm as rttm_module
 
     result = doctest.testmod(rttm_module)
     assert result.attempted > 0 and result.failed == 0

@@ -4,28 +4,28 @@
 from __future__ import annotations
 
 import itertools
+import json
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anchorprep.errors import InputError, UsageError
-from anchorprep.sources.alignment import (
-    SILENCE_LABELS,
-    Alignment,
-    Interval,
-    Match,
-    Tier,
-    find_phrase,
-    select_word_tier,
-    speakers,
-    speech_onset,
-)
-from anchorprep.sources.textgrid import read_textgrid
+from anchorprep.sources.alignments.keywords import Match, find_phrase, select_word_tier, speakers, speech_run_starts
+from anchorprep.sources.alignments.model import Alignment, Interval, Tier
+from anchorprep.sources.alignments.textgrid import read_textgrid
+from anchorprep.sources.text import SILENCE_LABELS, normalise_label
 
 TG = "textgrid"
+
+
+def speech_onset(tier):
+    """The alignment's speech onset: the first of `speech_run_starts` (None when all silence)."""
+    starts = speech_run_starts(tier)
+    return starts[0] if starts else None
 
 
 def grid(realdata: Path, rel: str) -> Alignment:
@@ -126,7 +126,7 @@ def test_overlapped_speakers(realdata: Path) -> None:
     first = {spk: find_phrase(select_word_tier(alignment, speaker=spk), "this")[0] for spk in speakers(alignment)}
     assert round(first["Speaker 1"].start, 4) == 1.0592
     assert round(first["Speaker 2"].start, 4) == 11.0592
-    with pytest.raises(InputError, match="2 speakers .*'Speaker 1', 'Speaker 2'.*speaker="):
+    with pytest.raises(InputError, match="2 speakers .*'Speaker 1', 'Speaker 2'.*`speaker`"):
         select_word_tier(alignment)
     with pytest.raises(InputError, match="no words tier for speaker 'Speaker 3'.*'Speaker 1', 'Speaker 2'"):
         select_word_tier(alignment, speaker="Speaker 3")
@@ -156,7 +156,7 @@ def test_speaker_names_may_differ_per_level(realdata: Path) -> None:
 )
 def test_utterance_tiers_per_speaker(realdata: Path, rel: str) -> None:
     alignment = grid(realdata, rel)
-    with pytest.raises(InputError, match="no words tier found.*'michael', 'sickmichael'.*tier="):
+    with pytest.raises(InputError, match="no words tier found.*'michael', 'sickmichael'.*`tier`"):
         select_word_tier(alignment)
     michael = select_word_tier(alignment, tier="michael")
     sick = select_word_tier(alignment, tier="sickmichael")
@@ -335,7 +335,6 @@ def test_speech_onset_edge_cases() -> None:
     assert speech_onset(tier_of("", "sil", "sp")) is None
     assert speech_onset(Tier("w", ())) is None
     assert speech_onset(tier_of("", "<unk>", "a")) == pytest.approx(0.1)  # OOV is speech
-    assert speech_onset(tier_of("", "noise", "a"), silence={"", "noise"}) == pytest.approx(0.2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,8 +437,6 @@ def _reference_find_phrase(tier: Tier, phrase: str, edge: str = "end", silence=S
                            unknown=("<unk>", "spn", "<spn>", "[unk]", "<oov>")) -> list[Match]:
     """The straightforward scan `find_phrase` replaced: normalise every label of every call,
     slide a window over the token list one token at a time."""
-    from anchorprep.sources.alignment import _normalise
-
     silence_set = frozenset(s.strip().casefold() for s in silence)
     unknown_set = frozenset(u.strip().casefold() for u in unknown)
     intervals = tier.intervals
@@ -448,7 +445,7 @@ def _reference_find_phrase(tier: Tier, phrase: str, edge: str = "end", silence=S
     words = []
     for p in phrase.split():
         folded = p.casefold()
-        word = folded if folded in unknown_set else _normalise(p)
+        word = folded if folded in unknown_set else normalise_label(p)
         if word:
             words.append(word)
     if not words:
@@ -458,7 +455,7 @@ def _reference_find_phrase(tier: Tier, phrase: str, edge: str = "end", silence=S
         folded = iv.label.strip().casefold()
         if folded in silence_set:
             continue
-        parts = [folded] if folded in unknown_set else [p for p in (_normalise(w) for w in iv.label.split()) if p]
+        parts = [folded] if folded in unknown_set else [p for p in (normalise_label(w) for w in iv.label.split()) if p]
         tokens.extend((part, i, k == 0, k == len(parts) - 1) for k, part in enumerate(parts))
     n, out, i = len(words), [], 0
     while i + n <= len(tokens):
@@ -520,3 +517,109 @@ def test_find_phrase_cache_respects_the_sets() -> None:
     assert find_phrase(oov, "unk") == []
     assert len(find_phrase(oov, "unk", unknown=())) == 1
     assert find_phrase(oov, "unk") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Several speakers in one run (issue 13.6): speaker="all" and a per-item speaker column
+
+
+def test_select_all_speakers(realdata: Path) -> None:
+    from anchorprep.sources.alignments.keywords import select_word_tiers
+
+    alignment = grid(realdata, "polyglotdb/overlapped.TextGrid")
+    chosen = select_word_tiers(alignment, speaker="all")
+    assert [(c.speaker, c.tier.name) for c in chosen] == [("Speaker 1", "Speaker 1 - word"),
+                                                           ("Speaker 2", "Speaker 2 - word")]
+    assert [round(find_phrase(c.tier, "this")[0].start, 4) for c in chosen] == [1.0592, 11.0592]
+    # One speaker (by name, or a file without speaker tiers, or an explicit tier): speaker not recorded.
+    named = select_word_tiers(alignment, speaker="Speaker 2")
+    assert [(c.speaker, c.tier.name) for c in named] == [(None, "Speaker 2 - word")]
+    plain = alignment_of(tier_of("a", name="words"))
+    assert [(c.speaker, c.tier.name) for c in select_word_tiers(plain, speaker="all")] == [(None, "words")]
+    explicit = select_word_tiers(alignment, tier="Speaker 1 - phone", speaker="all")
+    assert [(c.speaker, c.tier.name) for c in explicit] == [(None, "Speaker 1 - phone")]
+    with pytest.raises(InputError, match="no words tier found"):
+        select_word_tiers(alignment_of(tier_of("a", name="notes")), speaker="all")
+
+
+def _two_speaker_grid(path: Path, alice_at: float, bob_at: float) -> Path:
+    """A 3 s TextGrid with MFA's per-speaker tiers; each speaker says "hey computer" once."""
+    def tier(speaker: str, at: float) -> str:
+        entries = [(0.0, at, ""), (at, at + 0.3, "hey"), (at + 0.3, at + 0.8, "computer"), (at + 0.8, 3.0, "")]
+        body = "".join(f"        intervals [{k}]:\n            xmin = {b}\n            xmax = {e}\n"
+                       f'            text = "{label}"\n' for k, (b, e, label) in enumerate(entries, 1))
+        return (f'    item [{speaker}]:\n        class = "IntervalTier"\n        name = "{speaker} - words"\n'
+                f"        xmin = 0\n        xmax = 3\n        intervals: size = {len(entries)}\n{body}")
+    path.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0\nxmax = 3\ntiers? <exists>\n'
+                    f"size = 2\nitem []:\n{tier('alice', alice_at)}{tier('bob', bob_at)}", encoding="utf-8")
+    return path
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    from anchorprep.shards import iter_rows, open_run
+
+    run = open_run(out)
+    return {r["utt_id"]: r for s in run.shards for r in iter_rows(run.read_shard(s))}
+
+
+def test_align_all_speakers_keeps_each_anchors_speaker(tmp_path: Path) -> None:
+    """Issue 13.6: a two-speaker TextGrid failed per item ("choose one with speaker"); with
+    speaker="all" both speakers' keywords are anchors, each source naming its speaker."""
+    import anchorprep
+    from anchorprep.inspect.validate import validate_run
+
+    grid_path = _two_speaker_grid(tmp_path / "two.TextGrid", alice_at=0.5, bob_at=1.7)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"utt_id,alignment_path\ntwo,{grid_path}\n")
+    default = anchorprep.align(manifest, tmp_path / "default", keyword="hey computer")
+    assert default.exit_code == 1 and default.report.failed == 1  # unchanged: the speaker is ambiguous
+    result = anchorprep.align(manifest, tmp_path / "all", keyword="hey computer", speaker="all")
+    assert result.exit_code == 0
+    row = _rows(tmp_path / "all")["two"]
+    assert np.allclose(row["anchor_times_s"], [1.3, 2.5])
+    assert row["anchor_sources"] == ["alignment:alice", "alignment:bob"]
+    assert result.report.counter("anchors_from_alignment:alice") == 1
+    assert result.report.counter("anchors_from_alignment:bob") == 1
+    checked = validate_run(tmp_path / "all", deep=1, inputs=manifest)
+    assert checked.ok, checked.problems
+    # `use_source alignment` still means every alignment anchor, whoever spoke.
+    from anchorprep.pipeline.combine import CombineOptions
+    from anchorprep.pipeline.rows import AnchorEvent
+
+    events = [AnchorEvent(1.3, "hey computer", "alignment:alice"), AnchorEvent(1.4, "x", "vad")]
+    assert CombineOptions(("alignment",)).select(events)[0] == events[:1]
+    assert CombineOptions(("alignment:bob",)).select(events)[0] == []
+    used, _ = CombineOptions(("alignment", "vad"), agree_within_s=0.2).select(events)
+    assert used == events[:1]
+
+
+def test_align_speaker_from_the_manifest_column(tmp_path: Path) -> None:
+    """Issue 13.6: `speaker` named one speaker for the whole corpus; speaker="column" takes each
+    item's `speaker` cell (a name, "all", or empty for the default choice)."""
+    import anchorprep
+
+    grid_path = _two_speaker_grid(tmp_path / "two.TextGrid", alice_at=0.5, bob_at=1.7)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("utt_id,alignment_path,speaker\n"
+                        f"a,{grid_path},alice\nb,{grid_path},Bob\nboth,{grid_path},all\nnone,{grid_path},\n"
+                        f"carol,{grid_path},carol\n")
+    result = anchorprep.align(manifest, tmp_path / "out", keyword="hey computer", speaker="column")
+    rows = _rows(tmp_path / "out")
+    assert np.allclose(rows["a"]["anchor_times_s"], [1.3]) and rows["a"]["anchor_sources"] == ["alignment"]
+    assert np.allclose(rows["b"]["anchor_times_s"], [2.5])  # speaker names match case-insensitively
+    assert rows["both"]["anchor_sources"] == ["alignment:alice", "alignment:bob"]
+    assert set(rows) == {"a", "b", "both"}
+    errors = {e["utt_id"]: e for e in map(json.loads, _errors_text(tmp_path / "out").splitlines())}
+    assert "choose one with `speaker`" in errors["none"]["reason"]
+    assert "no words tier for speaker 'carol'" in errors["carol"]["reason"]
+    assert result.report.failed == 2
+    no_column = tmp_path / "n.csv"
+    no_column.write_text(f"utt_id,alignment_path\nx,{grid_path}\n")
+    missing = anchorprep.align(no_column, tmp_path / "nocol", keyword="hey computer", speaker="column")
+    assert missing.report.failed == 1
+    assert "no speaker column" in _errors_text(tmp_path / "nocol")
+
+
+def _errors_text(out: Path) -> str:
+    found = sorted(out.rglob("*errors.jsonl"))
+    return "".join(p.read_text() for p in found)

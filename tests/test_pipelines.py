@@ -127,6 +127,19 @@ def test_merge_combines_runs_by_utt_id(ami, tmp_path):
     assert settings["combine"]["distance_sources"] == ["accel"]
 
 
+def test_merge_of_runs_with_different_passthrough_columns(tmp_path):
+    """An utterance only a run without `speaker`/`text`/`split` has gets "" there (it crashed the run)."""
+    assert invoke("vad", REPO / "sample_data" / "manifest.csv", "-o", tmp_path / "vad").exit_code == 0
+    assert invoke("accel", RAISES, "-o", tmp_path / "accel", "--preset", "raise").exit_code == 0
+    result = invoke("merge", tmp_path / "vad", tmp_path / "accel", "-o", tmp_path / "merged")
+    assert result.exit_code == 0, result.output
+    merged = {row["utt_id"]: row for row in rows(tmp_path / "merged")}
+    accel_only = [row for utt, row in merged.items() if utt.startswith("raise_")]
+    assert len(merged) == 24 + len(accel_only) and accel_only
+    assert all(row["speaker"] == "" and set(row["anchor_sources"]) == {"accel"} for row in accel_only)
+    assert merged["utt00001-pos"]["speaker"] == "en-us"
+
+
 def test_merge_refuses_runs_on_different_grids(ami, tmp_path):
     manifest = accel_manifest(tmp_path, ami, -1.0)
     assert invoke("vad", manifest, "-o", tmp_path / "vad").exit_code == 0

@@ -22,32 +22,36 @@ from hypothesis import strategies as st
 from praatio import textgrid as praatio_textgrid
 
 from anchorprep.errors import InputError, UsageError
-from anchorprep.sources import textgrid as textgrid_module
-from anchorprep.sources.alignment import (
+from anchorprep.sources.alignments import ctm
+from anchorprep.sources.alignments import textgrid as textgrid_module
+from anchorprep.sources.alignments.formats import read_alignment
+from anchorprep.sources.alignments.keywords import find_phrase, select_word_tier, speech_run_starts
+from anchorprep.sources.alignments.mfa import read_mfa_csv, read_mfa_json
+from anchorprep.sources.alignments.model import (
     Alignment,
-    SILENCE_LABELS,
     Interval,
     _interval_intervals_fast,
     contiguous_intervals,
-    find_phrase,
-    read_alignment,
-    select_word_tier,
-    speech_onset,
     validated_intervals,
 )
-from anchorprep.sources.mfa import read_mfa_csv, read_mfa_json
-from anchorprep.sources.textgrid import (
+from anchorprep.sources.alignments.textgrid import (
     decode_textgrid_bytes,
     fast_path_counts,
     parse_textgrid_fast,
     parse_textgrid_praatio,
     parse_textgrid_text,
     read_textgrid,
-    sniff_encoding,
 )
+from anchorprep.sources.text import SILENCE_LABELS, sniff_encoding
 from anchorprep.synthetic import synthetic_utterance, textgrid_text
 
 from conftest import REALDATA
+
+
+def speech_onset(tier):
+    """The alignment's speech onset: the first of `speech_run_starts` (None when all silence)."""
+    starts = speech_run_starts(tier)
+    return starts[0] if starts else None
 
 TG = "textgrid"
 
@@ -389,7 +393,7 @@ def test_sniff_encoding(data: bytes, expected: str) -> None:
 def test_latin1_is_rejected_unless_asked(tmp_path: Path) -> None:
     text = long_textgrid([("IntervalTier", "words", "0", "1", [("0", "1", "café")])])
     path = write(tmp_path, text.encode("latin-1"))
-    assert_input_error(path, "not valid utf-8", "encoding=")
+    assert_input_error(path, "not valid utf-8", "`encoding`")
     assert read_textgrid(path, encoding="latin-1").get_tier("words").intervals[0].label == "café"
     with pytest.raises(UsageError):
         read_textgrid(path, encoding="no-such-codec")
@@ -729,7 +733,6 @@ def test_read_alignment_dispatch(tmp_path: Path) -> None:
 
 
 def test_read_alignment_ctm_goes_to_the_ctm_reader(tmp_path: Path) -> None:
-    ctm = pytest.importorskip("anchorprep.sources.ctm", reason="the CTM reader is written separately")
     one = tmp_path / "one.ctm"
     one.write_text("utt1 1 0.10 0.30 hello\nutt1 1 0.40 0.20 world\n", encoding="utf-8")
     alignment = read_alignment(one)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from anchorprep import __version__
-from anchorprep.cli import export, inspect, pipelines
+from anchorprep.version import __version__
+from anchorprep.cli import evaluate, export, inspect, pipelines, weights
 from anchorprep.cli.common import pipeline_command
 
 app = typer.Typer(
@@ -39,6 +39,8 @@ app.command("assemble")(pipelines.assemble)
 app.command("validate")(inspect.validate)
 app.command("stats")(inspect.stats)
 app.command("plot")(inspect.plot)
+app.command("weights")(weights.weights)
+app.command("evaluate")(evaluate.evaluate)
 app.add_typer(export.export_app, name="export")
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import sys
+import time
+import typing
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -52,18 +55,19 @@ RUN_OPTIONS = (
     ("address", Annotated[Optional[str], typer.Option("--address", help="Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else a local cluster).", rich_help_panel=RUN)]),
 )
 #: Options of the CLI alone: how it talks to the terminal and where its defaults come from.
-CLI_ONLY = ("quiet", "config", "print_config")
+CLI_ONLY = ("quiet", "progress_interval", "config", "print_config")
 
 Out = Annotated[Path, typer.Option("-o", "--out", help="Output folder: shards, manifest.json, errors.jsonl, report.json.", rich_help_panel=RUN)]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or summary table.", rich_help_panel=RUN)]
+ProgressInterval = Annotated[float, typer.Option("--progress-interval", help="Seconds between progress lines when stderr is not a terminal (batch logs).", rich_help_panel=RUN)]
 
 
 def option_names(command) -> dict[str, str]:
     """Python parameter name -> how the command line spells it (``edge`` -> ``--edge``), read
     from the command's typer annotations."""
     names = {}
-    for name, parameter in inspect.signature(command).parameters.items():
-        for info in getattr(parameter.annotation, "__metadata__", ()):
+    for name, annotation in typing.get_type_hints(command, include_extras=True).items():
+        for info in getattr(annotation, "__metadata__", ()):
             if isinstance(info, typer.models.ArgumentInfo):
                 names[name] = name.upper()
             elif isinstance(info, typer.models.OptionInfo):
@@ -167,9 +171,52 @@ class RichProgress:
         self._progress.stop()
 
 
+class LogProgress:
+    """One plain line every ``interval_s`` seconds (and at the start and end) for logs that are
+    not a terminal: batch schedulers (SLURM, Kubernetes) show them while the run goes on."""
+
+    def __init__(self, label: str, interval_s: float, stream=None) -> None:
+        self.label, self.interval_s = label, interval_s
+        self.stream = stream if stream is not None else sys.stderr
+        self.done = self.failed = self.total = 0
+
+    def _line(self, text: str) -> None:
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} anchorprep {self.label}: {text}", file=self.stream, flush=True)
+
+    def start(self, total: int) -> None:
+        self.total, self.started = total, time.monotonic()
+        self.last = self.started
+        self._line(f"{total:,} items to process")
+
+    def advance(self, n: int, failed: int = 0) -> None:
+        self.done += n
+        self.failed += failed
+        now = time.monotonic()
+        if now - self.last >= self.interval_s:
+            self.last = now
+            self._line(self._status(now))
+
+    def _status(self, now: float) -> str:
+        rate = self.done / (now - self.started) if now > self.started else 0.0
+        eta = f", ETA {_duration((self.total - self.done) / rate)}" if rate and self.done < self.total else ""
+        share = f" ({self.done / self.total:.1%})" if self.total else ""
+        return f"{self.done:,}/{self.total:,} items{share}, {rate:,.0f} items/s, {self.failed:,} failed{eta}"
+
+    def stop(self) -> None:
+        self._line(self._status(time.monotonic()) + ", stopped")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
 def print_summary(result) -> None:
     """The run's summary table on stderr."""
     from rich.table import Table
+
+    from anchorprep.shards.run import RunFolder
 
     report = result.report
     table = Table(title=f"anchorprep → {result.out_dir}", show_header=False)
@@ -178,14 +225,14 @@ def print_summary(result) -> None:
         ("shards", f"{result.planned_shards} planned, {result.shards_run} run, {result.shards_skipped} resumed"),
         ("items this run", f"{result.items_run:,} ({rate:,.0f}/s, {result.elapsed_s:.1f} s)"),
     ]
-    if report:
+    if report is not None:
         rows += [
-            ("in / written / failed", f"{report['in']:,} / {report['written']:,} / {report['failed']:,}"),
-            ("positives / negatives", f"{report.get('positives', 0):,} / {report.get('negatives', 0):,}"),
-            ("anchors (clipped)", f"{report.get('anchors', 0):,} ({report.get('anchors_clipped_after_end', 0)} past the end)"),
+            ("in / written / failed", f"{report.items_in:,} / {report.written:,} / {report.failed:,}"),
+            ("positives / negatives", f"{report.positives:,} / {report.negatives:,}"),
+            ("anchors (clipped)", f"{report.anchors:,} ({report.counter('anchors_clipped_after_end')} past the end)"),
         ]
-        if report["failed"]:
-            rows.append(("errors", str(result.out_dir / "errors.jsonl")))
+        if report.failed:
+            rows.append(("errors", str(RunFolder(result.out_dir).errors_file)))
     elif result.stopped_early:
         rows.append(("stopped", f"more than --max-errors items failed ({result.items_failed}); fix them and rerun with --resume"))
     else:
@@ -206,6 +253,7 @@ def pipeline_command(app: typer.Typer, name: str, grid: bool = True):
     added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=getattr(DEFAULTS, n), annotation=a)
              for n, a in shared]
     added += [inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Quiet),
+              inspect.Parameter("progress_interval", inspect.Parameter.KEYWORD_ONLY, default=30.0, annotation=ProgressInterval),
               inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigFile),
               inspect.Parameter("print_config", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=PrintConfig)]
 
@@ -217,15 +265,23 @@ def pipeline_command(app: typer.Typer, name: str, grid: bool = True):
             from anchorprep.pipeline import api
 
             quiet, print_config = kwargs.pop("quiet"), kwargs.pop("print_config")
+            interval = kwargs.pop("progress_interval")
             kwargs.pop("config")
             function = getattr(api, name)
             if print_config:
                 typer.echo(config_toml(name, api.stored_config(function, _as_arguments(kwargs, own))), nl=False)
                 raise typer.Exit(0)
-            show = not quiet and console.is_terminal and not kwargs["dry_run"]
-            result = function(**kwargs, progress=RichProgress(name) if show else None)
+            progress = None
+            if not quiet and not kwargs["dry_run"]:
+                progress = RichProgress(name) if console.is_terminal else LogProgress(name, interval)
+            try:
+                result = function(**kwargs, progress=progress)
+            except KeyboardInterrupt:
+                typer.echo(f"interrupted: finished shards are kept in {kwargs['out']}; run the same command "
+                           "with --resume to continue", err=True)
+                raise typer.Exit(130) from None
             if kwargs["dry_run"]:
-                typer.echo(json.dumps(result.report["plan"], indent=2))
+                typer.echo(json.dumps(result.plan.to_dict(), indent=2))
                 raise typer.Exit(0)
             if not quiet:
                 print_summary(result)

@@ -1,7 +1,5 @@
 """`anchorprep export lhotse|wekws RUN ...`: a finished run in other toolkits' formats."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,8 +18,8 @@ Run = Annotated[Path, typer.Argument(help="An anchorprep output folder (manifest
 Missing = Annotated[str, typer.Option("--missing", help="Inputs without a row: drop, keep (unchanged) or error.")]
 
 
-def _report(summary: dict) -> None:
-    typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+def _report(summary) -> None:
+    typer.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
 
 
 @export_app.command("lhotse")
@@ -30,13 +28,18 @@ def lhotse(
     run: Run,
     cuts: Annotated[Path, typer.Option("--cuts", help="The lhotse CutSet the run was made from (.jsonl.gz/.jsonl/.json).")],
     out: Annotated[Path, typer.Option("-o", "--out", help="The CutSet to write, with anchor custom fields and arrays.")],
-    storage_dir: Annotated[Optional[Path], typer.Option("--storage-dir", help="Folder for the .npy arrays (default: <out stem>_arrays beside --out).")] = None,
     missing: Missing = "drop",
 ) -> None:
-    """Attach anchors (custom fields) and per-frame anchor_distance/anchor_target arrays to lhotse cuts."""
-    from anchorprep.interop.lhotse_export import export_lhotse
+    """Attach anchors to lhotse cuts as alignment items on an anchor supervision (moved by truncate, pad,
+    perturb_speed); anchorprep.interop.cut_anchors computes per-frame labels. Exit 1 when no cut has a row."""
+    from anchorprep.interop.lhotse_export import NoCutMatchedError, export_lhotse
 
-    _report(export_lhotse(run, cuts, out, storage_dir=storage_dir, missing=missing))
+    try:
+        summary = export_lhotse(run, cuts, out, missing=missing)
+    except NoCutMatchedError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _report(summary)
 
 
 @export_app.command("wekws")
@@ -45,12 +48,11 @@ def wekws(
     run: Run,
     out: Annotated[Path, typer.Option("-o", "--out", help="The data.list to write.")],
     base_list: Annotated[Optional[Path], typer.Option("--base-list", help="A WeKws data.list (e.g. with CTC token ids) to extend by key.")] = None,
+    dict_dir: Annotated[Optional[Path], typer.Option("--dict-dir", help="Also write WeKws' dict.txt and words.txt for the txt tokens here.")] = None,
     per_frame: Annotated[bool, typer.Option("--per-frame/--no-per-frame", help="Include the per-frame target and distance lists.")] = True,
-    allow_segments: Annotated[bool, typer.Option("--allow-segments", help="Write rows cut from longer files, with start/end.")] = False,
     missing: Missing = "drop",
 ) -> None:
-    """Write a WeKws data.list: key, wav, txt (keyword index, -1 = negative), duration, anchors, targets."""
+    """Write a WeKws data.list: key, wav, txt (keyword token, <FILLER> = negative), duration, start/end, anchors, targets."""
     from anchorprep.interop.wekws import export_wekws
 
-    _report(export_wekws(run, out, base_list=base_list, per_frame=per_frame, allow_segments=allow_segments,
-                         missing=missing))
+    _report(export_wekws(run, out, base_list=base_list, dict_dir=dict_dir, per_frame=per_frame, missing=missing))

@@ -63,7 +63,7 @@ def print_report(report, max_problems: int = 50) -> None:
 def stats(
     run: Annotated[Path, typer.Argument(help="Output folder of a run.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
-    png: Annotated[Optional[Path], typer.Option("--png", help="Also write histograms to this PNG (pip install 'anchorprep[plot]').")] = None,
+    png: Annotated[Optional[Path], typer.Option("--png", help="Also write histograms to this PNG (pip install 'anchorprep\\[plot]').")] = None,
     other_edge: Annotated[Optional[Path], typer.Option("--other-edge", help="An align run over the same items with the other --edge (start/end): keyword durations = end - start.")] = None,
 ) -> None:
     """Utterances, anchors, anchor positions, durations and errors of a run."""
@@ -73,9 +73,9 @@ def stats(
     if png is not None:
         stats_figure(stats, png)
     if as_json:
-        typer.echo(json.dumps(stats, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
     else:
-        print_stats(stats)
+        print_stats(stats.to_dict())
     if png is not None:
         typer.echo(f"wrote {png}", err=True)
 

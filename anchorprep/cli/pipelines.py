@@ -25,7 +25,7 @@ def align(
     min_pause_ms: Annotated[float, typer.Option("--min-pause-ms", help="With --speech-onsets: silence that separates speech runs.", rich_help_panel=SOURCE)] = 0.0,
     edge: Annotated[str, typer.Option("--edge", help="Anchor at the keyword's end, start or centre.", rich_help_panel=SOURCE)] = "end",
     tier: Annotated[Optional[str], typer.Option("--tier", help="Tier name (default: MFA's words/phones tier).", rich_help_panel=SOURCE)] = None,
-    speaker: Annotated[Optional[str], typer.Option("--speaker", help="Speaker whose tiers to use in multi-speaker alignments.", rich_help_panel=SOURCE)] = None,
+    speaker: Annotated[Optional[str], typer.Option("--speaker", help="Speaker whose tier to use in multi-speaker alignments; all: every speaker's (sources alignment:<speaker>); column: each item's speaker column.", rich_help_panel=SOURCE)] = None,
     level: Annotated[str, typer.Option("--level", help="words or phones.", rich_help_panel=SOURCE)] = "words",
     regex: Annotated[bool, typer.Option("--regex", help="Keywords are regular expressions matched against single labels.", rich_help_panel=SOURCE)] = False,
     require_keyword: Annotated[bool, typer.Option("--require-keyword", help="An utterance without any keyword is an error, not a negative.", rich_help_panel=SOURCE)] = False,
@@ -80,7 +80,10 @@ def accel(
     width_ms: Annotated[Optional[float], typer.Option("--width-ms", rich_help_panel=ACCEL)] = None,
     time_unit: Annotated[str, typer.Option("--time-unit", help="auto, ns, us, ms or s.", rich_help_panel=ACCEL)] = "auto",
     rate: Annotated[Optional[float], typer.Option("--rate", help="Fixed sample rate for files without a time column.", rich_help_panel=ACCEL)] = None,
-    skip_rows: Annotated[int, typer.Option("--skip-rows", help="Metadata lines before the data.", rich_help_panel=ACCEL)] = 0,
+    skip_rows: Annotated[int, typer.Option("--skip-rows", help="Metadata lines before the data (0: a device export's metadata block is found).", rich_help_panel=ACCEL)] = 0,
+    columns: Annotated[Optional[str], typer.Option("--columns", help="Time and x, y, z columns: names or 0-based indices, e.g. 'Timestamp,Accelerometer X,Accelerometer Y,Accelerometer Z' or 0,1,2,3 (x,y,z with --rate).", rich_help_panel=ACCEL)] = None,
+    units: Annotated[str, typer.Option("--units", help="auto (g or m/s2 from gravity), g or m/s2; samples are converted to m/s2.", rich_help_panel=ACCEL)] = "auto",
+    max_gap_s: Annotated[float, typer.Option("--max-gap-s", help="Refuse a file whose timestamps jump by more than this.", rich_help_panel=ACCEL)] = 60.0,
     time_offset_s: Annotated[float, typer.Option("--time-offset-s", help="Utterance time of the sensor's first sample (a time_offset_s column overrides).", rich_help_panel=ACCEL)] = 0.0,
     vad: Annotated[bool, typer.Option("--vad", help="Also anchor the audio's speech onsets (webrtcvad defaults).", rich_help_panel=ACCEL)] = False,
     use_source: Annotated[Optional[list[str]], typer.Option("--use-source", help="Sources the distance uses (repeat; first = primary).", rich_help_panel=ACCEL)] = None,
@@ -106,5 +109,5 @@ def assemble(run: Annotated[Path, typer.Argument(help="Output folder of an array
     from anchorprep.pipeline import api
 
     report = api.assemble(run)
-    typer.echo(json.dumps(report, indent=2))
-    raise typer.Exit(1 if report["failed"] else 0)
+    typer.echo(json.dumps(report.to_dict(), indent=2))
+    raise typer.Exit(1 if report.failed else 0)

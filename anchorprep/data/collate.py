@@ -8,9 +8,17 @@
      "target": int64 (B, T),               # padded with pad_target (-100 = ignore_index)
      "distance": (B, T) in the stored dtype (int16), padded with 32767 (no anchor)
      "anchor_frames": list of int32 tensors,
+     "anchor_times_s": list of float64 tensors,  # anchor times (s from the utterance start)
+     "duration_s": float64 (B,),           # utterance durations (s)
      "features": float32 (B, T, F),        # when items carry features, padded with 0
-     "weight": float32 (B, T),             # with a kernel config: 1 + gain*K(d), 0 on padding
+     "weight": float32 (B, T),             # with a kernel config: 1 + gain*K(d), 0 on padding;
+                                           # without one, the items' stored `weight` (a run from
+                                           # `anchorprep weights`, columns=("weight",)), padded with 0
      ...}                                  # other item keys as lists
+
+``anchor_times_s`` and ``duration_s`` (when the items carry them, as dataset items do) are what
+`anchorprep.metrics.evaluate` needs besides the scores: ``evaluate(scores, batch["anchor_times_s"],
+grid, lengths=batch["lengths"], durations_s=batch["duration_s"])`` for padded ``(B, T)`` scores.
 
 The target is widened to int64 because ``torch.nn.functional.cross_entropy`` wants int64 class
 indices; the distance keeps its stored dtype (the loss module accepts int16). Frames with target
@@ -100,12 +108,18 @@ def collate_anchors(batch: Sequence[Mapping], kernel_config: KernelConfig = None
         "target": _pad(targets, mask, pad_target, torch.int64),
         "distance": _pad(distances, mask, NO_ANCHOR, distances[0].dtype),
     }
+    if "duration_s" in batch[0]:
+        out["duration_s"] = torch.tensor([float(item["duration_s"]) for item in batch], dtype=torch.float64)
+    if "anchor_times_s" in batch[0]:
+        out["anchor_times_s"] = [torch.as_tensor(item["anchor_times_s"], dtype=torch.float64) for item in batch]
     if "features" in batch[0]:
         features = [item["features"] for item in batch]
         out["features"] = _pad(features, mask, pad_features, features[0].dtype)
     config = _weight_config(kernel_config)
     if config is not None:
         out["weight"] = config.weights(out["distance"]).masked_fill_(~mask, 0.0)
+    elif "weight" in batch[0]:  # a run from `anchorprep weights`, read with columns=("weight",)
+        out["weight"] = _pad([item["weight"] for item in batch], mask, 0.0, torch.float32)
     for key in batch[0]:
         if key not in out and key not in _PADDED:
             out[key] = [item[key] for item in batch]

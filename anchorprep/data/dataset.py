@@ -6,6 +6,8 @@ Both yield the same items, one per shard row::
      "target": int16 tensor (T,),         # as stored: class id, 0 background, -100 ignore
      "distance": int16 tensor (T,),       # as stored: t - a(t), 32767 = no anchor
      "anchor_frames": int32 tensor (A,),
+     "anchor_times_s": float64 tensor (A,),  # as stored: seconds from the utterance start
+     "duration_s": float,
      "features": float32 tensor (T, F),   # only with features=...
      ...}                                 # plus any extra `columns` asked for
 

@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +36,11 @@ import pyarrow.parquet as pq
 
 from anchorprep.errors import UsageError
 from anchorprep.grid import FrameGrid
+from anchorprep.shards.run import MANIFEST_FILE, SHARD_GLOB, RunFolder, open_run
 from anchorprep.shards.schema import read_settings
 
 #: What the datasets accept as a source: a folder, one shard file, or shard files in order.
 Source = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
-
-SHARD_GLOB = "anchors-*.parquet"
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,11 @@ class ShardInfo:
 
 @dataclass(frozen=True)
 class ShardSource:
-    """The shards of a source, in order, and the settings JSON they carry."""
+    """The shards of a source, in order, and the settings JSON they carry.
+
+    ``settings`` stays the JSON (a dict) because hand-copied or foreign shards may carry partial
+    or no anchorprep settings; `grid` and `label_map` are what the datasets need from it.
+    """
 
     shards: tuple[ShardInfo, ...]
     settings: dict
@@ -109,16 +110,15 @@ def _from_files(paths: list[Path]) -> ShardSource:
 
 
 def _from_manifest(folder: Path) -> ShardSource:
-    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    run = open_run(folder)
     shards = []
-    for entry in manifest.get("shards", []):
-        path = folder / entry["file"]
+    for entry, path in zip(run.shards, run.shard_paths):
         if not path.is_file():
-            raise UsageError(f"{folder / MANIFEST} lists {entry['file']}, which is missing")
-        shards.append(ShardInfo(path, int(entry["rows"])))
+            raise UsageError(f"{run.folder.manifest_file} lists {entry.file}, which is missing")
+        shards.append(ShardInfo(path, entry.rows))
     if not shards:
-        raise UsageError(f"{folder / MANIFEST} lists no shards")
-    return ShardSource(tuple(shards), manifest.get("settings", {}))
+        raise UsageError(f"{run.folder.manifest_file} lists no shards")
+    return ShardSource(tuple(shards), run.settings.to_dict())
 
 
 def open_source(source: Source) -> ShardSource:
@@ -128,11 +128,12 @@ def open_source(source: Source) -> ShardSource:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
-            if (path / MANIFEST).is_file():
+            folder = RunFolder(path)
+            if folder.manifest_file.is_file():
                 return _from_manifest(path)
-            files = sorted(path.glob(SHARD_GLOB))
+            files = folder.shard_files()
             if not files:
-                raise UsageError(f"{path} holds neither {MANIFEST} nor {SHARD_GLOB} files")
+                raise UsageError(f"{path} holds neither {MANIFEST_FILE} nor {SHARD_GLOB} files")
             return _from_files(files)
         return _from_files([path])
     return _from_files([Path(p) for p in source])

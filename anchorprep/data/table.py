@@ -35,17 +35,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-#: Columns every item carries.
-ITEM_COLUMNS = ("utt_id", "num_frames", "target", "distance", "anchor_frames")
+from anchorprep.shards.run import is_list_column, list_column
+
+#: Columns every item carries (``anchor_times_s`` and ``duration_s`` so that a batch can be
+#: evaluated with `anchorprep.metrics.evaluate` without joining the shards again).
+ITEM_COLUMNS = ("utt_id", "num_frames", "target", "distance", "anchor_frames", "anchor_times_s", "duration_s")
 #: Columns the feature loader needs from a row.
 AUDIO_COLUMNS = ("audio_path", "start_s", "duration_s", "sample_rate")
-
-
-def _numpy_values(values: pa.Array) -> np.ndarray:
-    """The values buffer as a numpy array: zero-copy unless nulls force a filled copy."""
-    if values.null_count:
-        return values.to_numpy(zero_copy_only=False)
-    return values.to_numpy(zero_copy_only=True)
 
 
 def _as_tensor(array: np.ndarray) -> torch.Tensor:
@@ -57,18 +53,15 @@ def _as_tensor(array: np.ndarray) -> torch.Tensor:
 
 
 class _ListColumn:
-    """A list column as ``(offsets, values)``; `row(i)` is a tensor view or a Python list."""
+    """A list column as ``(offsets, values)`` (`list_column`); `row(i)` is a tensor view or a list."""
 
     __slots__ = ("offsets", "values", "numeric")
 
     def __init__(self, column: pa.ChunkedArray) -> None:
-        array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-        # `offsets` already account for a sliced array's offset and index into `values`, which
-        # is the whole child array.
-        self.offsets: list[int] = array.offsets.to_numpy().tolist()
-        child = array.values
-        self.numeric = pa.types.is_integer(child.type) or pa.types.is_floating(child.type)
-        self.values = _as_tensor(_numpy_values(child)) if self.numeric else child.to_pylist()
+        offsets, values = list_column(column)
+        self.offsets: list[int] = offsets.tolist()
+        self.numeric = isinstance(values, np.ndarray)
+        self.values = _as_tensor(values) if self.numeric else values
 
     def row(self, i: int):
         start = self.offsets[i]
@@ -90,7 +83,7 @@ class ShardTable:
         self._lists: dict[str, _ListColumn] = {}
         for name in self.columns:
             column = table.column(name)
-            if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            if is_list_column(column):
                 self._lists[name] = _ListColumn(column)
             else:
                 self._scalars[name] = column.to_pylist()

@@ -8,8 +8,8 @@
 """
 
 from anchorprep.inspect.plot import PLOT_INSTALL_HINT, PlotResult, plot_utterance
-from anchorprep.inspect.stats import run_stats
+from anchorprep.inspect.stats import RunStats, run_stats
 from anchorprep.inspect.validate import CHECKS, Problem, ValidationReport, validate_run
 
-__all__ = ["CHECKS", "PLOT_INSTALL_HINT", "PlotResult", "Problem", "ValidationReport", "plot_utterance", "run_stats",
+__all__ = ["CHECKS", "PLOT_INSTALL_HINT", "PlotResult", "Problem", "RunStats", "ValidationReport", "plot_utterance", "run_stats",
            "validate_run"]

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from anchorprep.anchors import IGNORE_INDEX, NO_ANCHOR
+from anchorprep.anchors import IGNORE_INDEX, NO_ANCHOR, source_kind
 from anchorprep.errors import AnchorprepError, UsageError
-from anchorprep.inspect.runs import find_row, grid_of, open_run, used_mask
+from anchorprep.inspect.runs import find_row, used_mask
+from anchorprep.shards.run import RunSettings, open_run
 
 PLOT_INSTALL_HINT = "pip install 'anchorprep[plot]'  (or: pip install 'matplotlib>=3.7')"
 SOURCE_COLOURS = {"alignment": "#d62728", "vad": "#2ca02c", "accel": "#9467bd", "manual": "#ff7f0e"}
@@ -72,24 +73,22 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def _load_alignment(path: Path, settings: dict, utt_id: str, start_s: float):
     """The word tier of ``path`` for this utterance, its time offset, and the align options."""
-    from anchorprep.sources.alignment import read_alignment, select_word_tier
+    from anchorprep.sources.alignments.formats import utterance_alignment
+    from anchorprep.sources.alignments.keywords import select_word_tier, select_word_tiers
+    from anchorprep.sources.alignments.model import Tier
 
     align = settings.get("align", {}) if settings.get("command") == "align" else {}
-    fmt = align.get("alignment_format", "auto")
-    if fmt == "ctm" or (fmt == "auto" and str(path).lower().endswith(".ctm")):
-        from anchorprep.sources.ctm import ctm_to_utterances, read_ctm, read_segments
-
-        by_file = read_ctm(str(path), encoding=align.get("encoding", "utf-8"), level=align.get("level", "words"))
-        if align.get("segments"):
-            by_file = ctm_to_utterances(by_file, read_segments(align["segments"]))
-        if utt_id not in by_file:
-            raise UsageError(f"{path}: no lines for utterance {utt_id!r}")
-        alignment, offset = by_file[utt_id], 0.0
+    alignment, utterance_relative = utterance_alignment(
+        path, utt_id, align.get("alignment_format", "auto"), encoding=align.get("encoding", "utf-8"),
+        level=align.get("level", "words"), segments=align.get("segments"), lhotse_unit=align.get("lhotse_unit", "auto"))
+    if align.get("speaker") in ("all", "column"):  # anchors from several speakers: draw all their words
+        chosen = select_word_tiers(alignment, tier=align.get("tier"), speaker="all", level=align.get("level", "words"))
+        intervals = sorted((iv for c in chosen for iv in c.tier.intervals), key=lambda iv: (iv.start, iv.end))
+        tier = Tier(" + ".join(c.tier.name for c in chosen), tuple(intervals))
     else:
-        alignment, offset = read_alignment(str(path), format=fmt), start_s
-    tier = select_word_tier(alignment, tier=align.get("tier"), speaker=align.get("speaker"),
-                            level=align.get("level", "words"))
-    return tier, offset, align
+        tier = select_word_tier(alignment, tier=align.get("tier"), speaker=align.get("speaker"),
+                                level=align.get("level", "words"))
+    return tier, 0.0 if utterance_relative else start_s, align
 
 
 def plot_utterance(
@@ -120,11 +119,11 @@ def plot_utterance(
     Figure, FigureCanvasAgg = _matplotlib()
     width_px, height_px = size_px
     if width_px < 400 or height_px < 300 or dpi <= 0:
-        raise UsageError("--size must be at least 400x300 pixels and --dpi positive")
+        raise UsageError("`size_px` must be at least 400x300 pixels and `dpi` positive")
     run = open_run(out)
     row, shard = find_row(run, utt_id)
     settings = run.settings
-    grid = grid_of(settings)
+    grid = settings.grid
     result = PlotResult(Path(path), (int(width_px), int(height_px)))
     weights, weight_label = _weights(row["distance"], kernel, width, width_before, width_after, gain)
 
@@ -143,14 +142,14 @@ def plot_utterance(
     words = None
     if alignment is not None:
         try:
-            words = _load_alignment(Path(alignment), settings, utt_id, float(row["start_s"]))
+            words = _load_alignment(Path(alignment), settings.to_dict(), utt_id, float(row["start_s"]))
         except AnchorprepError as exc:
-            raise UsageError(f"--alignment {alignment}: {exc}") from None
-    elif settings.get("command") == "align":
+            raise UsageError(f"`alignment` {alignment}: {exc}") from None
+    elif settings.command == "align":
         result.notes.append("alignment panel skipped: the shards do not store alignment paths (pass --alignment)")
 
     vad = None
-    vad_block = settings.get("vad")
+    vad_block = settings.job.get("vad")
     if vad_block and row.get("audio_path"):
         from anchorprep.inspect.runs import dataclass_from
         from anchorprep.sources.vad import VadSettings, vad_file
@@ -164,7 +163,7 @@ def plot_utterance(
     sensor = None
     if accel is not None:
         sensor = _accel_trace(Path(accel), settings, time_offset_s)
-    elif settings.get("command") == "accel":
+    elif settings.command == "accel":
         result.notes.append("accelerometer panel skipped: the shards do not store sensor paths (pass --accel)")
 
     panels = []  # (name, height ratio)
@@ -215,7 +214,7 @@ def plot_utterance(
     px_per_s = width_px * 0.88 / max(xmax, 1e-6)
     row_ends: list[float] = []
     for t, label, source, keep in sorted(zip(times, labels, sources, used), key=lambda a: a[0]):
-        colour = SOURCE_COLOURS.get(source, "black")
+        colour = SOURCE_COLOURS.get(source_kind(source), "black")
         for a in axes:
             a.axvline(t, color=colour, lw=1.4 if keep else 1.0, ls="-" if keep else ":", alpha=0.9, zorder=5)
         text = f"{label} {t:.3f} s"
@@ -233,9 +232,9 @@ def plot_utterance(
     axes[0].set_xlim(0.0, xmax)
 
     audio = Path(row["audio_path"]).name if row.get("audio_path") else "no audio"
-    title = (f"{utt_id}  ·  {settings.get('command')} run {run.out.name}/{shard}  ·  {audio} "
+    title = (f"{utt_id}  ·  {settings.command} run {run.path.name}/{shard}  ·  {audio} "
              f"[{row['start_s']:.3f} s + {duration:.3f} s]  ·  {row['num_frames']} frames "
-             f"({grid.frame_shift_ms:g} ms shift, {settings.get('anchor_rule')} anchors)")
+             f"({grid.frame_shift_ms:g} ms shift, {settings.anchor_rule} anchors)")
     fig.suptitle(title, fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -303,7 +302,8 @@ def _draw_spectrogram(ax, samples: np.ndarray, rate: int, grid, max_freq_hz: flo
 
 
 def _draw_alignment(ax, words, duration, times, labels, sources, fig, width_px) -> list[str]:
-    from anchorprep.sources.alignment import SILENCE_LABELS, find_phrase
+    from anchorprep.sources.alignments.keywords import find_phrase
+    from anchorprep.sources.text import SILENCE_LABELS
 
     tier, offset, align = words
     ax.set_ylim(0, 1)
@@ -332,7 +332,7 @@ def _draw_alignment(ax, words, duration, times, labels, sources, fig, width_px) 
         edge = align.get("edge", "end")
         expected = sorted(t for t in (s if edge == "start" else e if edge == "end" else (s + e) / 2
                                       for s, e in highlighted) if 0 <= t <= duration)
-        stored = sorted(float(t) for t, s in zip(times, sources) if s == "alignment")
+        stored = sorted(float(t) for t, s in zip(times, sources) if source_kind(s) == "alignment")
         if len(expected) != len(stored) or not np.allclose(expected, stored, atol=1e-6):
             notes.append(f"the alignment file gives keyword {edge}s at {np.round(expected, 3).tolist()} s, the row has "
                          f"{np.round(stored, 3).tolist()} s: is it the alignment this run used?")
@@ -351,19 +351,20 @@ def _draw_vad(ax, vad) -> None:
     ax.set_ylabel("VAD", fontsize=8)
 
 
-def _accel_trace(path: Path, settings: dict, time_offset_s: float | None):
+def _accel_trace(path: Path, settings: RunSettings, time_offset_s: float | None):
     from anchorprep.inspect.runs import dataclass_from, tuple_or_none
     from anchorprep.sources.accel import AccelSettings, detect_peaks, filtered_signal, read_accel
 
-    block = settings.get("accel", {})
+    block = settings.job.get("accel", {})
     try:
         detect = dataclass_from(AccelSettings, block, band_hz=tuple(block.get("band_hz", (0.5, 3.0)))) if block else AccelSettings()
         recording = read_accel(path, columns=tuple_or_none(block.get("columns")), time_unit=block.get("time_unit", "auto"),
-                               rate=block.get("rate"), skip_rows=block.get("skip_rows", 0))
+                               rate=block.get("rate"), skip_rows=block.get("skip_rows", 0),
+                               units=block.get("units", "m/s2"), max_gap_s=block.get("max_gap_s", 60.0))
         clock, filtered = filtered_signal(recording, detect)
         peaks = detect_peaks(recording, detect)
     except AnchorprepError as exc:
-        raise UsageError(f"--accel {path}: {exc}") from None
+        raise UsageError(f"`accel` {path}: {exc}") from None
     offset = block.get("default_time_offset_s", 0.0) if time_offset_s is None else time_offset_s
     return {"t": clock + offset, "y": filtered, "peaks": peaks.times_s + offset, "peak_values": peaks.values,
             "offset": offset, "settings": detect}
@@ -385,8 +386,8 @@ def _draw_accel(ax, sensor: dict, duration: float) -> None:
 def _draw_distance(ax, row, settings, ends, step, frames, used) -> None:
     distance = np.asarray(row["distance"], dtype=np.float64)
     target = np.asarray(row["target"])
-    names = {v: k for k, v in settings.get("label_map", {}).items()}
-    vad_targets = settings.get("targets", {}).get("mode") == "vad"
+    names = {v: k for k, v in settings.label_map.items()}
+    vad_targets = settings.vad_targets
     shown = np.where(np.abs(distance) >= NO_ANCHOR, np.nan, distance)
     handles = []
     from matplotlib.patches import Patch
@@ -411,7 +412,7 @@ def _draw_distance(ax, row, settings, ends, step, frames, used) -> None:
         ax.axhline(0, color="0.3", lw=0.6)
         anchor_ends = ends[frames[used]] if len(frames) else []
         ax.plot(anchor_ends, np.zeros(len(anchor_ends)), "o", color="black", ms=4, zorder=7)
-        window = settings.get("targets", {}).get("positive_window")
+        window = settings.targets.get("positive_window")
         if window:
             ax.axhspan(window[0], window[1], color="0.5", alpha=0.08, lw=0)
     ax.set_ylabel("distance $d_t$\n(frames)")
@@ -423,7 +424,7 @@ def _anchor_legend(sources, used):
 
     handles = []
     for source in dict.fromkeys(sources):
-        colour = SOURCE_COLOURS.get(source, "black")
+        colour = SOURCE_COLOURS.get(source_kind(source), "black")
         if any(s == source and u for s, u in zip(sources, used)):
             handles.append(Line2D([], [], color=colour, lw=1.4, label=f"{source} anchor"))
         if any(s == source and not u for s, u in zip(sources, used)):

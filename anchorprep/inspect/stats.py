@@ -1,7 +1,7 @@
 """`anchorprep stats`: what a run holds, as numbers (and optionally histograms).
 
 `run_stats` reads the shards (only the columns it needs), report.json and errors.jsonl of a run
-and returns a JSON-serialisable dict: utterance and frame counts, positives and negatives, anchors
+and returns a `RunStats` (JSON one ``.to_dict()`` away): utterance and frame counts, positives and negatives, anchors
 per utterance, anchor positions in seconds and relative to the utterance, anchors by label and
 source, target class balance, clipped anchors and other report counters, errors grouped by stage
 and by reason, and utterance durations.
@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from anchorprep.anchors import IGNORE_INDEX, NO_ANCHOR
 from anchorprep.errors import UsageError
-from anchorprep.inspect.runs import Run, list_column, open_run
+from anchorprep.shards.run import MANIFEST_FILE, Run, list_column, open_run
 
 SUMMARY_QUANTILES = (0.05, 0.5, 0.95)
 HIST_BINS = 20
@@ -67,14 +68,33 @@ def reason_group(reason: str) -> str:
     return reason
 
 
+@dataclass(frozen=True)
+class RunStats:
+    """What `run_stats` found; each field is one JSON block of ``to_dict()`` (see the module docstring)."""
+
+    out: str
+    run: dict[str, Any]
+    utterances: dict[str, Any]
+    durations_s: dict[str, Any]
+    frames: dict[str, Any]
+    anchors: dict[str, Any]
+    event_durations: dict[str, Any]
+    report_counters: dict[str, int]
+    errors: dict[str, Any]
+    no_anchor_distance: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 def _errors(run: Run) -> dict:
-    lines = run.error_lines()
-    by_stage = Counter(str(line.get("stage")) for line in lines)
+    lines = run.errors()
+    by_stage = Counter(line.stage for line in lines)
     groups: dict[tuple[str, str], dict] = {}
     for line in lines:
-        key = (str(line.get("stage")), reason_group(str(line.get("reason", ""))))
-        group = groups.setdefault(key, {"stage": key[0], "reason": key[1], "count": 0, "example_utt_id": line.get("utt_id"),
-                                        "example_reason": line.get("reason")})
+        key = (line.stage, reason_group(line.reason))
+        group = groups.setdefault(key, {"stage": key[0], "reason": key[1], "count": 0, "example_utt_id": line.utt_id,
+                                        "example_reason": line.reason})
         group["count"] += 1
     by_reason = sorted(groups.values(), key=lambda g: (-g["count"], g["stage"], g["reason"]))
     return {"count": len(lines), "by_stage": dict(by_stage.most_common()), "by_reason": by_reason}
@@ -93,12 +113,12 @@ def _pair_durations(starts: dict, ends: dict) -> tuple[list[float], int]:
 
 def _anchor_times_by_label(run: Run, source: str | None = None) -> dict[tuple[str, str], list[float]]:
     times: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for name in run.shard_files:
-        table = pq.read_table(run.out / name, columns=["utt_id", "anchor_times_s", "anchor_labels", "anchor_sources"])
+    for shard in run.shards:
+        table = run.read_shard(shard, ["utt_id", "anchor_times_s", "anchor_labels", "anchor_sources"])
         ids = table.column("utt_id").to_pylist()
-        offsets, values = list_column(table, "anchor_times_s")
-        _, labels = list_column(table, "anchor_labels")
-        _, sources = list_column(table, "anchor_sources")
+        offsets, values = list_column(table.column("anchor_times_s"))
+        _, labels = list_column(table.column("anchor_labels"))
+        _, sources = list_column(table.column("anchor_sources"))
         for i, utt in enumerate(ids):
             for k in range(offsets[i], offsets[i + 1]):
                 if source is None or sources[k] == source:
@@ -108,22 +128,22 @@ def _anchor_times_by_label(run: Run, source: str | None = None) -> dict[tuple[st
 
 def _event_durations(run: Run, other_edge: Path | None) -> dict:
     settings = run.settings
-    command = settings.get("command")
+    command = settings.command
     if other_edge is not None:
         if command != "align":
-            raise UsageError("--other-edge pairs two alignment runs; this run is not an `anchorprep align` run")
+            raise UsageError("`other_edge` pairs two alignment runs; this run is not an `anchorprep align` run")
         other = open_run(other_edge)
-        mine, theirs = settings.get("align", {}), other.settings.get("align", {})
-        if other.settings.get("command") != "align" or mine.get("keywords") != theirs.get("keywords"):
+        mine, theirs = settings.job.get("align", {}), other.settings.job.get("align", {})
+        if other.settings.command != "align" or mine.get("keywords") != theirs.get("keywords"):
             raise UsageError(f"{other_edge} is not an align run with the same keywords {mine.get('keywords')}")
         edges = {mine.get("edge"), theirs.get("edge")}
         if edges != {"start", "end"}:
-            raise UsageError(f"--other-edge needs one run with --edge start and one with --edge end; got {sorted(edges)}")
+            raise UsageError(f"`other_edge` needs one run with edge start and one with edge end; got {sorted(edges)}")
         starts, ends = ((run, other) if mine.get("edge") == "start" else (other, run))
         durations, unpaired = _pair_durations(_anchor_times_by_label(starts), _anchor_times_by_label(ends))
         return {"available": True, "kind": "keyword", "how": f"end − start, paired by utt_id and keyword with {other_edge}",
                 "unpaired": unpaired, "seconds": summary(durations)}
-    if command == "vad" and settings.get("vad", {}).get("offsets"):
+    if command == "vad" and settings.job.get("vad", {}).get("offsets"):
         times = _anchor_times_by_label(run, "vad")
         starts = {utt: t for (utt, label), t in times.items() if label == "speech_onset"}
         ends = {utt: t for (utt, label), t in times.items() if label == "speech_offset"}
@@ -131,8 +151,8 @@ def _event_durations(run: Run, other_edge: Path | None) -> dict:
         return {"available": True, "kind": "speech segment", "how": "speech_offset − speech_onset of each VAD segment",
                 "unpaired": unpaired, "seconds": summary(durations)}
     if command == "align":
-        edge = settings.get("align", {}).get("edge", "end")
-        if settings.get("align", {}).get("speech_onsets"):
+        edge = settings.job.get("align", {}).get("edge", "end")
+        if settings.job.get("align", {}).get("speech_onsets"):
             reason = "a --speech-onsets run stores only where speech runs start"
         else:
             reason = (f"keyword durations are not stored: this alignment run anchors each keyword at its {edge} only. "
@@ -147,35 +167,35 @@ def _event_durations(run: Run, other_edge: Path | None) -> dict:
     return {"available": False, "reason": reasons.get(command, f"not derivable for `{command}` runs")}
 
 
-def run_stats(out: Path, other_edge: Path | None = None) -> dict:
-    """Statistics of the run in ``out`` (see the module docstring); JSON-serialisable.
+def run_stats(out: Path, other_edge: Path | None = None) -> RunStats:
+    """Statistics of the run in ``out`` (see the module docstring).
 
     ``other_edge``: an `anchorprep align` run over the same items with the opposite ``--edge``
     (start vs end); keyword durations are then ``end − start`` per occurrence.
     """
     run = open_run(out)
     settings = run.settings
-    ids = settings.get("label_map", {})
+    ids = dict(settings.label_map)
     names = {v: k for k, v in ids.items()}
     durations, anchors_per_utt, times, relative = [], [], [], []
     labels, sources = Counter(), Counter()
     by_label_source: Counter = Counter()
     target_counts: Counter = Counter()
     frames = positives = negatives = utterances = 0
-    for name in run.shard_files:
-        path = run.out / name
+    for shard in run.shards:
+        path = run.path / shard.file
         if not path.is_file():
-            raise UsageError(f"{path} is listed in manifest.json but missing (run `anchorprep validate`)")
-        table = pq.read_table(path, columns=_COLUMNS)
+            raise UsageError(f"{path} is listed in {MANIFEST_FILE} but missing (run `anchorprep validate`)")
+        table = run.read_shard(shard, _COLUMNS)
         n = table.num_rows
         utterances += n
         duration = np.asarray(table.column("duration_s").to_numpy(), dtype=np.float64)
         num_frames = np.asarray(table.column("num_frames").to_numpy(), dtype=np.int64)
         durations.append(duration)
         frames += int(num_frames.sum())
-        offsets, values = list_column(table, "anchor_times_s")
-        _, row_labels = list_column(table, "anchor_labels")
-        _, row_sources = list_column(table, "anchor_sources")
+        offsets, values = list_column(table.column("anchor_times_s"))
+        _, row_labels = list_column(table.column("anchor_labels"))
+        _, row_sources = list_column(table.column("anchor_sources"))
         counts = np.diff(offsets)
         anchors_per_utt.append(counts)
         times.append(values)
@@ -183,49 +203,48 @@ def run_stats(out: Path, other_edge: Path | None = None) -> dict:
         labels.update(row_labels)
         sources.update(row_sources)
         by_label_source.update(zip(row_labels, row_sources))
-        d_offsets, distance = list_column(table, "distance")
+        d_offsets, distance = list_column(table.column("distance"))
         row_of_frame = np.repeat(np.arange(n), np.diff(d_offsets))
         positive_rows = np.unique(row_of_frame[np.asarray(distance) == 0]).size
         positives += int(positive_rows)
         negatives += int(n - positive_rows)
-        _, target = list_column(table, "target")
+        _, target = list_column(table.column("target"))
         values_t, counts_t = np.unique(target, return_counts=True)
         target_counts.update({int(v): int(c) for v, c in zip(values_t, counts_t)})
     durations = np.concatenate(durations) if durations else np.zeros(0)
     anchors_per_utt = np.concatenate(anchors_per_utt) if anchors_per_utt else np.zeros(0)
     times = np.concatenate(times) if times else np.zeros(0)
     relative = np.concatenate(relative) if relative else np.zeros(0)
-    report = run.report() or {}
-    known = {"in", "written", "failed", "failed_by_stage", "skipped", "utterances", "positives", "negatives", "anchors"}
-    vad_targets = settings.get("targets", {}).get("mode") == "vad"
-    target_names = {0: "non-speech", 1: "speech"} if vad_targets else names
+    report = run.report()
+    counters = report.counters if report is not None else {}
+    known = {"utterances", "positives", "negatives", "anchors"}
+    target_names = {0: "non-speech", 1: "speech"} if settings.vad_targets else names
 
     def target_name(value: int) -> str:
         if value == IGNORE_INDEX:
             return "ignore (-100)"
         return target_names.get(value, str(value))
 
-    grid = settings.get("grid", {})
-    return {
-        "out": str(run.out),
-        "run": {
-            "command": settings.get("command"), "source": settings.get("source"),
-            "tool_version": settings.get("tool_version"), "settings_sha256": settings.get("settings_sha256"),
-            "grid": grid, "anchor_rule": settings.get("anchor_rule"), "targets": settings.get("targets"),
-            "label_map": ids, "combine": settings.get("combine"), "shards": len(run.shard_files),
+    return RunStats(
+        out=str(run.path),
+        run={
+            "command": settings.command, "source": settings.job.get("source"),
+            "tool_version": settings.tool_version, "settings_sha256": settings.settings_sha256,
+            "grid": dict(sorted(settings.grid.to_dict().items())), "anchor_rule": settings.anchor_rule, "targets": dict(settings.targets),
+            "label_map": ids, "combine": settings.job.get("combine"), "shards": len(run.shards),
         },
-        "utterances": {
-            "in": report.get("in", settings.get("inputs", {}).get("count")), "written": utterances,
-            "failed": report.get("failed"), "positives": positives, "negatives": negatives,
+        utterances={
+            "in": report.items_in if report is not None else settings.inputs.count, "written": utterances,
+            "failed": report.failed if report is not None else None, "positives": positives, "negatives": negatives,
             "positive_share": positives / utterances if utterances else None,
         },
-        "durations_s": {**summary(durations), "total_hours": float(durations.sum() / 3600.0)},
-        "frames": {
+        durations_s={**summary(durations), "total_hours": float(durations.sum() / 3600.0)},
+        frames={
             "total": frames,
             "targets": {target_name(v): c for v, c in sorted(target_counts.items())},
             "positive_share": (sum(c for v, c in target_counts.items() if v > 0) / frames) if frames else None,
         },
-        "anchors": {
+        anchors={
             "total": int(len(times)),
             "per_utterance": summary(anchors_per_utt, integer=True),
             "by_label": dict(labels.most_common()),
@@ -234,21 +253,22 @@ def run_stats(out: Path, other_edge: Path | None = None) -> dict:
                                     for (lab, src), c in by_label_source.most_common()],
             "time_s": summary(times),
             "relative_position": summary(relative, span=(0.0, 1.0)),
-            "clipped_after_end": report.get("anchors_clipped_after_end", 0),
-            "clipped_before_start": report.get("anchors_clipped_before_start", 0),
+            "clipped_after_end": counters.get("anchors_clipped_after_end", 0),
+            "clipped_before_start": counters.get("anchors_clipped_before_start", 0),
         },
-        "event_durations": _event_durations(run, Path(other_edge) if other_edge else None),
-        "report_counters": {k: v for k, v in sorted(report.items())
-                            if k not in known and not k.startswith("anchors_from_") and not k.startswith("anchors_clipped")},
-        "errors": _errors(run),
-        "no_anchor_distance": NO_ANCHOR,
-    }
+        event_durations=_event_durations(run, Path(other_edge) if other_edge else None),
+        report_counters={k: v for k, v in sorted(counters.items())
+                         if k not in known and not k.startswith("anchors_from_") and not k.startswith("anchors_clipped")},
+        errors=_errors(run),
+        no_anchor_distance=NO_ANCHOR,
+    )
 
 
-def stats_figure(stats: dict, path: Path, dpi: int = 100) -> Path:
+def stats_figure(stats: RunStats, path: Path, dpi: int = 100) -> Path:
     """Histograms of a `run_stats` result as a PNG (needs matplotlib)."""
     from anchorprep.inspect.plot import _matplotlib
 
+    stats = stats.to_dict()
     Figure, FigureCanvasAgg = _matplotlib()
     fig = Figure(figsize=(13, 7.5), dpi=dpi, layout="constrained")
     canvas = FigureCanvasAgg(fig)
@@ -308,4 +328,4 @@ def stats_figure(stats: dict, path: Path, dpi: int = 100) -> Path:
     return path
 
 
-__all__ = ["reason_group", "run_stats", "stats_figure", "summary"]
+__all__ = ["RunStats", "reason_group", "run_stats", "stats_figure", "summary"]

@@ -22,15 +22,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from anchorprep.anchors import ANCHOR_SOURCES, BACKGROUND, anchor_distances, frame_targets
+from anchorprep.anchors import ANCHOR_SOURCES, BACKGROUND, anchor_distances, frame_targets, source_kind
 from anchorprep.errors import UsageError
-from anchorprep.inspect.runs import (
-    ERRORS, MANIFEST, REPORT, Run, check_out_dir, combine_of, command_items, config_of, grid_of, iter_rows,
-    job_settings_mismatch, rebuild_job, used_mask, window_of,
-)
-from anchorprep.pipeline.runner import STATE_DIR, ItemFailure, inputs_fingerprint, settings_hash, shard_name
+from anchorprep.inspect.runs import combine_of, command_items, job_settings_mismatch, rebuild_job, used_mask
+from anchorprep.pipeline.runner import ItemFailure, inputs_fingerprint
 from anchorprep.shards import SCHEMA_VERSION, read_settings, shard_schema
 from anchorprep.shards.io import sha256_file
+from anchorprep.shards.run import (
+    ERRORS_FILE, MANIFEST_FILE, REPORT_FILE, RUN_SETTINGS_FILE, RunFolder, RunSettings, check_folder, iter_rows,
+    settings_hash, shard_count, shard_name,
+)
 
 #: Problems kept per check; the rest are only counted (`ValidationReport.omitted`).
 MAX_PROBLEMS_PER_CHECK = 200
@@ -55,6 +56,24 @@ CHECKS = {
     "items": "every input item is in exactly one place: a shard row or an errors.jsonl line",
     "deep": "a sample of rows re-derived from their inputs equals the stored rows",
 }
+
+
+@dataclass
+class _RawRun:
+    """The run as its files hold it (validate checks the raw JSON; `typed` once the settings parse)."""
+
+    out: Path
+    manifest: dict
+    settings: dict
+    typed: RunSettings | None = None
+
+    @property
+    def shard_files(self) -> list[str]:
+        return [s.get("file", "") for s in self.manifest.get("shards", [])]
+
+    @property
+    def command(self) -> str:
+        return str(self.settings.get("command", ""))
 
 
 @dataclass(frozen=True)
@@ -127,29 +146,29 @@ def validate_run(out: Path, deep: int = 0, inputs: Path | None = None, seed: int
     Raises `UsageError` when ``out`` is not a run folder, or when ``deep`` is asked for and cannot
     be done at all (missing ``inputs``); everything wrong *inside* the run is a `Problem`.
     """
-    out = check_out_dir(out)
+    out = check_folder(out)
     if deep < 0:
-        raise UsageError("--deep must be >= 0")
+        raise UsageError("`deep` must be >= 0")
     report = ValidationReport(out)
     problem = _Collector(report)
-    manifest_path = out / MANIFEST
-    if not manifest_path.is_file():
-        if (out / STATE_DIR / "run.json").is_file():
-            done = len(list((out / STATE_DIR / "done").glob("*.json")))
-            problem("layout", f"no {MANIFEST}: the run is unfinished ({done} shard(s) done); finish it "
-                              "(--resume) or run `anchorprep assemble` when every shard is done")
+    folder = RunFolder(out)
+    if not folder.manifest_file.is_file():
+        if folder.settings_file.is_file():
+            done = len(list(folder.done_dir.glob("*.json")))
+            problem("layout", f"no {MANIFEST_FILE}: the run is unfinished ({done} shard(s) done); finish it "
+                              "(resume) or run `anchorprep assemble` when every shard is done")
             return report
-        raise UsageError(f"{out}: no {MANIFEST}; is this the output folder of an anchorprep run?")
+        raise UsageError(f"{out}: no {MANIFEST_FILE}; is this the output folder of an anchorprep run?")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = json.loads(folder.manifest_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        problem("manifest", f"{MANIFEST} is not valid JSON: {exc}")
+        problem("manifest", f"{MANIFEST_FILE} is not valid JSON: {exc}")
         return report
     if not isinstance(manifest, dict) or not isinstance(manifest.get("settings"), dict):
-        problem("manifest", f"{MANIFEST} has no settings object")
+        problem("manifest", f"{MANIFEST_FILE} has no settings object")
         return report
     settings = manifest["settings"]
-    run = Run(out, manifest, settings)
+    run = _RawRun(out, manifest, settings)
     if deep:
         _check_deep_possible(run, inputs)
 
@@ -167,15 +186,21 @@ def validate_run(out: Path, deep: int = 0, inputs: Path | None = None, seed: int
 # manifest, settings, layout
 
 
+#: Keys whose absence is its own finding ("settings lack ..."), not a reason to skip the row checks.
+_LENIENT_DEFAULTS = {"schema_version": SCHEMA_VERSION, "tool": "", "tool_version": "", "command": "",
+                     "time_reference": "", "shard_size": 1, "inputs": {"count": 0, "sha256": ""}, "targets": {},
+                     "settings_sha256": ""}
+
+
 def _planned_shards(settings: dict) -> int | None:
     try:
         count, size = int(settings["inputs"]["count"]), int(settings["shard_size"])
     except (KeyError, TypeError, ValueError):
         return None
-    return max(1, -(-count // size)) if size > 0 else None
+    return shard_count(count, size) if size > 0 else None
 
 
-def _check_manifest(run: Run, problem, report: ValidationReport) -> bool:
+def _check_manifest(run: _RawRun, problem, report: ValidationReport) -> bool:
     """Manifest/settings/layout checks; returns whether the grid and label map are usable."""
     manifest, settings, out = run.manifest, run.settings, run.out
     if manifest.get("schema_version") != SCHEMA_VERSION:
@@ -199,31 +224,35 @@ def _check_manifest(run: Run, problem, report: ValidationReport) -> bool:
             problem("settings", f"settings lack {key!r}")
     grid_ok = True
     try:
-        grid_of(settings)
-        if settings.get("anchor_rule") not in ("causal", "nearest"):
-            raise ValueError(f"unknown anchor_rule {settings.get('anchor_rule')!r}")
-        ids = settings["label_map"]
+        if "grid" not in settings:
+            raise KeyError("grid")
+        typed = RunSettings.from_dict({**_LENIENT_DEFAULTS, **settings})
+        if typed.anchor_rule not in ("causal", "nearest"):
+            raise ValueError(f"unknown anchor_rule {typed.anchor_rule!r}")
+        ids = typed.label_map
         if ids.get(BACKGROUND) != 0 or sorted(ids.values()) != list(range(len(ids))):
             raise ValueError(f"label_map must map background to 0 and the labels to 1..n, got {ids}")
-        window_of(settings)
-    except (KeyError, TypeError, ValueError, UsageError) as exc:
+        typed.window  # noqa: B018 - raises on a malformed positive_window
+        run.typed = typed
+    except (KeyError, TypeError, ValueError) as exc:
         problem("settings", f"unusable grid, anchor rule, label map or targets: {exc}")
         grid_ok = False
-    try:
-        combine_of(settings)
-    except (TypeError, ValueError, UsageError) as exc:
-        problem("settings", f"unusable combine block: {exc}")
-        grid_ok = False
+    if run.typed is not None:
+        try:
+            combine_of(run.typed)
+        except (TypeError, ValueError) as exc:
+            problem("settings", f"unusable combine block: {exc}")
+            grid_ok = False
 
-    run_file = out / STATE_DIR / "run.json"
+    run_file = RunFolder(out).settings_file
     if run_file.is_file():
         try:
             if json.loads(run_file.read_text(encoding="utf-8")) != settings:
-                problem("manifest", f"{STATE_DIR}/run.json differs from the manifest settings")
+                problem("manifest", f"{RUN_SETTINGS_FILE} differs from the manifest settings")
         except (OSError, ValueError):
-            problem("manifest", f"{STATE_DIR}/run.json is not valid JSON")
+            problem("manifest", f"{RUN_SETTINGS_FILE} is not valid JSON")
     else:
-        report.notes.append(f"no {STATE_DIR}/run.json (fine for a copied run; --resume needs it)")
+        report.notes.append(f"no {RUN_SETTINGS_FILE} (fine for a copied run; resuming needs it)")
 
     shards = manifest.get("shards")
     if not isinstance(shards, list) or not all(isinstance(s, dict) and "file" in s for s in shards):
@@ -247,13 +276,13 @@ def _check_manifest(run: Run, problem, report: ValidationReport) -> bool:
                 detail += "; the order differs"
             problem("layout", detail)
     listed = {s["file"] for s in shards}
-    for path in sorted(out.glob("anchors-*.parquet")):
+    for path in RunFolder(out).shard_files():
         if path.name not in listed:
-            problem("layout", f"{path.name} is in the folder but not in {MANIFEST} (a shard of another run?)")
+            problem("layout", f"{path.name} is in the folder but not in {MANIFEST_FILE} (a shard of another run?)")
     for name in listed:
         if not (out / name).is_file():
-            problem("layout", f"{name} is listed in {MANIFEST} but missing", name)
-    for key, default in (("errors_file", ERRORS), ("report_file", REPORT)):
+            problem("layout", f"{name} is listed in {MANIFEST_FILE} but missing", name)
+    for key, default in (("errors_file", ERRORS_FILE), ("report_file", REPORT_FILE)):
         name = manifest.get(key, default)
         if not (out / name).is_file():
             problem("layout", f"{name} is missing")
@@ -276,7 +305,7 @@ class _ShardState:
     frames: int = 0
 
 
-def _check_shards(run: Run, problem, report: ValidationReport, grid_ok: bool) -> _ShardState:
+def _check_shards(run: _RawRun, problem, report: ValidationReport, grid_ok: bool) -> _ShardState:
     settings = run.settings
     state = _ShardState()
     passthrough = tuple(settings.get("passthrough_columns", []))
@@ -370,13 +399,13 @@ def _plausible_frame_counts(grid, duration_s: float, sample_rate: int) -> set[in
     return {grid.num_frames(grid.resampled_length(n, sample_rate)) for n in samples}
 
 
-def _check_rows(run: Run, table, name: str, problem, state: _ShardState) -> None:
-    settings = run.settings
-    grid = grid_of(settings)
-    rule = settings["anchor_rule"]
-    ids = settings["label_map"]
-    window = window_of(settings)
-    vad_targets = settings.get("targets", {}).get("mode") == "vad"
+def _check_rows(run: _RawRun, table, name: str, problem, state: _ShardState) -> None:
+    settings = run.typed
+    grid = settings.grid
+    rule = settings.anchor_rule
+    ids = settings.label_map
+    window = settings.window
+    vad_targets = settings.vad_targets
     combine = combine_of(settings)
     stats = state.stats
     for row in iter_rows(table):
@@ -430,7 +459,7 @@ def _check_rows(run: Run, table, name: str, problem, state: _ShardState) -> None
         if bad_labels:
             problem("anchors", f"labels {bad_labels} are not in the label map {list(ids)}", name, utt)
             anchors_ok = False
-        bad_sources = sorted({s for s in sources if s not in ANCHOR_SOURCES})
+        bad_sources = sorted({s for s in sources if source_kind(s) not in ANCHOR_SOURCES})
         if bad_sources:
             problem("anchors", f"sources {bad_sources} are not among {list(ANCHOR_SOURCES)}", name, utt)
         if expected_frames is not None:
@@ -462,8 +491,8 @@ def _check_rows(run: Run, table, name: str, problem, state: _ShardState) -> None
 _ERROR_FIELDS = {"utt_id": str, "row": int, "path": str, "stage": str, "reason": str, "shard": str}
 
 
-def _check_errors(run: Run, problem, report: ValidationReport) -> list[dict]:
-    path = run.out / run.manifest.get("errors_file", ERRORS)
+def _check_errors(run: _RawRun, problem, report: ValidationReport) -> list[dict]:
+    path = run.out / run.manifest.get("errors_file", ERRORS_FILE)
     lines: list[dict] = []
     if not path.is_file():
         return lines
@@ -511,7 +540,7 @@ def _check_errors(run: Run, problem, report: ValidationReport) -> list[dict]:
     return lines
 
 
-def _check_report(run: Run, problem, report: ValidationReport, state: _ShardState, errors: list[dict]) -> None:
+def _check_report(run: _RawRun, problem, report: ValidationReport, state: _ShardState, errors: list[dict]) -> None:
     settings, manifest = run.settings, run.manifest
     items = settings.get("inputs", {}).get("count")
     # Every item in exactly one place, shard by shard.
@@ -527,7 +556,7 @@ def _check_report(run: Run, problem, report: ValidationReport, state: _ShardStat
             if placed != planned:
                 problem("items", f"holds {state.rows_by_shard[name]} row(s) and has {failed_in.get(name, 0)} error "
                                  f"line(s) = {placed}, but {planned} input item(s) belong to it", name)
-    path = run.out / manifest.get("report_file", REPORT)
+    path = run.out / manifest.get("report_file", REPORT_FILE)
     if not path.is_file():
         return
     try:
@@ -582,15 +611,15 @@ _NEEDS_INPUTS = {
 }
 
 
-def _check_deep_possible(run: Run, inputs: Path | None) -> None:
+def _check_deep_possible(run: _RawRun, inputs: Path | None) -> None:
     command = run.command
     if command not in ("align", "vad", "accel", "merge"):
-        raise UsageError(f"--deep cannot re-derive rows of an `anchorprep {command}` run")
+        raise UsageError(f"`deep` cannot re-derive rows of an `anchorprep {command}` run")
     if command in _NEEDS_INPUTS and inputs is None:
-        raise UsageError(f"--deep on an `anchorprep {command}` run needs --inputs (the manifest, folder or CTM the "
+        raise UsageError(f"`deep` on an `anchorprep {command}` run needs `inputs` (the manifest, folder or CTM the "
                          f"run read): {_NEEDS_INPUTS[command]}")
     if command == "merge" and inputs is not None:
-        raise UsageError("--inputs does not apply to merge runs: their inputs are the runs named in the settings")
+        raise UsageError("`inputs` does not apply to merge runs: their inputs are the runs named in the settings")
 
 
 def _items_by_utt(items) -> dict[str, dict]:
@@ -600,37 +629,35 @@ def _items_by_utt(items) -> dict[str, dict]:
     return by_utt
 
 
-def _deep_items(run: Run, rows: list[tuple[str, dict]], inputs: Path | None, report: ValidationReport) -> dict[str, dict]:
-    settings = run.settings
+def _deep_items(run: _RawRun, rows: list[tuple[str, dict]], inputs: Path | None, report: ValidationReport) -> dict[str, dict]:
+    settings = run.typed
     if run.command == "merge":
         from anchorprep.pipeline.merge import read_merge_inputs
 
-        items = read_merge_inputs([Path(r) for r in settings.get("merged_runs", [])]).items
+        items = read_merge_inputs([Path(r) for r in settings.job.get("merged_runs", [])]).items
     elif inputs is not None:
-        items = command_items(settings, inputs)
+        items = command_items(run.settings, inputs)
     else:  # vad: the row holds the audio segment
         import pandas as pd
 
-        passthrough = settings.get("passthrough_columns", [])
+        passthrough = settings.passthrough_columns
         items = pd.DataFrame([{"utt_id": row["utt_id"], "audio_path": row["audio_path"] or "",
                                "start_s": repr(row["start_s"]), "duration_s": repr(row["duration_s"]),
                                **{c: row.get(c) or "" for c in passthrough}} for _, row in rows], dtype=str)
-        anchors_from = config_of(settings).get("anchors_from")
+        anchors_from = (settings.config or {}).get("anchors_from")
         if anchors_from:
             from anchorprep.pipeline.inputs import add_search_region
 
             items = add_search_region(items, Path(anchors_from))
         report.notes.append("deep: items rebuilt from the shard rows (audio_path, start_s, duration_s); pass "
-                            "--inputs to re-derive from the run's own item list")
+                            "`inputs` to re-derive from the run's own item list")
         return _items_by_utt(items)
-    fingerprint = inputs_fingerprint(items)
-    stored = settings.get("inputs", {})
+    fingerprint, stored = inputs_fingerprint(items), settings.inputs
     report.checked["deep_inputs_fingerprint"] = "match" if fingerprint == stored else "differ"
     if fingerprint != stored:
         report.notes.append(
-            f"deep: the items read from {inputs or 'the merged runs'} ({fingerprint['count']} items) differ from the "
-            f"run's inputs ({stored.get('count')} items, sha256 {str(stored.get('sha256'))[:12]}…); rows are "
-            "matched by utt_id")
+            f"deep: the items read from {inputs or 'the merged runs'} ({fingerprint.count} items) differ from the "
+            f"run's inputs ({stored.count} items, sha256 {stored.sha256[:12]}…); rows are matched by utt_id")
     return _items_by_utt(items)
 
 
@@ -663,13 +690,13 @@ def _compare_rows(stored: dict, derived: dict, passthrough: list[str], item: dic
     return diffs
 
 
-def _check_deep(run: Run, problem, report: ValidationReport, n: int, inputs: Path | None, seed: int) -> None:
-    settings = run.settings
-    job = rebuild_job(settings)
-    mismatch = job_settings_mismatch(job, settings)
+def _check_deep(run: _RawRun, problem, report: ValidationReport, n: int, inputs: Path | None, seed: int) -> None:
+    settings = run.typed
+    job = rebuild_job(run.typed)
+    mismatch = job_settings_mismatch(job, run.typed)
     if mismatch:
         problem("deep", f"the {run.command} job rebuilt from the settings disagrees with them in "
-                        f"{', '.join(mismatch)} (written by anchorprep {settings.get('tool_version')}?); rows not re-derived")
+                        f"{', '.join(mismatch)} (written by anchorprep {settings.tool_version}?); rows not re-derived")
         return
     keys = []
     for name in run.shard_files:
@@ -690,10 +717,10 @@ def _check_deep(run: Run, problem, report: ValidationReport, n: int, inputs: Pat
     except UsageError as exc:
         if run.command != "merge":
             raise
-        problem("deep", f"cannot read the merged runs {settings.get('merged_runs')} (paths are as given to "
+        problem("deep", f"cannot read the merged runs {settings.job.get('merged_runs')} (paths are as given to "
                         f"`anchorprep merge`, relative to where it ran): {exc}")
         return
-    passthrough = list(settings.get("passthrough_columns", []))
+    passthrough = list(settings.passthrough_columns)
     derived_count = 0
     for name, row in rows:
         utt = row["utt_id"]

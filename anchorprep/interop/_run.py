@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from anchorprep.data.source import ShardSource, open_source
 from anchorprep.errors import UsageError
+from anchorprep.shards.run import iter_rows
 
 #: The columns the exporters read.
 EXPORT_COLUMNS = (
@@ -45,25 +44,8 @@ def model_frame_shift_s(source: ShardSource) -> float:
 
 
 def run_rows(run: str | os.PathLike | ShardSource, columns: Sequence[str] = EXPORT_COLUMNS) -> Iterator[dict]:
-    """Every row of a run, in shard order: scalars as Python values, numeric list columns as
-    numpy arrays (int16 ``distance``/``target``), string list columns as lists."""
-    source = open_source(run)
-    for shard in source.shards:
-        table = pq.read_table(shard.path, columns=list(columns))
-        cols: dict[str, object] = {}
-        for name in columns:
-            column = table.column(name)
-            if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-                array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-                offsets = array.offsets.to_numpy()
-                child = array.values
-                if pa.types.is_string(child.type) or pa.types.is_large_string(child.type):
-                    values = child.to_pylist()
-                    cols[name] = [values[offsets[i]:offsets[i + 1]] for i in range(len(array))]
-                else:
-                    values = np.asarray(child.to_numpy(zero_copy_only=False))
-                    cols[name] = [values[offsets[i]:offsets[i + 1]] for i in range(len(array))]
-            else:
-                cols[name] = column.to_pylist()
-        for i in range(table.num_rows):
-            yield {name: cols[name][i] for name in columns}
+    """Every row of a run, in shard order, one shard in memory at a time (`iter_rows`): scalars
+    as Python values, numeric list columns as numpy arrays (int16 ``distance``/``target``), string
+    list columns as lists."""
+    for shard in open_source(run).shards:
+        yield from iter_rows(pq.read_table(shard.path, columns=list(columns)), columns)

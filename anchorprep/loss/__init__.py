@@ -41,7 +41,6 @@ from anchorprep.loss.defaults import (
     NO_ANCHOR,
     VARIANTS,
 )
-from anchorprep.loss._fused import status as fused_loss_status
 from anchorprep.loss.functional import focal_loss, frame_cross_entropy, streaming_anchor_loss
 from anchorprep.loss.kernels import anchor_kernel, anchor_weights
 from anchorprep.loss.modules import (
@@ -65,7 +64,6 @@ __all__ = [
     "FrameCrossEntropy",
     "StreamingAnchorLoss",
     "anchor_kernel",
-    "fused_loss_status",
     "anchor_weights",
     "focal_loss",
     "frame_cross_entropy",

@@ -1,7 +1,4 @@
-"""Autograd functions behind the eager path of every loss: fused forward and analytic backward.
-
-(On the CPU, float32/bfloat16/float16 logits take the one-pass kernel of :mod:`anchorprep.loss._fused`
-instead; it implements the same formulas.)
+"""Autograd functions behind every loss: the per-frame focal term with an analytic backward.
 
 For frame ``t`` with ``ℓ_t = log p_t`` of its target class, ``CE_t = -ℓ_t``, ``q_t = 1 - p_t``,
 coefficient ``c_t`` (mask · anchor weight · class weight) and focal exponent ``e_t`` (0, ``γ`` or
@@ -24,9 +21,9 @@ top of the logits or of torch's cross entropy.
 - :class:`SigmoidFocalTerm`: one logit ``x`` or two classes (``x = z_1 - z_0``, exact for a
   2-class softmax). With ``s = ±1`` for target 1 / 0 and the margin ``μ = s·x``,
   ``ℓ = logsigmoid(μ)``, ``q = sigmoid(-μ)``, ``log q = ℓ - μ`` and ``∂ℓ/∂x = s·q``, so
-  ``∂term/∂x = -c·s·q^e·(q + e·ℓ·(q - 1))`` — no division at all. Frames with
-  ``valid = False`` get ``μ = 0`` whatever their logits (even ±inf/NaN): they reach neither
-  loss nor gradient.
+  ``∂term/∂x = -c·s·q^e·(q + e·ℓ·(q - 1))`` — no division at all. The caller passes ``-s`` as a
+  float tensor that is 0 at masked frames; those frames get ``μ = 0`` whatever their logits
+  (even ±inf/NaN): they reach neither loss nor gradient.
 """
 
 from __future__ import annotations
@@ -37,6 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float32 for half/bfloat16/float32 logits, float64 for float64 (gradcheck)."""
@@ -110,7 +108,7 @@ class SigmoidFocalTerm(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any,
         logits: Tensor,
-        target: Tensor,
+        neg_sign: Tensor,
         valid: Tensor,
         coef: Tensor,
         gamma: float,
@@ -118,12 +116,13 @@ class SigmoidFocalTerm(torch.autograd.Function):
         reduction: str,
         denominator: Tensor | None,
     ) -> Tensor:
-        """logits: (B, T) or (B, T, 2); target: (B, T) integer 0/1 (anything where not
-        ``valid``); valid: (B, T) bool mask; the other arguments as in :class:`FocalTerm`."""
+        """logits: (B, T) or (B, T, 2); neg_sign: (B, T) ``-s = 1 - 2y`` in the compute dtype, 0
+        where not ``valid``; valid: (B, T) bool mask; the other arguments as in
+        :class:`FocalTerm`."""
         z = logits.to(compute_dtype(logits.dtype))
-        # μ = s·x = (z_0 - z_1)·(1 - 2y): the sign s = 2y - 1 folds into one addcmul
         neg_x = z.neg() if z.dim() == 2 else z[..., 0] - z[..., 1]
-        margin = torch.where(valid, torch.addcmul(neg_x, neg_x, target, value=-2.0), 0.0)
+        # μ = s·x = (z_0 - z_1)·(1 - 2y); the where keeps NaN/inf logits of masked frames out
+        margin = torch.where(valid, neg_x, 0.0).mul_(neg_sign)
         ell = F.logsigmoid(margin)
         q = None
         if exponent is not None or gamma != 0.0:
@@ -134,13 +133,13 @@ class SigmoidFocalTerm(torch.autograd.Function):
                 f = _exp_of_exponent(ell - margin, exponent)
             coef = f.mul_(coef)  # c·q^e
         ctx.logits_dim, ctx.logits_dtype = logits.dim(), logits.dtype
-        _save(ctx, reduction, gamma, target, margin, ell, q, coef, exponent, denominator)
+        _save(ctx, reduction, gamma, neg_sign, margin, ell, q, coef, exponent, denominator)
         return _output(ell, coef, reduction, denominator)
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         _refuse_create_graph()
-        target, margin, ell, q, coef, exponent, denominator = ctx.saved_tensors
+        neg_sign, margin, ell, q, coef, exponent, denominator = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None, None, None, None
         if q is None:
@@ -151,7 +150,7 @@ class SigmoidFocalTerm(torch.autograd.Function):
             t = t.mul_(exponent) if exponent is not None else t.mul_(ctx.gamma)
             slope = torch.addcmul(q, ell, t)
         a = slope.mul_(coef).mul_(_upstream(ctx, grad_out, denominator))  # -∂loss/∂μ
-        grad_x = torch.addcmul(a, a, target, value=-2.0)  # ∂loss/∂x = -a·s = a·(1 - 2y)
+        grad_x = a.mul_(neg_sign)  # ∂loss/∂x = -a·s
         if ctx.logits_dim == 3:
             grad_x = _interleave(grad_x.neg(), grad_x)  # (∂/∂z_0, ∂/∂z_1) = (-∂/∂x, ∂/∂x)
         return grad_x.to(ctx.logits_dtype), None, None, None, None, None, None, None

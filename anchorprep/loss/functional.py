@@ -27,9 +27,11 @@ Conventions shared by every function here:
   float64), so bfloat16/float16 autocast is safe. The result has that compute dtype.
 - ``target``: ``(B, T)`` integer class ids (int16 as stored in shards is fine), ``ignore_index``
   (default -100) excludes a frame. Targets at valid frames must be in ``0..C-1`` (0/1 for a single
-  logit); this is not checked on the host, which would need a device sync.
+  logit): on the CPU a target outside raises :class:`~anchorprep.errors.UsageError`; on other
+  devices and under ``torch.compile`` the check is ``torch._assert_async`` (no host sync), which
+  fails the step asynchronously.
 - ``mask``: optional ``(B, T)`` bool (True = real frame) and/or ``lengths``: optional ``(B,)``
-  number of real frames per utterance; both may be given (their intersection is used).
+  integer number of real frames per utterance; both may be given (their intersection is used).
 - ``alpha``: optional class weights ``α_y``. A tensor of ``C`` weights (2 for a single logit:
   ``[α_0, α_1]``) or a float ``a`` in [0, 1] meaning ``α = a`` for every foreground class
   (``y >= 1``) and ``1 - a`` for background (``y = 0``) — for a single logit this is exactly
@@ -38,24 +40,24 @@ Conventions shared by every function here:
   by ``Σ α_t``). It is a constant: no gradient flows to it.
 - Frames excluded by the mask contribute exactly 0 to the loss and to every gradient. Their
   logits cannot reach the loss value even when non-finite (``-inf`` padding, NaN garbage); nor
-  the gradient of any other frame. Their own gradient is 0 for finite logits (on the fused CPU
-  path, and for one logit or two classes, even for non-finite ones; on the eager path with
-  ``C > 2``, as with ``F.cross_entropy``, NaN logits give NaN there).
+  the gradient of any other frame. Their own gradient is 0 for finite logits; for one logit or
+  two classes even for non-finite ones, while with ``C > 2`` NaN logits there get a NaN gradient,
+  as with ``F.cross_entropy``.
+- Bad arguments (shapes, ``C = 0``, dtypes, out-of-range settings or targets) raise
+  :class:`~anchorprep.errors.UsageError` (a ``ValueError``) naming the parameter.
 
-On the CPU, float32, bfloat16 and float16 logits with integer distances go through a fused
-one-pass kernel that computes the loss and its gradient together (:mod:`anchorprep.loss._fused`,
-built on first use; same results to float32 rounding, about the cost of ``F.cross_entropy``;
-there a target outside ``0..C-1`` at a valid frame raises ValueError). Everything else — float64,
-CUDA, ``torch.compile`` — runs the eager torch ops described here.
+One code path for every device and dtype: vectorised torch ops, with no device-to-host sync
+and no data-dependent Python control flow off the CPU (so ``torch.compile`` can fuse it on a
+GPU; only the CPU target check reads two numbers back, which costs no sync there). The backward is
+analytic (see :mod:`anchorprep.loss._frame`), finite for logits of any magnitude and for
+``p_t -> 1`` under every focal exponent, including SAFL's ``γ·K`` close to 0. Its cost does not
+depend on how confident the model is: no ``exp`` reaches the slow underflow path of the
+vectorised CPU ``exp``.
 
-All eager computations are vectorised, free of host syncs (``torch.compile`` friendly) and
-device-agnostic. The backward is analytic (see :mod:`anchorprep.loss._frame`), finite for
-logits of any magnitude and for ``p_t -> 1`` under every focal exponent, including SAFL's
-``γ·K`` close to 0. Its cost does not depend on how confident the model is: no ``exp`` of the
-loss reaches the slow underflow path of the vectorised CPU ``exp``. The closed forms give first
-derivatives only: ``create_graph=True`` raises a RuntimeError wherever one is used (every loss
-with one logit or two classes, and every focal variant); FCE and SAL with ``C > 2`` are torch's
-cross entropy times the weights and support it.
+Second derivatives (``backward(create_graph=True)``): FCE and SAL with ``C > 2`` are torch's
+cross entropy times constant weights and support them. The closed-form backward of every other
+case (one logit or two classes, and every focal variant) gives first derivatives only; there
+``create_graph=True`` raises a RuntimeError rather than returning a wrong second derivative.
 
 Reference: Sarawgi et al., "Streaming Anchor Loss: Augmenting Supervision with Temporal
 Significance", arXiv:2310.05886 (ICASSP 2024); focal loss: Lin et al., arXiv:1708.02002.
@@ -64,14 +66,13 @@ Significance", arXiv:2310.05886 (ICASSP 2024); focal loss: Lin et al., arXiv:170
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from anchorprep.loss import _fused
+from anchorprep.errors import UsageError
 from anchorprep.loss._frame import FocalTerm, SigmoidFocalTerm, compute_dtype
 from anchorprep.loss.defaults import (
     DEFAULT_GAIN,
@@ -83,7 +84,7 @@ from anchorprep.loss.defaults import (
     REDUCTIONS,
     VARIANTS,
 )
-from anchorprep.loss.kernels import anchor_kernel, kernel_table
+from anchorprep.loss.kernels import anchor_kernel
 
 __all__ = ["frame_cross_entropy", "focal_loss", "streaming_anchor_loss"]
 
@@ -95,20 +96,71 @@ _MASKED = -100  # the ignore_index handed to F.cross_entropy for masked frames
 TRANSPOSE_MAX_CLASSES = 32
 
 
+def _is_integer(tensor: Tensor) -> bool:
+    return not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
+
+
 def _frame_logits(logits: Tensor, target: Tensor) -> Tensor:
-    """Check shapes; return ``(B, T)`` for a single logit or ``(B, T, C)`` with ``C >= 2``."""
-    if logits.dim() == 3 and logits.shape[-1] == 1:
-        logits = logits.squeeze(-1)
-    if logits.dim() not in (2, 3) or logits.shape[:2] != target.shape:
-        raise ValueError(
-            "expected logits (B, T, C), (B, T, 1) or (B, T) and target (B, T); got "
-            f"logits {tuple(logits.shape)} and target {tuple(target.shape)}"
+    """Check shapes and dtypes; return ``(B, T)`` for a single logit or ``(B, T, C)``, ``C >= 2``."""
+    if logits.dim() not in (2, 3) or target.dim() != 2 or logits.shape[:2] != target.shape:
+        raise UsageError(
+            "expected `logits` (B, T, C), (B, T, 1) or (B, T) and `target` (B, T); got "
+            f"`logits` {tuple(logits.shape)} and `target` {tuple(target.shape)}"
         )
+    if logits.dim() == 3 and logits.shape[-1] == 0:
+        raise UsageError(f"`logits` {tuple(logits.shape)} has no class: C must be >= 1")
     if not logits.is_floating_point():
-        raise TypeError(f"logits must be floating point, got {logits.dtype}")
-    if target.is_floating_point() or target.is_complex():
-        raise TypeError(f"target must hold integer class ids, got {target.dtype}")
-    return logits
+        raise UsageError(f"`logits` must be floating point, got {logits.dtype}")
+    if not _is_integer(target):
+        raise UsageError(f"`target` must hold integer class ids, got {target.dtype}")
+    return logits.squeeze(-1) if logits.dim() == 3 and logits.shape[-1] == 1 else logits
+
+
+def _check_distance(distance: Tensor, target: Tensor) -> None:
+    if distance.shape != target.shape:
+        raise UsageError(
+            f"`distance` must be (B, T) = {tuple(target.shape)}, got {tuple(distance.shape)}"
+        )
+    if not (_is_integer(distance) or distance.is_floating_point()):
+        raise UsageError(f"`distance` must be integer or floating point, got {distance.dtype}")
+
+
+def _check_padding(target: Tensor, mask: Tensor | None, lengths: Tensor | None) -> None:
+    if lengths is not None:
+        if lengths.shape != target.shape[:1]:
+            raise UsageError(
+                f"`lengths` must be (B,) = {tuple(target.shape[:1])}, got {tuple(lengths.shape)}"
+            )
+        if not _is_integer(lengths):
+            raise UsageError(f"`lengths` must be integer, got {lengths.dtype}")
+    if mask is not None:
+        if mask.shape != target.shape:
+            raise UsageError(
+                f"`mask` must be (B, T) = {tuple(target.shape)}, got {tuple(mask.shape)}"
+            )
+        if mask.dtype != torch.bool:
+            raise UsageError(f"`mask` must be bool (True = real frame), got {mask.dtype}")
+
+
+def _check_targets(target: Tensor, target_values: Tensor, num_classes: int) -> None:
+    """UsageError (CPU) or a failed ``torch._assert_async`` (elsewhere: no host sync) unless every
+    valid frame's target is in ``0..num_classes-1``; ``target_values`` is the target in a
+    floating dtype, 0 at masked frames."""
+    if target_values.numel() == 0:
+        return
+    low, high = torch.aminmax(target_values)
+    if target.device.type != "cpu" or torch.compiler.is_compiling():
+        torch._assert_async(
+            (low >= 0) & (high <= num_classes - 1), "`target` outside 0..C-1 at a valid frame"
+        )
+        return
+    low, high = low.item(), high.item()
+    if low < 0 or high > num_classes - 1:
+        raise UsageError(
+            f"`target` holds {int(high if high > num_classes - 1 else low)} at a valid frame; "
+            f"class ids must be in 0..{num_classes - 1} (or `ignore_index`, or masked by "
+            "`mask`/`lengths`)"
+        )
 
 
 def _valid_frames(
@@ -120,15 +172,8 @@ def _valid_frames(
         frames = torch.arange(target.shape[1], device=target.device)
         valid = valid & (frames < lengths.to(target.device).unsqueeze(1))
     if mask is not None:
-        valid = valid & mask.to(device=target.device, dtype=torch.bool)
+        valid = valid & mask.to(target.device)
     return valid
-
-
-def _check_padding(target: Tensor, mask: Tensor | None, lengths: Tensor | None) -> None:
-    if lengths is not None and lengths.shape != target.shape[:1]:
-        raise ValueError(f"lengths must be (B,) = {tuple(target.shape[:1])}, got {tuple(lengths.shape)}")
-    if mask is not None and mask.shape != target.shape:
-        raise ValueError(f"mask must be (B, T) = {tuple(target.shape)}, got {tuple(mask.shape)}")
 
 
 def _as_float(mask: Tensor, dtype: torch.dtype) -> Tensor:
@@ -151,44 +196,47 @@ def _class_weights(weights: Tensor | None, target: Tensor, dtype: torch.dtype) -
 
 
 def _class_weight_vector(alpha: Alpha, num_classes: int, device: torch.device) -> Tensor | None:
-    """``alpha`` as (C,) class weights, or ValueError: a tensor as given; a float ``a`` as
+    """``alpha`` as (C,) class weights, or UsageError: a tensor as given; a float ``a`` as
     ``[1 - a, a, ..., a]`` (``a`` for every foreground class, ``1 - a`` for background), float64
     on ``device``."""
     if alpha is None:
         return None
     if isinstance(alpha, Tensor):
         if alpha.shape != (num_classes,):
-            raise ValueError(
-                f"alpha must hold one weight per class ({num_classes}; 2 for a single logit), "
+            raise UsageError(
+                f"`alpha` must hold one weight per class ({num_classes}; 2 for a single logit), "
                 f"got shape {tuple(alpha.shape)}"
             )
+        if not alpha.is_floating_point():
+            raise UsageError(f"`alpha` must be floating point, got {alpha.dtype}")
         return alpha
     a = float(alpha)
     if not 0.0 <= a <= 1.0:
-        raise ValueError(f"a float alpha must be in [0, 1] (weight of the foreground), got {a!r}")
+        raise UsageError(f"a float `alpha` must be in [0, 1] (weight of the foreground), got {a!r}")
     weights = torch.full((num_classes,), a, dtype=torch.float64, device=device)
     weights[0] = 1.0 - a
     return weights
 
 
-def _check_reduction(reduction: str) -> None:
+def check_reduction(reduction: str) -> str:
     if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        raise UsageError(f"`reduction` must be one of {', '.join(REDUCTIONS)}; got {reduction!r}")
+    return reduction
 
 
 def check_gamma(gamma: float) -> float:
-    """``γ`` as a float, or ValueError unless finite and ``>= 0``."""
+    """``γ`` as a float, or UsageError unless finite and ``>= 0``."""
     gamma = float(gamma)
     if not math.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
+        raise UsageError(f"`gamma` must be a finite number >= 0, got {gamma!r}")
     return gamma
 
 
 def check_gain(gain: float) -> float:
-    """``λ`` as a float, or ValueError unless finite and ``>= 0``."""
+    """``λ`` as a float, or UsageError unless finite and ``>= 0``."""
     gain = float(gain)
     if not math.isfinite(gain) or gain < 0:
-        raise ValueError(f"gain must be a finite number >= 0, got {gain!r}")
+        raise UsageError(f"`gain` must be a finite number >= 0, got {gain!r}")
     return gain
 
 
@@ -196,6 +244,8 @@ def _frame_loss(
     logits: Tensor,
     target: Tensor,
     valid: Tensor,
+    valid_f: Tensor,
+    target_values: Tensor,
     coef: Tensor | None,
     *,
     ignore_index: int,
@@ -207,7 +257,8 @@ def _frame_loss(
 ) -> Tensor:
     """``reduce_t(c_t · (1 - p_t)^e_t · CE_t)``; "mean" divides by ``max(denominator, 1)``.
 
-    ``coef`` is ``c_t`` (0 at masked frames), None when it is just the mask ``m_t``;
+    ``valid_f`` is ``m_t`` and ``target_values`` is ``m_t·y_t``, both in the compute dtype;
+    ``coef`` is ``c_t`` (0 at masked frames), None when it is just ``m_t``;
     ``target_is_mask`` says that ``valid`` is just ``target != ignore_index``.
 
     One logit or two classes go through the sigmoid of the margin (exact for a 2-class softmax:
@@ -218,14 +269,16 @@ def _frame_loss(
     dtype = compute_dtype(logits.dtype)
     if reduction == "mean":
         assert denominator is not None
-        # N or Σ m·w >= N: clamping at 1 only matters when N = 0 (loss 0 rather than NaN).
-        denominator = denominator.to(dtype).clamp_min_(1)  # a fresh sum: in place is safe
+        # N or Σ m·w >= N (a fresh sum in the compute dtype): clamping at 1 only matters when
+        # N = 0 (loss 0 rather than NaN).
+        denominator = denominator.clamp_min_(1)
     else:
         denominator = None
     if logits.dim() == 2 or logits.shape[-1] == 2:
-        coef = _as_float(valid, dtype) if coef is None else coef
+        neg_sign = torch.add(valid_f, target_values, alpha=-2.0)  # m_t·(1 - 2y_t)
         return SigmoidFocalTerm.apply(
-            logits, target, valid, coef, gamma, exponent, reduction, denominator
+            logits, neg_sign, valid, valid_f if coef is None else coef, gamma, exponent,
+            reduction, denominator,
         )
     if not target_is_mask:
         target, ignore_index = torch.where(valid, target.long(), _MASKED), _MASKED
@@ -236,7 +289,7 @@ def _frame_loss(
         total = _cross_entropy(z, target, ignore_index, "sum")
         return total if reduction == "sum" else total / denominator
     ce = _cross_entropy(z, target, ignore_index, "none").view(target.shape)
-    coef = _as_float(valid, dtype) if coef is None else coef
+    coef = valid_f if coef is None else coef
     if plain:
         # SAL/FCE with weights: c·CE needs no closed form, autograd handles it (double backward too)
         if reduction == "none":
@@ -260,7 +313,7 @@ def _cross_entropy(z: Tensor, target: Tensor, ignore_index: int, reduction: str)
 
 @dataclasses.dataclass(frozen=True)
 class _Settings:
-    """A loss call's scalar settings, as the fused and the eager path both take them."""
+    """A loss call's scalar settings."""
 
     variant: str  # "fce", "fl", "sal", "sa+fl" or "safl"
     gamma: float
@@ -274,10 +327,6 @@ class _Settings:
     gain: float = 0.0
     normalize: str = "frames"
 
-    @property
-    def focal(self) -> bool:
-        return self.variant not in ("fce", "sal") and self.gamma != 0.0
-
 
 def _loss(
     logits: Tensor,
@@ -285,74 +334,43 @@ def _loss(
     distance: Tensor | None,
     mask: Tensor | None,
     lengths: Tensor | None,
-    settings: _Settings,
+    s: _Settings,
 ) -> Tensor:
-    """Every loss: checks, then the fused CPU kernel where it applies, else the eager path.
+    """Every loss: argument checks, then the per-frame coefficients and :func:`_frame_loss`.
 
     ``distance`` is None for FCE and FL; ``gamma`` is ignored by FCE and SAL.
     """
-    _check_reduction(settings.reduction)
+    reduction = check_reduction(s.reduction)
     logits = _frame_logits(logits, target)
-    if distance is not None and distance.shape != target.shape:
-        raise ValueError(f"distance must be (B, T) = {tuple(target.shape)}, got {tuple(distance.shape)}")
+    if distance is not None:
+        _check_distance(distance, target)
     _check_padding(target, mask, lengths)
     num_classes = logits.shape[-1] if logits.dim() == 3 else 2
-    s = dataclasses.replace(
-        settings, alpha=_class_weight_vector(settings.alpha, num_classes, target.device),
-        gamma=settings.gamma if settings.focal else 0.0,
-    )
-    eager = functools.partial(
-        _eager_loss, target=target, distance=distance, mask=mask, lengths=lengths, settings=s
-    )
-    if not _fused.applies(logits, target, distance):
-        return eager(logits)
-    return _fused.frame_loss(
-        logits, target, mask=mask, lengths=lengths, distance=distance,
-        table=None if distance is None else kernel_table(
-            s.kernel, s.width, s.width_before, s.width_after
-        ),
-        alpha=s.alpha, ignore_index=s.ignore_index, gain=s.gain, gamma=s.gamma,
-        focal_per_frame=s.variant == "safl", normalize_weights=s.normalize == "weights",
-        reduction=s.reduction,
-        # torch's cross entropy (C > 2, no focal term) has a second derivative: create_graph
-        # differentiates the eager formula; every other path refuses it (see _frame.py)
-        second_order=eager if num_classes > 2 and not s.focal else None,
-    )
-
-
-def _eager_loss(
-    logits: Tensor,
-    *,
-    target: Tensor,
-    distance: Tensor | None,
-    mask: Tensor | None,
-    lengths: Tensor | None,
-    settings: _Settings,
-) -> Tensor:
-    """The loss from torch ops (any device, dtype and ``torch.compile``), arguments checked."""
-    s = settings
-    reduction, gamma = s.reduction, s.gamma
+    alpha = _class_weight_vector(s.alpha, num_classes, target.device)
+    gamma = 0.0 if s.variant in ("fce", "sal") else s.gamma
     dtype = compute_dtype(logits.dtype)
     valid = _valid_frames(target, s.ignore_index, mask, lengths)
+    valid_f = _as_float(valid, dtype)
+    target_values = target.to(dtype).mul_(valid_f)  # m_t·y_t: any valid target, 0 elsewhere
+    _check_targets(target, target_values, num_classes)
     coef = exponent = denominator = None
     if distance is None:
         if reduction == "mean":
-            denominator = valid.sum()
+            denominator = valid_f.sum()
     else:
         k = anchor_kernel(
             distance.to(target.device), s.kernel, s.width, s.width_before, s.width_after, dtype=dtype
         )
-        mask_f = _as_float(valid, dtype)
-        coef = torch.addcmul(mask_f, k, mask_f, value=s.gain)  # c_t = m_t·w_t = m_t·(1 + λ·K_t)
+        coef = torch.addcmul(valid_f, k, valid_f, value=s.gain)  # c_t = m_t·w_t = m_t·(1 + λ·K_t)
         if s.variant == "safl" and gamma != 0.0:
             exponent = k.mul_(gamma)  # e_t = γ·K_t
         if reduction == "mean":
-            denominator = (coef if s.normalize == "weights" else mask_f).sum()
-    class_weight = _class_weights(s.alpha, target, dtype)
+            denominator = (coef if s.normalize == "weights" else valid_f).sum()
+    class_weight = _class_weights(alpha, target, dtype)
     if class_weight is not None:
-        coef = class_weight.mul_(_as_float(valid, dtype)) if coef is None else coef.mul_(class_weight)
+        coef = class_weight.mul_(valid_f) if coef is None else coef.mul_(class_weight)
     return _frame_loss(
-        logits, target, valid, coef, ignore_index=s.ignore_index,
+        logits, target, valid, valid_f, target_values, coef, ignore_index=s.ignore_index,
         target_is_mask=mask is None and lengths is None,
         gamma=0.0 if exponent is not None else gamma, exponent=exponent,
         reduction=reduction, denominator=denominator,
@@ -485,9 +503,9 @@ def streaming_anchor_loss(
     """
     key = variant.lower()
     if key not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        raise UsageError(f"`variant` must be one of {', '.join(VARIANTS)}; got {variant!r}")
     if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        raise UsageError(f"`normalize` must be one of {', '.join(NORMALIZATIONS)}; got {normalize!r}")
     settings = _Settings(
         key, check_gamma(gamma), alpha, ignore_index, reduction, kernel, width, width_before,
         width_after, check_gain(gain), normalize,

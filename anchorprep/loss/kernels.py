@@ -26,6 +26,7 @@ import math
 import torch
 from torch import Tensor
 
+from anchorprep.errors import UsageError
 from anchorprep.loss.defaults import (
     DEFAULT_GAIN,
     DEFAULT_KERNEL,
@@ -52,17 +53,16 @@ def resolve_widths(
     (20.0, 40.0)
     """
     if kernel not in KERNELS:
-        raise ValueError(f"unknown anchor kernel {kernel!r}; expected one of {KERNELS}")
-    sides = (
-        float(width if width_before is None else width_before),
-        float(width if width_after is None else width_after),
-    )
-    for name, value in zip(("width_before", "width_after"), sides):
+        raise UsageError(f"`kernel` must be one of {', '.join(KERNELS)}; got {kernel!r}")
+    sides = []
+    for side, override in (("width_before", width_before), ("width_after", width_after)):
+        name, value = ("width", float(width)) if override is None else (side, float(override))
         if not math.isfinite(value) or value < 0 or (value == 0 and kernel != "box"):
-            raise ValueError(
-                f"{name} must be a finite number > 0 (>= 0 for 'box'), got {value!r}"
+            raise UsageError(
+                f"`{name}` must be a finite number > 0 (>= 0 for 'box'), got {value!r}"
             )
-    return sides
+        sides.append(value)
+    return sides[0], sides[1]
 
 
 def _kernel_at_no_anchor(kernel: str, w: float) -> float:
@@ -146,21 +146,6 @@ def anchor_kernel(
 _TABLE_OFFSET = 32768  # table[d + 32768] = K(d) for every int16 d
 
 
-def kernel_table(
-    kernel: str,
-    width: float = DEFAULT_WIDTH,
-    width_before: float | None = None,
-    width_after: float | None = None,
-    *,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str = "cpu",
-) -> Tensor:
-    """``K(d)`` at every int16 distance, ``table[d + 32768]`` (cached): what integer distances
-    read in :func:`anchor_kernel` and in the fused CPU loss."""
-    w_before, w_after, needs_mask = _plan(kernel, width, width_before, width_after)
-    return _table(kernel, w_before, w_after, needs_mask, dtype, torch.device(device))
-
-
 @functools.lru_cache(maxsize=64)
 def _table(
     kernel: str, w_before: float, w_after: float, needs_mask: bool, dtype: torch.dtype,
@@ -229,6 +214,6 @@ def anchor_weights(
     """
     gain = float(gain)
     if not math.isfinite(gain) or gain < 0:
-        raise ValueError(f"gain must be a finite number >= 0, got {gain!r}")
+        raise UsageError(f"`gain` must be a finite number >= 0, got {gain!r}")
     k = anchor_kernel(distance, kernel, width, width_before, width_after, dtype=dtype)
     return k.mul_(gain).add_(1.0)

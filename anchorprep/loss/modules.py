@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from anchorprep.errors import UsageError
 from anchorprep.loss.defaults import (
     DEFAULT_GAIN,
     DEFAULT_GAMMA,
@@ -36,7 +37,7 @@ __all__ = ["AnchorWeights", "FrameCrossEntropy", "FocalLoss", "StreamingAnchorLo
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        raise UsageError(f"`{name}` must be one of {', '.join(choices)}; got {value!r}")
     return value
 
 

@@ -21,6 +21,8 @@ A frame *fires* when its score is ``>= threshold``.
 * **DET / FRR at FA/h** (`det_curve`, `frr_at_fa_per_hour`): sweep thresholds; the operating
   point for a target is the lowest swept threshold whose FA/h is ``<=`` the target.
 * `evaluate` computes all of it and returns an `EvalReport`.
+* `evaluate_run` reads a scores file (Parquet or JSONL: ``utt_id`` + per-frame ``scores``) and
+  evaluates it against a run's anchors (``anchorprep evaluate``; see `anchorprep.metrics.run_scores`).
 
 numpy/scipy only; torch tensors are accepted and converted.
 """
@@ -36,6 +38,7 @@ from anchorprep.metrics.evaluate import (
     evaluate,
 )
 from anchorprep.metrics.inputs import Traces
+from anchorprep.metrics.run_scores import RunEvaluation, ScoreFile, UtteranceProblem, evaluate_run, read_scores
 
 __all__ = [
     "DEFAULT_FA_PER_HOUR_TARGETS",
@@ -47,14 +50,19 @@ __all__ = [
     "Events",
     "LatencyStats",
     "OperatingPoint",
+    "RunEvaluation",
+    "ScoreFile",
     "Traces",
+    "UtteranceProblem",
     "alarm_frames",
     "audio_hours",
     "count_false_alarms",
     "det_curve",
     "detect",
     "evaluate",
+    "evaluate_run",
     "frr_at_fa_per_hour",
+    "read_scores",
     "roc_auc",
     "utterance_auc",
 ]

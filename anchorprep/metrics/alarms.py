@@ -104,7 +104,7 @@ def audio_hours(traces: Traces, grid: FrameGrid, durations_s: np.ndarray | None 
 
 def _debounce_samples(grid: FrameGrid, debounce_s: float) -> float:
     if not np.isfinite(debounce_s) or debounce_s < 0:
-        raise UsageError(f"debounce_s must be finite and >= 0, got {debounce_s}")
+        raise UsageError(f"`debounce_s` must be finite and >= 0, got {debounce_s}")
     return float(seconds_to_samples(debounce_s, grid.sample_rate))
 
 

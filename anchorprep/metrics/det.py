@@ -111,7 +111,7 @@ def candidate_thresholds(
 ) -> np.ndarray:
     """Default sweep: distinct event and negative maxima, thinned, plus one above every score."""
     if num_thresholds is not None and num_thresholds < 2:
-        raise UsageError(f"num_thresholds must be >= 2 (or None for all), got {num_thresholds}")
+        raise UsageError(f"`num_thresholds` must be >= 2 (or None for all), got {num_thresholds}")
     values = np.concatenate([events.max_scores(traces), traces.utterance_max()[negative]])
     values = np.unique(values[np.isfinite(values)])
     if num_thresholds is not None and values.size > num_thresholds - 1:

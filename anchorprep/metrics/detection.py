@@ -180,9 +180,9 @@ def detect(
 
 def _check_window(tolerance_s: float, max_latency_s: float | None) -> None:
     if not np.isfinite(tolerance_s) or tolerance_s < 0:
-        raise UsageError(f"tolerance_s must be finite and >= 0, got {tolerance_s}")
+        raise UsageError(f"`tolerance_s` must be finite and >= 0, got {tolerance_s}")
     if max_latency_s is not None and not (np.isfinite(max_latency_s) and max_latency_s >= -tolerance_s):
-        raise UsageError(f"max_latency_s must be finite and >= -tolerance_s, got {max_latency_s}")
+        raise UsageError(f"`max_latency_s` must be finite and >= -`tolerance_s`, got {max_latency_s}")
 
 
 def _first_frame_ending_at_or_after(

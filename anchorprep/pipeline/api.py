@@ -74,6 +74,8 @@ def align(
     or a lhotse cuts/supervisions manifest (+ ``recordings``, ``audio_root``). Every occurrence of
     each ``keyword`` (class ids 1, 2, ... in order) is an anchor at its ``edge``; with
     ``speech_onsets`` the start of every speech run after ``min_pause_ms`` of silence is.
+    ``speaker`` picks the tier of multi-speaker alignments: a name, ``"all"`` (every speaker's
+    tier; anchor sources ``alignment:<speaker>``) or ``"column"`` (the item's ``speaker`` column).
     ``progress`` is an optional object with ``start(total)``, ``advance(n, failed)`` and ``stop()``;
     ``**options`` are the `PipelineOptions` (grid, targets, run).
     """
@@ -153,6 +155,9 @@ def accel(
     time_unit: str = "auto",
     rate: float | None = None,
     skip_rows: int = 0,
+    columns: str | Sequence[str | int] | None = None,
+    units: str = "auto",
+    max_gap_s: float = 60.0,
     time_offset_s: float = 0.0,
     vad: bool = False,
     use_source: str | Sequence[str] | None = None,
@@ -165,7 +170,10 @@ def accel(
     ``inputs`` is a manifest (``utt_id, accel_path`` and optional ``audio_path, time_offset_s,
     start_s, duration_s``; ``"-"`` reads stdin) or a folder of sensor files. ``preset`` (step,
     raise, default) gives the starting `AccelSettings`; the other peak options override it
-    (``band`` as ``"LOW:HIGH"`` Hz or a pair). With ``vad`` the audio's speech onsets are a second
+    (``band`` as ``"LOW:HIGH"`` Hz or a pair). Sensor files: ``columns`` picks the time and x, y, z
+    columns (``"t,x,y,z"`` or a list; names, or digits for 0-based indices; x, y, z only with
+    ``rate``), ``units`` is ``"auto"`` (g or m/s² from gravity), ``"g"`` or ``"m/s2"``, and a
+    timestamp step over ``max_gap_s`` refuses the file. With ``vad`` the audio's speech onsets are a second
     source; ``use_source`` picks the sources the distance uses (first = primary) and
     ``agree_within_ms`` keeps primary anchors that every other source agrees with.
     ``**options`` are the `PipelineOptions` (grid, targets, run).
@@ -181,7 +189,9 @@ def accel(
     base = ACCEL_PRESETS[preset]
     settings = AccelSettings(**{**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
     job = AccelJob(_labelling(shared, (PEAK, ONSET) if vad else (PEAK,)), settings,
-                   AccelReadOptions(time_unit, rate, skip_rows), float(time_offset_s),
+                   AccelReadOptions(time_unit=time_unit, rate=rate, skip_rows=skip_rows,
+                                    columns=_accel_columns(columns), units=units, max_gap_s=float(max_gap_s)),
+                   float(time_offset_s),
                    VadOptions() if vad else None, _combine(sources, agree_within_ms))
     items = accel_items(inputs)
     config = stored_config(accel, arguments)
@@ -225,6 +235,23 @@ def _as_list(value, name: str) -> list[str] | None:
     if not all(isinstance(v, str) for v in value):
         raise UsageError(f"`{name}` must be a string or a list of strings, got {value!r}")
     return list(value) or None
+
+
+def _accel_columns(value) -> tuple[str | int, ...] | None:
+    """``columns`` as read_accel takes them: a comma-separated string or a sequence; an entry of
+    digits is a 0-based index, anything else a column name."""
+    if value is None:
+        return None
+    entries = value.split(",") if isinstance(value, str) else list(value)
+    columns: list[str | int] = []
+    for entry in entries:
+        if isinstance(entry, int) and not isinstance(entry, bool):
+            columns.append(entry)
+        elif isinstance(entry, str) and entry.strip():
+            columns.append(int(entry.strip()) if entry.strip().isdigit() else entry.strip())
+        else:
+            raise UsageError(f"`columns` must be names or 0-based indices such as 't,x,y,z' or '0,1,2,3'; got {value!r}")
+    return tuple(columns)
 
 
 def _path_or_none(value: PathLike | None) -> str | None:
@@ -297,6 +324,8 @@ def stored_config(function, arguments: dict) -> dict:
 def _stored_value(name: str, annotation: str, value):
     if "PathLike" in annotation:
         return str(Path(value).resolve())
+    if "Sequence[str | int]" in annotation:
+        return list(_accel_columns(value))
     if "Sequence[str]" in annotation:
         return _as_list(value, name)
     if annotation.startswith("float"):

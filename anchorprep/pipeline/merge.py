@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from anchorprep.anchors import BACKGROUND
 from anchorprep.errors import InputError, UsageError
@@ -22,6 +21,7 @@ from anchorprep.pipeline.combine import CombineOptions
 from anchorprep.pipeline.rows import AnchorEvent, Extent, Labelling, item_float
 from anchorprep.pipeline.runner import stage
 from anchorprep.shards import PASSTHROUGH_COLUMNS
+from anchorprep.shards.run import open_run
 
 ROW_COLUMNS = ["utt_id", "audio_path", "start_s", "duration_s", "sample_rate", "num_frames",
                "anchor_times_s", "anchor_labels", "anchor_sources"]
@@ -36,14 +36,6 @@ class MergeInputs:
     runs: tuple[str, ...]
 
 
-def _run_settings(run: Path) -> tuple[dict, list[Path]]:
-    manifest = run / "manifest.json"
-    if not manifest.is_file():
-        raise UsageError(f"{run}: no manifest.json (is the run finished? `anchorprep assemble` it first)")
-    data = json.loads(manifest.read_text())
-    return data["settings"], [run / s["file"] for s in data["shards"]]
-
-
 def read_merge_inputs(runs: list[Path]) -> MergeInputs:
     """One item per utt_id (first run's order, then ids only later runs have), anchors as JSON."""
     if len(runs) < 2:
@@ -51,27 +43,29 @@ def read_merge_inputs(runs: list[Path]) -> MergeInputs:
     first_settings = None
     labels: list[str] = []
     merged: dict[str, dict] = {}
-    for run in runs:
-        settings, shards = _run_settings(Path(run))
+    for path in runs:
+        run = open_run(path)
+        settings = run.settings
         if first_settings is None:
             first_settings = settings
-        elif (settings["grid"], settings["anchor_rule"]) != (first_settings["grid"], first_settings["anchor_rule"]):
-            raise UsageError(f"{run}: frame grid or anchor rule differs from {runs[0]}; merge needs the same grid")
-        labels += [label for label in settings["label_map"] if label != BACKGROUND and label not in labels]
-        passthrough = [c for c in PASSTHROUGH_COLUMNS if c in settings.get("passthrough_columns", [])]
-        for shard in shards:
-            for row in pq.read_table(shard, columns=ROW_COLUMNS + passthrough).to_pylist():
+        elif (settings.grid, settings.anchor_rule) != (first_settings.grid, first_settings.anchor_rule):
+            raise UsageError(f"{path}: frame grid or anchor rule differs from {runs[0]}; merge needs the same grid")
+        labels += [label for label in settings.label_map if label != BACKGROUND and label not in labels]
+        passthrough = [c for c in PASSTHROUGH_COLUMNS if c in settings.passthrough_columns]
+        for shard in run.shards:
+            for row in run.read_shard(shard, ROW_COLUMNS + passthrough).to_pylist():
                 entry = merged.setdefault(row["utt_id"], {
                     "utt_id": row["utt_id"], "audio_path": row["audio_path"] or "", "start_s": repr(row["start_s"]),
                     "duration_s": repr(row["duration_s"]), "sample_rate": str(row["sample_rate"]),
                     "anchors": [], "num_frames": {}, **{c: row.get(c) or "" for c in passthrough},
                 })
-                entry["num_frames"][str(run)] = row["num_frames"]
+                entry["num_frames"][str(path)] = row["num_frames"]
                 entry["anchors"] += list(zip(row["anchor_times_s"], row["anchor_labels"], row["anchor_sources"]))
+    # An utterance only a run without some pass-through column has gets "" there (as a missing
+    # manifest cell would), not NaN, which no string column can hold.
     items = pd.DataFrame([{**e, "anchors": json.dumps(e["anchors"]), "num_frames": json.dumps(e["num_frames"])}
-                          for e in merged.values()], dtype=str)
-    grid = FrameGrid(**first_settings["grid"])
-    return MergeInputs(items, grid, first_settings["anchor_rule"], tuple(labels), tuple(str(r) for r in runs))
+                          for e in merged.values()], dtype=str).fillna("")
+    return MergeInputs(items, first_settings.grid, first_settings.anchor_rule, tuple(labels), tuple(str(r) for r in runs))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,22 @@ from anchorprep.grid import ANCHOR_RULES, FrameGrid
 from anchorprep.sources.audio import DEFAULT_TOLERANCE_S, audio_info
 
 
+#: Most model frames one item may have: 24 h at the default 10 ms shift. Labelling an item
+#: takes about 22 bytes per frame (190 MB here); a longer one is refused for itself (cut it
+#: into segments with ``start_s``/``duration_s``) instead of exhausting memory for the run.
+MAX_ITEM_FRAMES = 8_640_000
+
+
+def check_item_frames(grid: FrameGrid, grid_samples: int) -> int:
+    """The item's model frames; `InputError` beyond `MAX_ITEM_FRAMES`."""
+    num_frames = grid.num_frames(grid_samples)
+    if num_frames > MAX_ITEM_FRAMES:
+        hours = grid_samples / grid.sample_rate / 3600
+        raise InputError(f"utterance is too long: {num_frames} frames ({hours:.1f} h) > {MAX_ITEM_FRAMES} per item; "
+                         "cut it into segments with start_s/duration_s")
+    return num_frames
+
+
 @dataclass(frozen=True)
 class AnchorEvent:
     """An anchor before it is placed on the grid: a time (utterance seconds), label and source."""
@@ -77,6 +93,7 @@ def utterance_extent(item: dict, grid: FrameGrid, fallback_duration_s: float | N
                 f"segment {start:.3f}+{duration:.3f} s runs past the end of the audio ({info.duration_s:.3f} s)", audio_path
             )
         samples = min(samples, available)
+        check_item_frames(grid, grid.resampled_length(samples, info.sample_rate))
         return Extent(start, samples / info.sample_rate, info.sample_rate, grid.resampled_length(samples, info.sample_rate))
     if duration is None:
         if fallback_duration_s is None:
@@ -84,6 +101,7 @@ def utterance_extent(item: dict, grid: FrameGrid, fallback_duration_s: float | N
         duration = fallback_duration_s - start
         if duration <= 0:
             raise InputError(f"start_s {start} lies past the end of the alignment ({fallback_duration_s} s)")
+    check_item_frames(grid, grid.num_samples(duration))
     return Extent(start, duration, grid.sample_rate, grid.num_samples(duration))
 
 
@@ -122,7 +140,7 @@ class Labelling:
         ``used`` (default: all events), so a multi-source row can keep anchors its distance
         ignores. ``targets`` replaces the window targets (e.g. per-frame VAD decisions).
         """
-        num_frames = self.grid.num_frames(extent.grid_samples)
+        num_frames = check_item_frames(self.grid, extent.grid_samples)
         if num_frames == 0:
             raise InputError(
                 f"utterance is shorter than one frame ({extent.grid_samples} samples at {self.grid.sample_rate} Hz "

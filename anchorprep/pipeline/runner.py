@@ -1,11 +1,7 @@
 """The batch runner: a deterministic shard plan, one engine-free shard function, resume, assembly.
 
-Layout of an output folder::
-
-    anchors-00000-of-00012.parquet ...   the shards (SPEC §4)
-    manifest.json  errors.jsonl  report.json
-    .anchorprep/run.json                 the run's settings (written first; checked on resume)
-    .anchorprep/done/00000.json          one summary per finished shard: rows, sha256, errors, stats
+The output folder's layout and files are `anchorprep.shards.run`'s (`RunFolder`, `RunSettings`,
+`ShardSummary`, `RunManifest`, `RunReport`).
 
 Shard ``i`` holds input items ``[i*shard_size, (i+1)*shard_size)``, whatever the worker count,
 array-job split or resume history, so every way of running produces the same bytes. A shard's
@@ -23,18 +19,21 @@ from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Iterator, Protocol
 
 import pandas as pd
 
-from anchorprep import __version__
 from anchorprep.errors import InputError, UsageError
-from anchorprep.shards import PASSTHROUGH_COLUMNS, SCHEMA_VERSION, rows_to_table, shard_schema
+from anchorprep.shards import PASSTHROUGH_COLUMNS, rows_to_table, shard_schema
 from anchorprep.shards.io import sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
+from anchorprep.shards.run import (
+    InputsFingerprint, ItemError, RunFolder, RunManifest, RunReport, RunSettings, ShardEntry, ShardSummary,
+    read_json, shard_count, shard_name,
+)
+from anchorprep.shards.schema import MAX_LIST_VALUES
 
-STATE_DIR = ".anchorprep"
 EXECUTORS = ("local", "dask")
 DASK_INSTALL_HINT = "pip install 'anchorprep[dask]'  (or: pip install 'dask[distributed]')"
 
@@ -96,21 +95,42 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
-            raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}")
+            raise UsageError(f"`executor` must be one of {', '.join(EXECUTORS)}")
         if self.retries < 0:
-            raise UsageError("--retries must be >= 0")
+            raise UsageError("`retries` must be >= 0")
         if self.shard_size < 1:
-            raise UsageError("--shard-size must be at least 1")
+            raise UsageError("`shard_size` must be at least 1")
         if self.workers < 1:
-            raise UsageError("--workers must be at least 1")
+            raise UsageError("`workers` must be at least 1")
         if (self.shard_index is None) != (self.num_shards is None):
-            raise UsageError("--shard-index and --num-shards go together")
+            raise UsageError("`shard_index` and `num_shards` go together")
         if self.num_shards is not None and not 0 <= self.shard_index < self.num_shards:
-            raise UsageError(f"--shard-index must be in [0, {self.num_shards}), got {self.shard_index}")
+            raise UsageError(f"`shard_index` must be in [0, {self.num_shards}), got {self.shard_index}")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run would do (``dry_run``): the shard plan and how much of it is already done."""
+
+    out_dir: str
+    items: int
+    shards: int
+    shard_size: int
+    this_job_shards: int
+    already_done: int
+    to_run: int
+    workers: int
+    settings_sha256: str
+    first_shard: str
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass
 class RunResult:
+    """What `run` did; ``report`` is the run's report once its manifest is written."""
+
     out_dir: Path
     planned_shards: int
     shards_run: int = 0
@@ -119,55 +139,33 @@ class RunResult:
     items_failed: int = 0
     complete: bool = False
     stopped_early: bool = False
-    report: dict = field(default_factory=dict)
+    report: RunReport | None = None
+    plan: RunPlan | None = None
     elapsed_s: float = 0.0
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.items_failed or self.stopped_early or self.report.get("failed", 0) else 0
+        failed = self.report.failed if self.report is not None else 0
+        return 1 if self.items_failed or self.stopped_early or failed else 0
 
 
-def shard_name(index: int, count: int) -> str:
-    return f"anchors-{index:05d}-of-{count:05d}.parquet"
-
-
-def inputs_fingerprint(items: pd.DataFrame) -> dict:
+def inputs_fingerprint(items: pd.DataFrame) -> InputsFingerprint:
     """Count and sha256 of the item list (columns and values, in order)."""
     digest = hashlib.sha256(json.dumps(list(items.columns)).encode())
     for chunk_start in range(0, len(items), 10000):
         chunk = items.iloc[chunk_start:chunk_start + 10000]
         digest.update(chunk.to_csv(index=False, header=False).encode())
-    return {"count": len(items), "sha256": digest.hexdigest()}
+    return InputsFingerprint(len(items), digest.hexdigest())
 
 
-def settings_hash(settings: dict) -> str:
-    """sha256 of the settings JSON (sorted keys), ignoring any stored ``settings_sha256``."""
-    body = {k: v for k, v in settings.items() if k != "settings_sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def run_settings(job: Job, items: pd.DataFrame, shard_size: int, config: dict | None = None) -> dict:
-    """The settings JSON for manifest.json and every shard's metadata, with its hash.
+def run_settings(job: Job, items: pd.DataFrame, shard_size: int, config: dict | None = None) -> RunSettings:
+    """The settings for run.json, manifest.json and every shard's metadata, with their hash.
 
     ``config`` is the command's effective configuration (flags and config file, minus options
     that only change how the run executes), stored so the run can be repeated.
     """
     passthrough = [c for c in PASSTHROUGH_COLUMNS if c in items.columns]
-    settings = {
-        "schema_version": SCHEMA_VERSION,
-        "tool": "anchorprep",
-        "tool_version": __version__,
-        "command": job.command,
-        "time_reference": "seconds from the start of the utterance (segment), not the recording",
-        "shard_size": shard_size,
-        "passthrough_columns": passthrough,
-        "inputs": inputs_fingerprint(items),
-        **job.settings(),
-    }
-    if config:
-        settings["config"] = config
-    settings["settings_sha256"] = settings_hash(settings)
-    return settings
+    return RunSettings.build(job.command, job.settings(), inputs_fingerprint(items), shard_size, passthrough, config)
 
 
 def _item_path(item: dict) -> str:
@@ -175,14 +173,15 @@ def _item_path(item: dict) -> str:
     return item.get("alignment_path") or item.get("audio_path") or item.get("accel_path") or ""
 
 
-def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: str, settings: dict) -> dict:
+def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: str,
+                  settings: RunSettings) -> ShardSummary:
     """Process one shard end to end; engine-free (local pool, in-process or a cluster worker).
 
     Every item ends as a row or an error record; the Parquet file and then the summary are
     written atomically, so a retried or duplicated call rewrites the same bytes.
     """
     out = Path(out_dir)
-    rows, errors, stats = [], [], Counter()
+    rows, errors, stats, frames = [], [], Counter(), 0
     for item in items:
         try:
             if item.get("_duplicate_of") not in (None, ""):
@@ -190,70 +189,69 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
             if not item.get("utt_id"):
                 raise ItemFailure("manifest", "empty utt_id")
             row, item_stats = job.process(item)
+            if frames + row["num_frames"] > MAX_LIST_VALUES:
+                raise ItemFailure("label", f"the shard would hold more than {MAX_LIST_VALUES} frames with this item "
+                                           "(int32 list offsets); use a smaller `shard_size`")
         except ItemFailure as failure:
-            errors.append({
-                "utt_id": item.get("utt_id", ""), "row": item["_row"],
-                "path": failure.path or _item_path(item),
-                "stage": failure.stage, "reason": failure.reason,
-            })
+            errors.append(ItemError(item.get("utt_id", ""), item["_row"], failure.path or _item_path(item),
+                                    failure.stage, failure.reason))
             continue
-        for column in settings["passthrough_columns"]:
+        for column in settings.passthrough_columns:
             row[column] = item.get(column, "")
         rows.append(row)
+        frames += row["num_frames"]
         stats.update(item_stats)
     return _write_shard(out, index, count, rows, len(items), errors, stats, settings)
 
 
-def _write_shard(out: Path, index: int, count: int, rows: list[dict], num_items: int, errors: list[dict],
-                 stats: Counter, settings: dict) -> dict:
+def _write_shard(out: Path, index: int, count: int, rows: list[dict], num_items: int, errors: list[ItemError],
+                 stats: Counter, settings: RunSettings) -> ShardSummary:
     """Write the shard's Parquet file, then its summary (the "done" marker); return the summary."""
-    name = shard_name(index, count)
-    schema = shard_schema(tuple(settings["passthrough_columns"]), settings)
-    write_parquet_atomic(out / name, rows_to_table(rows, schema))
-    summary = {
-        "shard": index, "file": name, "rows": len(rows), "items": num_items,
-        "sha256": sha256_file(out / name), "errors": errors, "stats": dict(sorted(stats.items())),
-    }
-    write_json_atomic(out / STATE_DIR / "done" / f"{index:05d}.json", summary)
+    folder = RunFolder(out)
+    path = folder.shard(index, count)
+    schema = shard_schema(settings.passthrough_columns, settings.to_dict())
+    write_parquet_atomic(path, rows_to_table(rows, schema))
+    summary = ShardSummary(index, path.name, len(rows), num_items, sha256_file(path), tuple(errors),
+                           dict(sorted(stats.items())))
+    write_json_atomic(folder.done_file(index), summary.to_dict())
     return summary
 
 
-def _done_summary(out: Path, index: int, count: int) -> dict | None:
-    marker = out / STATE_DIR / "done" / f"{index:05d}.json"
-    shard = out / shard_name(index, count)
-    if not (marker.is_file() and shard.is_file()):
-        return None
-    summary = json.loads(marker.read_text())
-    return summary if summary.get("sha256") == sha256_file(shard) else None
+def _done_summary(out: Path, index: int, count: int) -> ShardSummary | None:
+    folder = RunFolder(out)
+    shard = folder.shard(index, count)
+    summary = folder.read_done(index) if shard.is_file() else None
+    return summary if summary is not None and summary.sha256 == sha256_file(shard) else None
 
 
-def _prepare_out_dir(out: Path, settings: dict, options: RunOptions) -> None:
-    run_file = out / STATE_DIR / "run.json"
-    if run_file.is_file():
-        previous = json.loads(run_file.read_text())
-        if previous.get("settings_sha256") != settings["settings_sha256"]:
+def _prepare_out_dir(out: Path, settings: RunSettings, options: RunOptions) -> None:
+    folder = RunFolder(out)
+    if folder.settings_file.is_file():
+        previous = read_json(folder.settings_file)
+        if previous.get("settings_sha256") != settings.settings_sha256:
             if not options.overwrite:
-                changed = sorted(k for k in settings if settings.get(k) != previous.get(k) and k != "settings_sha256")
+                current = settings.to_dict()
+                changed = sorted(k for k in current if current.get(k) != previous.get(k) and k != "settings_sha256")
                 raise UsageError(
                     f"{out} holds a run with different settings (changed: {', '.join(changed) or 'none'}); "
-                    "use a new output folder, or pass --overwrite to replace it"
+                    "use a new output folder, or pass `overwrite` to replace it"
                 )
-            _clear_run(out)
-    elif any(out.glob("anchors-*.parquet")) and not options.overwrite:
-        raise UsageError(f"{out} holds shards from an unknown run; pass --overwrite to replace them")
+            _clear_run(folder)
+    elif folder.shard_files() and not options.overwrite:
+        raise UsageError(f"{out} holds shards from an unknown run; pass `overwrite` to replace them")
     elif options.overwrite:
-        _clear_run(out)
-    (out / STATE_DIR / "done").mkdir(parents=True, exist_ok=True)
-    if not run_file.is_file():
-        write_json_atomic(run_file, settings)
+        _clear_run(folder)
+    folder.done_dir.mkdir(parents=True, exist_ok=True)
+    if not folder.settings_file.is_file():
+        write_json_atomic(folder.settings_file, settings.to_dict())
 
 
-def _clear_run(out: Path) -> None:
-    for path in out.glob("anchors-*.parquet"):
+def _clear_run(folder: RunFolder) -> None:
+    for path in folder.shard_files():
         path.unlink()
-    for name in ("manifest.json", "errors.jsonl", "report.json"):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+    for path in folder.side_files():
+        path.unlink(missing_ok=True)
+    shutil.rmtree(folder.state_dir, ignore_errors=True)
 
 
 def mark_duplicates(items: pd.DataFrame) -> pd.DataFrame:
@@ -270,11 +268,11 @@ def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, confi
     started = time.monotonic()
     out = Path(options.out_dir)
     settings = run_settings(job, items, options.shard_size, config)
-    count = max(1, -(-len(items) // options.shard_size))
+    count = shard_count(len(items), options.shard_size)
     mine = [i for i in range(count) if options.num_shards is None or i % options.num_shards == options.shard_index]
     result = RunResult(out_dir=out, planned_shards=count)
     if options.dry_run:
-        result.report = {"plan": _plan(out, settings, count, mine, options)}
+        result.plan = _plan(out, settings, count, mine, options)
         return result
     out.mkdir(parents=True, exist_ok=True)
     _prepare_out_dir(out, settings, options)
@@ -294,10 +292,10 @@ def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, confi
     try:
         for summary in _execute(job, todo, count, shard_items, str(out), settings, options):
             result.shards_run += 1
-            result.items_run += summary["items"]
-            result.items_failed += len(summary["errors"])
+            result.items_run += summary.items
+            result.items_failed += len(summary.errors)
             if progress is not None:
-                progress.advance(summary["items"], failed=len(summary["errors"]))
+                progress.advance(summary.items, failed=len(summary.errors))
             if options.max_errors is not None and result.items_failed > options.max_errors:
                 result.stopped_early = True
                 break
@@ -305,20 +303,19 @@ def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, confi
         if progress is not None:
             progress.stop()
     if not result.stopped_early:
-        result.report = assemble(out, require_complete=False) or {}
-        result.complete = bool(result.report)
+        result.report = assemble(out, require_complete=False)
+        result.complete = result.report is not None
     result.elapsed_s = time.monotonic() - started
     return result
 
 
-def _plan(out: Path, settings: dict, count: int, mine: list[int], options: RunOptions) -> dict:
+def _plan(out: Path, settings: RunSettings, count: int, mine: list[int], options: RunOptions) -> RunPlan:
     done = [i for i in mine if options.resume and out.is_dir() and _done_summary(out, i, count) is not None]
-    return {
-        "out_dir": str(out), "items": settings["inputs"]["count"], "shards": count,
-        "shard_size": options.shard_size, "this_job_shards": len(mine), "already_done": len(done),
-        "to_run": len(mine) - len(done), "workers": options.workers, "settings_sha256": settings["settings_sha256"],
-        "first_shard": shard_name(0, count),
-    }
+    return RunPlan(
+        out_dir=str(out), items=settings.inputs.count, shards=count, shard_size=options.shard_size,
+        this_job_shards=len(mine), already_done=len(done), to_run=len(mine) - len(done), workers=options.workers,
+        settings_sha256=settings.settings_sha256, first_shard=shard_name(0, count),
+    )
 
 
 def _execute(job, todo, count, shard_items, out, settings, options):
@@ -406,7 +403,7 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
         from distributed import Client, LocalCluster, as_completed
         from distributed.scheduler import KilledWorker
     except ImportError:
-        raise UsageError(f"--executor dask needs Dask: {DASK_INSTALL_HINT}") from None
+        raise UsageError(f"`executor` dask needs Dask: {DASK_INSTALL_HINT}") from None
     import os
 
     if not todo:  # e.g. --resume of a finished run: no cluster to start or reach
@@ -424,7 +421,7 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
                 if cluster is not None:
                     raise
                 raise UsageError(f"cannot connect to the Dask scheduler at {address}: {exc}; "
-                                 "check --address (or DASK_SCHEDULER_ADDRESS)") from None
+                                 "check `address` (or DASK_SCHEDULER_ADDRESS)") from None
             with client:
                 window = 2 * max(1, len(client.scheduler_info()["workers"]))
                 queue = list(reversed(todo))
@@ -433,7 +430,7 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
 
                 def submit(index: int):
                     future = client.submit(process_shard, job, index, count, shard_items(index), out, settings,
-                                           retries=options.retries, pure=False, key=f"anchorprep-shard-{index}-{settings['settings_sha256'][:12]}")
+                                           retries=options.retries, pure=False, key=f"anchorprep-shard-{index}-{settings.settings_sha256[:12]}")
                     shard_of[future.key] = index
                     return future
 
@@ -457,66 +454,54 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
                 cluster.close()
 
 
-def _fail_shard(index, count, items, out, settings, attempts, reason: str | None = None) -> dict:
+def _fail_shard(index, count, items, out, settings, attempts, reason: str | None = None) -> ShardSummary:
     """A shard whose worker died on every attempt: its items become error lines, the shard empty."""
     reason = reason or f"the worker process died {attempts} time(s) while processing this item's shard (out of memory or a crash in native code?)"
-    failed = [{"utt_id": it.get("utt_id", ""), "row": it["_row"], "path": _item_path(it),
-               "stage": "worker", "reason": reason} for it in items]
+    failed = [ItemError(it.get("utt_id", ""), it["_row"], _item_path(it), "worker", reason) for it in items]
     return _write_shard(Path(out), index, count, [], len(items), failed, Counter(), settings)
 
 
-def assemble(out_dir: Path, require_complete: bool = True) -> dict | None:
+def assemble(out_dir: Path, require_complete: bool = True) -> RunReport | None:
     """Write manifest.json, errors.jsonl and report.json once every shard is finished.
 
     Returns the report, or None when shards are missing (and ``require_complete`` is False; with
     it True that raises a `UsageError` naming them). Safe to call from every array-job task.
     """
-    out = Path(out_dir)
-    run_file = out / STATE_DIR / "run.json"
-    if not run_file.is_file():
-        raise UsageError(f"{out} is not an anchorprep output folder (no {STATE_DIR}/run.json)")
-    settings = json.loads(run_file.read_text())
-    count = max(1, -(-settings["inputs"]["count"] // settings["shard_size"]))
+    folder = RunFolder(out_dir)
+    if not folder.settings_file.is_file():
+        raise UsageError(f"{folder.path} is not an anchorprep output folder (no {folder.settings_file.relative_to(folder.path)})")
+    settings = folder.read_settings()
+    count = settings.planned_shards
     summaries, missing = [], []
     for index in range(count):
-        marker = out / STATE_DIR / "done" / f"{index:05d}.json"
-        if not marker.is_file():
+        summary = folder.read_done(index)
+        if summary is None:
             missing.append(index)
         else:
-            summaries.append(json.loads(marker.read_text()))
+            summaries.append(summary)
     if missing:
         if require_complete:
             raise UsageError(f"{len(missing)} of {count} shards are not finished yet (first: {shard_name(missing[0], count)})")
         return None
     stats: Counter = Counter()
-    lines = []
+    errors = []
     for summary in summaries:
-        stats.update(summary["stats"])
-        lines.extend(json.dumps({**e, "shard": summary["file"]}, ensure_ascii=False) for e in summary["errors"])
-    write_text_atomic(out / "errors.jsonl", "".join(line + "\n" for line in lines))
-    failed_by_stage = Counter(json.loads(line)["stage"] for line in lines)
-    report = {
-        "in": settings["inputs"]["count"],
-        "written": sum(s["rows"] for s in summaries),
-        "failed": len(lines),
-        "failed_by_stage": dict(sorted(failed_by_stage.items())),
-        "skipped": 0,
-        **{key: value for key, value in sorted(stats.items())},
-    }
-    write_json_atomic(out / "report.json", report)
-    manifest = {
-        "schema_version": settings["schema_version"],
-        "settings": settings,
-        "settings_sha256": settings["settings_sha256"],
-        "tool_version": settings["tool_version"],
-        "shards": [{"file": s["file"], "rows": s["rows"], "sha256": s["sha256"]} for s in summaries],
-        "errors_file": "errors.jsonl",
-        "report_file": "report.json",
-    }
-    write_json_atomic(out / "manifest.json", manifest)
+        stats.update(summary.stats)
+        errors.extend(replace(e, shard=summary.file) for e in summary.errors)
+    write_text_atomic(folder.errors_file, "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in errors))
+    report = RunReport(
+        items_in=settings.inputs.count, written=sum(s.rows for s in summaries), failed=len(errors),
+        failed_by_stage=dict(sorted(Counter(e.stage for e in errors).items())), skipped=0,
+        counters=dict(sorted(stats.items())),
+    )
+    write_json_atomic(folder.report_file, report.to_dict())
+    manifest = RunManifest(settings, tuple(ShardEntry(s.file, s.rows, s.sha256) for s in summaries),
+                           folder.errors_file.name, folder.report_file.name)
+    write_json_atomic(folder.manifest_file, manifest.to_dict())
     return report
 
 
 __all__ = [
-    "ItemFailure", "Job", "RunOptions", "RunResult", "assemble", "process_shard", "run", "stage",
+    "ItemFailure", "Job", "RunOptions", "RunPlan", "RunResult", "assemble", "inputs_fingerprint", "process_shard",
+    "run", "run_settings", "stage",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from anchorprep.anchors import SPEECH_OFFSET as OFFSET
 from anchorprep.anchors import SPEECH_ONSET as ONSET
 from anchorprep.errors import InputError, UsageError
@@ -30,9 +32,9 @@ class VadOptions:
 
     def __post_init__(self) -> None:
         if self.targets not in TARGET_MODES:
-            raise UsageError(f"--targets must be one of {', '.join(TARGET_MODES)}")
+            raise UsageError(f"`targets` must be one of {', '.join(TARGET_MODES)}")
         if self.onsets not in ONSET_MODES:
-            raise UsageError(f"--onsets must be one of {', '.join(ONSET_MODES)}")
+            raise UsageError(f"`onsets` must be one of {', '.join(ONSET_MODES)}")
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class VadJob:
             events += [AnchorEvent(offset, OFFSET, "vad") for _, offset in segments]
         targets = None
         if self.options.targets == "vad":
-            targets = speech_targets(result, grid, grid.num_frames(extent.grid_samples))
+            targets = speech_targets(result, grid.frame_centre_time(np.arange(grid.num_frames(extent.grid_samples))))
         with stage("label", item.get("audio_path")):
             row, stats = self.labelling.build_row(item, extent, events, targets)
         if not result.segments:

@@ -1,5 +1,14 @@
-"""Parquet shards: the row schema, atomic writes and the run layout (SPEC §4)."""
+"""Parquet shards and the run folder: the row schema, atomic writes, and `run` (SPEC §4).
 
+`anchorprep.shards.run` owns the run folder: its file names, its JSON files as typed
+dataclasses (`RunSettings`, `RunManifest`, `RunReport`, ...), `open_run` and row iteration.
+"""
+
+from anchorprep.shards.run import (
+    ERRORS_FILE, MANIFEST_FILE, REPORT_FILE, RUN_SETTINGS_FILE, SHARD_GLOB, InputsFingerprint, ItemError, Run,
+    RunFolder, RunManifest, RunReport, RunSettings, ShardEntry, ShardSummary, iter_rows, list_column, open_run,
+    shard_name,
+)
 from anchorprep.shards.schema import (
     METADATA_KEY,
     PASSTHROUGH_COLUMNS,
@@ -9,4 +18,9 @@ from anchorprep.shards.schema import (
     shard_schema,
 )
 
-__all__ = ["METADATA_KEY", "PASSTHROUGH_COLUMNS", "SCHEMA_VERSION", "read_settings", "rows_to_table", "shard_schema"]
+__all__ = [
+    "ERRORS_FILE", "InputsFingerprint", "ItemError", "MANIFEST_FILE", "METADATA_KEY", "PASSTHROUGH_COLUMNS",
+    "REPORT_FILE", "RUN_SETTINGS_FILE", "Run", "RunFolder", "RunManifest", "RunReport", "RunSettings",
+    "SCHEMA_VERSION", "SHARD_GLOB", "ShardEntry", "ShardSummary", "iter_rows", "list_column", "open_run",
+    "read_settings", "rows_to_table", "shard_name", "shard_schema",
+]

@@ -10,6 +10,10 @@ import pyarrow as pa
 SCHEMA_VERSION = 1
 METADATA_KEY = b"anchorprep"
 PASSTHROUGH_COLUMNS = ("speaker", "text", "split")
+#: The per-frame SAL weight column of a run written by ``anchorprep weights`` (whose settings
+#: carry a ``weights`` block); float32, one value per frame like ``distance``.
+WEIGHT_COLUMN = "weight"
+WEIGHT_FIELD = pa.field(WEIGHT_COLUMN, pa.list_(pa.float32()), nullable=False)
 
 LIST_COLUMNS: dict[str, pa.DataType] = {
     "anchor_times_s": pa.float64(),
@@ -32,21 +36,34 @@ BASE_FIELDS = [
 
 
 def shard_schema(passthrough: tuple[str, ...] = (), settings: dict | None = None) -> pa.Schema:
-    """The Arrow schema of every shard of a run: the SPEC columns, then pass-through columns.
+    """The Arrow schema of every shard of a run: the SPEC columns, then pass-through columns,
+    then ``weight`` when the settings carry a ``weights`` block (a run from ``anchorprep weights``).
 
     ``settings`` (the run's settings JSON) travels in the key-value metadata under ``anchorprep``
     so a single shard explains itself.
     """
     fields = BASE_FIELDS + [pa.field(name, pa.string()) for name in passthrough]
+    if settings is not None and "weights" in settings:
+        fields.append(WEIGHT_FIELD)
     metadata = None if settings is None else {METADATA_KEY: json.dumps(settings, sort_keys=True).encode()}
     return pa.schema(fields, metadata=metadata)
 
 
+#: Most values one list column of a shard can hold: Arrow ``list`` offsets are int32 (and a
+#: Parquet reader cannot split one row group's nested column). The runner refuses the item that
+#: would overflow its shard (`shard_size` too large for very long items).
+MAX_LIST_VALUES = 2**31 - 1
+
+
 def _list_array(values: list, dtype: pa.DataType) -> pa.Array:
     """A list<dtype> array built from one flat buffer and offsets (no per-element Python work)."""
-    lengths = np.fromiter((len(v) for v in values), dtype=np.int32, count=len(values))
-    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] > MAX_LIST_VALUES:  # int32 offsets would wrap to negative values
+        raise OverflowError(f"{len(values)} rows hold {offsets[-1]} list values; a shard holds at most "
+                            f"{MAX_LIST_VALUES} per column: write fewer rows per shard")
+    offsets = offsets.astype(np.int32)
     if pa.types.is_string(dtype):
         flat = pa.array([item for v in values for item in v], type=dtype)
     else:

@@ -1,1 +1,3 @@
-"""Anchor sources: forced alignments, VAD onsets, accelerometer peaks, and the audio they describe."""
+"""Anchor sources, by kind of input: alignments (`alignments`), audio and VAD (`audio`, `vad`),
+accelerometers (`accel`), Kaldi data files (`kaldi`), shared text helpers (`text`), and the item
+tables the pipelines run on (`items`)."""

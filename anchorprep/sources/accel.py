@@ -25,11 +25,32 @@ Reading policy (each choice is recorded in `AccelRecording.dropped_rows`):
   ("duplicate_timestamp"), under the same fraction limit. A timestamp that goes *backwards*
   refuses the file with its line number: it usually means two sessions were concatenated or the
   clock was reset, and sorting would silently interleave them.
+* Timestamp jumps. A step longer than `max_gap_s` (default 60 s) refuses the file with its line:
+  the resampler would bridge it with a straight line of up to millions of frames (one +1e6 s jump
+  is an 11.6-day utterance). Split the file at the gap, or raise `max_gap_s` on purpose.
+* Mixed time units. The median sample step of each twentieth of the file must stay within a
+  factor of 20 of the others; a file whose step jumps by about 1000x part-way (half seconds, half
+  milliseconds) is refused with the line where it changes, rather than squashed onto one unit.
 * Time unit. ``time_unit="auto"`` reads the unit from the median step of the raw timestamps,
   assuming a sample rate between 2 Hz and 2 kHz: a median step below 0.5 is seconds, below 500
   milliseconds, below 5e5 microseconds ("us", an addition), otherwise nanoseconds. Pass the unit
   for anything else. Date-time columns (Parquet timestamps, ISO 8601 strings in a CSV) are read as
-  nanoseconds whatever `time_unit` says.
+  nanoseconds whatever `time_unit` says; date-times read as ISO 8601 (``2019-08-06T10:25:50.02Z``,
+  any offset converted to UTC), with a colon before the milliseconds (GENEActiv's
+  ``2019-08-06 10:25:50:020``), or in the format pandas infers from the first stamp (ActiGraph's
+  ``8/6/2019 10:25:50.000``: month first unless the day cannot be a month).
+* Device exports. When `skip_rows` is 0 and the file starts with a metadata block (ActiGraph's
+  ``------------ Data File Created By ActiGraph ...`` lines, GENEActiv's 100 ``key,value`` lines),
+  the data start is sniffed: the first line with at least three numbers (a date-time counts as
+  one in the first field) followed by lines of the same shape; the line before it is the header
+  when it has as many fields and is not data. The skipped lines are counted in
+  ``dropped_rows["metadata"]``. Extra columns (light, button, temperature) are ignored.
+* Units. Devices export g, phones m/s². ``units="auto"`` reads them from gravity: the median
+  magnitude of the samples is ~1 in g and ~9.81 in m/s² (a sensor at rest or walking reads
+  gravity on average). A median within 0.6-1.6 is g, within 5.9-15.7 (the same band times
+  9.80665) is m/s²; anything else (gravity already removed, mg, raw counts) is refused: pass
+  `units`. Samples in g are multiplied by 9.80665, so `xyz` (and every preset) is in m/s²;
+  `AccelRecording.units` says what the file held.
 * Columns. Without `columns`, the first four columns are t, x, y, z (extra columns such as the
   Oxford step counts are ignored), or the first three are x, y, z when `rate` is given. Columns
   may be named (needs a header row, or a Parquet / structured NPY file) or 0-based indices.
@@ -50,10 +71,12 @@ from __future__ import annotations
 
 import gzip
 import math
+import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from itertools import islice
 from typing import IO, Literal
 
 import numpy as np
@@ -67,6 +90,8 @@ __all__ = [
     "AccelSettings",
     "RAISE_PRESET",
     "STEP_PRESET",
+    "STANDARD_GRAVITY",
+    "UNITS",
     "detect_peaks",
     "filtered_signal",
     "map_to_utterance",
@@ -78,10 +103,22 @@ FilterKind = Literal["highpass", "bandpass", "none"]
 TimeUnit = Literal["auto", "ns", "us", "ms", "s"]
 Column = int | str
 
+STANDARD_GRAVITY = 9.80665  # m/s² per g
+UNITS = ("auto", "g", "m/s2")
+# Median magnitude (in the file's units) that identifies g; the m/s² band is this times gravity.
+_G_BAND = (0.6, 1.6)
+# Each of `_STEP_CHUNKS` parts of the file has a median step within this factor of the others.
+_STEP_RATIO_LIMIT = 20.0
+_STEP_CHUNKS = 20
 _UNIT_SCALE: dict[str, float] = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 # Upper bounds of the median timestamp step for each unit under "auto" (2 Hz .. 2 kHz sensors).
 _AUTO_UNIT_LIMITS: tuple[tuple[float, str], ...] = ((0.5, "s"), (500.0, "ms"), (5e5, "us"))
 _NPY_SUFFIXES = {".npy"}
+_COLON_FRACTION = r"^(.*\d{2}:\d{2}:\d{2}):(\d+)$"
+_SNIFF_LINES = 2000  # a metadata block is looked for in this many lines (GENEActiv writes 100)
+# A date-time in a device export's first field: ISO 8601, GENEActiv's "2019-08-06 10:25:50:020",
+# ActiGraph's "8/6/2019 10:25:50.000".
+_DATE_TIME = re.compile(r"""^\s*["']?\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}\S*)?["']?\s*$""")
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
 
 
@@ -94,7 +131,8 @@ class AccelRecording:
     """A 3-axis accelerometer recording on the sensor's clock.
 
     `times_s` (float64, strictly increasing) counts seconds from the file's first valid timestamp
-    (0 for fixed-rate input); `xyz` is (N, 3) float64 in the file's units (m/s² for phones).
+    (0 for fixed-rate input); `xyz` is (N, 3) float64 in m/s² (`units` is what the file held:
+    "g" samples were multiplied by `STANDARD_GRAVITY` when read; `from_arrays` takes m/s²).
     `source_rate_hz` is 1 / median sample step. `time_unit` is the unit the timestamps were read
     in ("ns", "us", "ms", "s") or "rate" for fixed-rate input; `time_origin_s` is the first
     timestamp on the sensor's own clock in seconds, so `time_origin_s + times_s` recovers it.
@@ -108,6 +146,7 @@ class AccelRecording:
     time_unit: str = "s"
     time_origin_s: float = 0.0
     dropped_rows: Mapping[str, int] = field(default_factory=dict)
+    units: str = "m/s2"
 
     @classmethod
     def from_arrays(
@@ -154,6 +193,8 @@ def read_accel(
     skip_rows: int = 0,
     has_header: bool | Literal["auto"] = "auto",
     max_invalid_fraction: float = 0.01,
+    units: Literal["auto", "g", "m/s2"] = "auto",
+    max_gap_s: float = 60.0,
 ) -> AccelRecording:
     """Read a 3-axis accelerometer recording from CSV (optionally .gz), NPY or Parquet.
 
@@ -161,26 +202,39 @@ def read_accel(
     file has no time column. `skip_rows` skips metadata lines at the top of a CSV before its header
     or first data row; `has_header="auto"` treats the first remaining line as a header when any of
     its fields is not a number. CSV delimiters: comma, semicolon, tab or whitespace, guessed from
-    that line. Raises `UsageError` for invalid arguments and `InputError` for a file that cannot
-    be read as a recording; see the module docstring for what is dropped and what is refused.
+    that line; with `skip_rows` 0 a device's metadata block is found and skipped. `units` is
+    "g", "m/s2" or "auto" (from gravity); the samples come back in m/s². `max_gap_s` bounds one
+    step between timestamps. Raises `UsageError` for invalid arguments and `InputError` for a
+    file that cannot be read as a recording; see the module docstring for what is dropped and
+    what is refused.
     """
     _check_read_args(columns, time_unit, rate, skip_rows, has_header, max_invalid_fraction)
+    if units not in UNITS:
+        raise UsageError(f"`units` must be one of {', '.join(UNITS)}; got {units!r}")
+    if not _positive(max_gap_s):
+        raise UsageError(f"`max_gap_s` must be a positive number of seconds; got {max_gap_s!r}")
     p = Path(path)
     spath = str(path)
     if not p.is_file():
         raise InputError("file not found" if not p.exists() else "not a regular file", spath)
     suffix = p.suffix.lower()
     if suffix in _NPY_SUFFIXES:
-        (table, named), first_line = _load_npy(p), None
+        (table, named), first_line, metadata_lines = _load_npy(p), None, 0
     elif suffix in _PARQUET_SUFFIXES:
-        table, named, first_line = _load_parquet(p), True, None
+        table, named, first_line, metadata_lines = _load_parquet(p), True, None, 0
     else:
-        table, named, first_line = _load_csv(p, skip_rows, has_header)
+        table, named, first_line, metadata_lines = _load_csv(p, skip_rows, has_header)
 
     if len(table) == 0:
         raise InputError("no data rows", spath)
     t_key, xyz_keys = _resolve_columns(table, named, columns, rate, spath)
-    return _build_recording(table, t_key, xyz_keys, first_line, time_unit, rate, max_invalid_fraction, spath)
+    recording = _build_recording(table, t_key, xyz_keys, first_line, time_unit, rate, max_invalid_fraction,
+                                 max_gap_s, spath)
+    recording = _in_metres_per_second2(recording, units)
+    if metadata_lines:
+        return replace(recording, dropped_rows={**recording.dropped_rows, "metadata": metadata_lines})
+    return recording
+
 
 
 def _check_read_args(
@@ -188,27 +242,27 @@ def _check_read_args(
     has_header: object, max_invalid_fraction: float,
 ) -> None:
     if time_unit not in ("auto", *_UNIT_SCALE):
-        raise UsageError(f"time_unit must be one of auto, ns, us, ms, s; got {time_unit!r}")
+        raise UsageError(f"`time_unit` must be one of auto, ns, us, ms, s; got {time_unit!r}")
     if rate is not None and not (_positive(rate) or (isinstance(rate, np.number) and _positive(float(rate)))):
-        raise UsageError(f"rate must be a positive number of Hz; got {rate!r}")
+        raise UsageError(f"`rate` must be a positive number of Hz; got {rate!r}")
     if not isinstance(skip_rows, int) or isinstance(skip_rows, bool) or skip_rows < 0:
-        raise UsageError(f"skip_rows must be a non-negative integer; got {skip_rows!r}")
+        raise UsageError(f"`skip_rows` must be a non-negative integer; got {skip_rows!r}")
     if has_header not in ("auto", True, False):
-        raise UsageError(f"has_header must be 'auto', True or False; got {has_header!r}")
+        raise UsageError(f"`has_header` must be 'auto', True or False; got {has_header!r}")
     if not (isinstance(max_invalid_fraction, (int, float)) and 0.0 <= max_invalid_fraction < 1.0):
-        raise UsageError(f"max_invalid_fraction must be in [0, 1); got {max_invalid_fraction!r}")
+        raise UsageError(f"`max_invalid_fraction` must be in [0, 1); got {max_invalid_fraction!r}")
     if columns is not None:
         if isinstance(columns, (str, bytes)) or not isinstance(columns, Sequence):
-            raise UsageError(f"columns must be a sequence of names or indices; got {columns!r}")
+            raise UsageError(f"`columns` must be a sequence of names or indices; got {columns!r}")
         want = 3 if rate is not None else 4
         if len(columns) != want:
-            what = "(x, y, z) because rate= means there is no time column" if rate is not None else "(t, x, y, z)"
-            raise UsageError(f"columns must list {want} entries {what}; got {list(columns)!r}")
+            what = "(x, y, z) because `rate` means there is no time column" if rate is not None else "(t, x, y, z)"
+            raise UsageError(f"`columns` must list {want} entries {what}; got {list(columns)!r}")
         for c in columns:
             if isinstance(c, bool) or not isinstance(c, (int, str)):
-                raise UsageError(f"each column must be a name or a 0-based index; got {c!r}")
+                raise UsageError(f"each of `columns` must be a name or a 0-based index; got {c!r}")
         if has_header is False and any(isinstance(c, str) for c in columns):
-            raise UsageError("column names need a header row; with has_header=False give 0-based indices")
+            raise UsageError("column names need a header row; with `has_header` False give 0-based indices")
 
 
 def _open_text(p: Path) -> IO[str]:
@@ -244,8 +298,62 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _load_csv(p: Path, skip_rows: int, has_header: bool | str) -> tuple[pd.DataFrame, bool, int]:
-    """Parse a CSV into a DataFrame. Returns (table, has named columns, file line of data row 0)."""
+def _split_fields(line: str, sep: str) -> list[str]:
+    return line.split() if sep == r"\s+" else line.split(sep)
+
+
+def _is_data_row(fields: list[str]) -> bool:
+    """At least three numbers, the first field a number or a date-time (which counts as one)."""
+    first_is_time = _is_number(fields[0]) or bool(_DATE_TIME.match(fields[0]))
+    numbers = sum(_is_number(f) for f in fields[1:]) + first_is_time
+    return first_is_time and numbers >= 3
+
+
+def _sniff_data_start(p: Path) -> tuple[int, bool, int] | None:
+    """Where a device export's data starts, when metadata lines come before its header or data.
+
+    Returns (0-based line to start reading at, whether that line is a header, non-blank metadata
+    lines skipped), or None when the file starts with its header or data (the usual path). The data
+    start is the first line that looks like a data row and is followed by up to 4 lines of the
+    same shape; anything else (a data-like line among the metadata, ragged rows, a header line
+    with another number of fields than the data) is left to the usual path and its errors.
+    """
+    try:
+        with _open_text(p) as fh:
+            lines = [line.rstrip("\r\n") for line in islice(fh, _SNIFF_LINES)]
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(f"cannot read file: {exc}", str(p)) from exc
+    non_blank = [i for i, line in enumerate(lines) if line.strip()]
+    for k, i in enumerate(non_blank):
+        sep = _guess_sep(lines[i])
+        fields = _split_fields(lines[i], sep)
+        if not _is_data_row(fields):
+            continue
+        following = [_split_fields(lines[j], sep) for j in non_blank[k + 1 : k + 5]]
+        if not all(len(f) == len(fields) and _is_data_row(f) for f in following):
+            return None
+        previous = len(_split_fields(lines[non_blank[k - 1]], sep)) if k > 0 else 0
+        if previous >= 3 and previous != len(fields):
+            return None  # a header that does not fit its data: the usual path says so
+        header = previous == len(fields)
+        skipped = k - 1 if header else k
+        if skipped == 0:
+            return None
+        return (non_blank[k - 1] if header else i), header, skipped
+    return None
+
+
+def _load_csv(
+    p: Path, skip_rows: int, has_header: bool | str
+) -> tuple[pd.DataFrame, bool, int, int]:
+    """Parse a CSV into a DataFrame: (table, has named columns, file line of data row 0, metadata
+    lines skipped). With `skip_rows` 0 a metadata block is sniffed (`_sniff_data_start`)."""
+    metadata_lines = 0
+    if skip_rows == 0:
+        sniffed = _sniff_data_start(p)
+        if sniffed is not None:
+            skip_rows, sniffed_header, metadata_lines = sniffed
+            has_header = sniffed_header if has_header == "auto" else has_header
     found = _first_line(p, skip_rows)
     if found is None:
         extra = f" after skipping {skip_rows} lines" if skip_rows else ""
@@ -268,20 +376,20 @@ def _load_csv(p: Path, skip_rows: int, has_header: bool | str) -> tuple[pd.DataF
             msg = str(exc).replace("Error tokenizing data. C error: ", "")
             raise InputError(
                 f"inconsistent number of fields: {msg}; every row needs the same columns "
-                "(use skip_rows= for metadata lines at the top)", str(p)
+                "(use `skip_rows` for metadata lines at the top)", str(p)
             ) from exc
         except (OSError, EOFError, UnicodeError, ValueError, gzip.BadGzipFile) as exc:
             raise InputError(f"cannot parse as CSV: {exc}", str(p)) from exc
     for w in caught:
         if issubclass(w.category, pd.errors.ParserWarning) and "Length of header" in str(w.message):
             raise InputError(
-                "data rows have more fields than the header row; fix the header or pass has_header=False",
+                "data rows have more fields than the header row; fix the header or pass `has_header` False",
                 str(p),
             )
     first_data_line = start + (1 if header else 0) + 1  # 1-based line number of data row 0
     if header:
         table.columns = [str(c).strip() for c in table.columns]
-    return table, header, first_data_line
+    return table, header, first_data_line, metadata_lines
 
 
 def _load_npy(p: Path) -> tuple[pd.DataFrame, bool]:
@@ -318,7 +426,7 @@ def _resolve_columns(
     if columns is None:
         if ncols < want:
             hint = "t, x, y, z" if rate is None else "x, y, z"
-            fix = "" if rate is not None else " (or x, y, z with rate= for a file without a time column)"
+            fix = "" if rate is not None else " (or x, y, z with `rate` for a file without a time column)"
             raise InputError(f"file has {ncols} column(s); need at least {want}: {hint}{fix}", path)
         picked: list[object] = labels[:want]
     else:
@@ -359,8 +467,9 @@ def _numeric(col: pd.Series) -> np.ndarray:
 def _time_column(col: pd.Series) -> tuple[np.ndarray, str | None]:
     """The time column as numbers, plus "ns" when it held dates or durations (which fix the unit).
 
-    Datetime and timedelta columns (Parquet timestamps) and ISO 8601 date strings in a CSV become
-    integer nanoseconds; missing or unparseable entries become NaN like any other bad value.
+    Datetime and timedelta columns (Parquet timestamps) and date-time strings in a CSV (see
+    `_parse_date_times`) become integer nanoseconds; missing or unparseable entries become NaN
+    like any other bad value.
     """
     if pd.api.types.is_datetime64_any_dtype(col.dtype) or pd.api.types.is_timedelta64_dtype(col.dtype):
         return _ns_from_temporal(col), "ns"
@@ -368,12 +477,39 @@ def _time_column(col: pd.Series) -> tuple[np.ndarray, str | None]:
     if values.dtype == np.float64 and not pd.api.types.is_numeric_dtype(col.dtype):
         present = col.notna().to_numpy()
         if np.count_nonzero(np.isnan(values) & present) > 0.5 * max(1, np.count_nonzero(present)):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                parsed = pd.to_datetime(col, errors="coerce", format="ISO8601", utc=True)
-            if parsed.notna().sum() > 0.5 * max(1, np.count_nonzero(present)):
+            parsed = _parse_date_times(col, 0.5 * max(1, np.count_nonzero(present)))
+            if parsed is not None:
                 return _ns_from_temporal(parsed), "ns"
     return values, None
+
+
+def _parse_date_times(col: pd.Series, enough: float) -> pd.Series | None:
+    """Date-time strings as UTC datetimes, or None when fewer than `enough` parse.
+
+    Tried in order: ISO 8601 (offsets converted to UTC); ISO 8601 after turning a colon before
+    the fraction of a second into a dot (GENEActiv's ``10:25:50:020``); the format pandas infers
+    from the first stamp (ActiGraph's ``8/6/2019 10:25:50.000``).
+    """
+    text = col.astype("string").str.strip().str.strip("\"'")
+    attempts = [lambda: pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)]
+    first = text.dropna()
+    # Only for date-times: on other text pandas' inference falls back to slow per-value parsing.
+    if len(first) and _DATE_TIME.match(first.iloc[0]):
+        attempts += [
+            lambda: pd.to_datetime(text.str.replace(_COLON_FRACTION, r"\1.\2", regex=True), errors="coerce",
+                                   format="ISO8601", utc=True),
+            lambda: pd.to_datetime(text, errors="coerce", utc=True),
+        ]
+    for attempt in attempts:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                parsed = attempt()
+            except (ValueError, TypeError, OverflowError):
+                continue
+        if parsed.notna().sum() > enough:
+            return parsed
+    return None
 
 
 def _ns_from_temporal(col: pd.Series) -> np.ndarray:
@@ -400,7 +536,7 @@ def _line_list(lines: np.ndarray, mask: np.ndarray, limit: int = 5) -> str:
 
 def _build_recording(
     table: pd.DataFrame, t_key: object | None, xyz_keys: list[object], first_line: int | None,
-    time_unit: str, rate: float | None, max_invalid_fraction: float, path: str,
+    time_unit: str, rate: float | None, max_invalid_fraction: float, max_gap_s: float, path: str,
 ) -> AccelRecording:
     where = "line" if first_line is not None else "row (0-based)"
     lines = np.arange(len(table), dtype=np.int64) + (first_line if first_line is not None else 0)
@@ -422,6 +558,7 @@ def _build_recording(
     n_rows = int(xyz.shape[0])
     if n_rows == 0:
         raise InputError("no data rows (only blank lines)", path)
+    _check_columns_readable(table[keep], t_key, xyz_keys, used, path)
 
     invalid = ~np.all(np.isfinite(used), axis=1)
     n_invalid = int(invalid.sum())
@@ -492,6 +629,7 @@ def _build_recording(
         else:
             times = (t_raw - origin_raw) * scale
         origin_s = float(origin_raw) * scale
+        _check_steps(t_raw, times, lines, where, max_gap_s, path)
     steps_s = np.diff(times)
     source_rate = float(rate) if rate is not None else float(1.0 / np.median(steps_s))
     return AccelRecording(
@@ -507,6 +645,87 @@ def _build_recording(
     )
 
 
+def _check_columns_readable(
+    table: pd.DataFrame, t_key: object | None, xyz_keys: list[object], values: np.ndarray, path: str
+) -> None:
+    """Name a column none of whose values could be read, rather than counting its rows as invalid."""
+    keys = ([t_key] if t_key is not None else []) + list(xyz_keys)
+    for k, key in enumerate(keys):
+        present = table[key].notna().to_numpy()
+        if present.any() and not np.isfinite(values[present, k]).any():
+            first = table[key][present].iloc[0]
+            if key is t_key:
+                raise InputError(
+                    f"time column {str(key)!r} is non-numeric and not a date-time (first value {first!r}); "
+                    "readable: numbers (ns, us, ms, s), ISO 8601, '2019-08-06 10:25:50:020', "
+                    "'8/6/2019 10:25:50.000'; pick the columns with `columns`, or give `rate` and x, y, z",
+                    path,
+                )
+            raise InputError(
+                f"column {str(key)!r} is non-numeric (first value {first!r}); pick the time and x, y, z columns "
+                "with `columns`",
+                path,
+            )
+
+
+def _check_steps(t_raw: np.ndarray, times: np.ndarray, lines: np.ndarray, where: str, max_gap_s: float,
+                 path: str) -> None:
+    """Refuse timestamps whose unit changes part-way, or that jump by more than `max_gap_s` seconds.
+
+    The unit check compares the median step of `_STEP_CHUNKS` consecutive parts of the file; the
+    change is reported at the first step after the earlier part that lies closer (in ratio) to the
+    later part's median.
+    """
+    raw_steps = np.diff(t_raw).astype(np.float64)
+    if raw_steps.size >= 2 * _STEP_CHUNKS:
+        bounds = np.linspace(0, raw_steps.size, _STEP_CHUNKS + 1).astype(np.int64)
+        medians = np.array([np.median(raw_steps[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
+        low, high = int(np.argmin(medians)), int(np.argmax(medians))
+        if medians[high] > _STEP_RATIO_LIMIT * medians[low]:
+            first, second = sorted((low, high))
+            before, after = medians[first], medians[second]
+            tail = np.log(raw_steps[bounds[first]:])
+            changed = np.abs(tail - np.log(after)) < np.abs(tail - np.log(before))
+            k = int(bounds[first]) + int(np.argmax(changed)) + 1
+            raise InputError(
+                f"the median time step changes from {before:.4g} to {after:.4g} (x{after / before:.3g}, in the "
+                f"time column's units) near {where} {int(lines[k])}: the timestamps may mix units (seconds and "
+                "milliseconds) or sample rates; fix the time column or split the file",
+                path,
+            )
+    steps = np.diff(times)
+    big = steps > max_gap_s
+    if np.any(big):
+        i = int(np.argmax(big)) + 1
+        raise InputError(
+            f"timestamps jump by {steps[i - 1]:.6g} s at {where} {int(lines[i])} ({int(big.sum())} step(s) longer "
+            f"than max_gap_s={max_gap_s:g} s): split the file at the gap, or raise `max_gap_s` if it is real",
+            path,
+        )
+
+
+def _in_metres_per_second2(recording: AccelRecording, units: str) -> AccelRecording:
+    """The recording with `xyz` in m/s² and `units` set to the file's units (see the module docstring)."""
+    if units == "auto":
+        median = float(np.median(np.sqrt(np.einsum("ij,ij->i", recording.xyz, recording.xyz))))
+        low, high = _G_BAND
+        if low <= median <= high:
+            units = "g"
+        elif low * STANDARD_GRAVITY <= median <= high * STANDARD_GRAVITY:
+            units = "m/s2"
+        else:
+            raise InputError(
+                f"cannot tell the units from gravity: the median acceleration magnitude is {median:.4g}, "
+                f"neither ~1 (g: {low:g}-{high:g}) nor ~9.81 (m/s²: {low * STANDARD_GRAVITY:.3g}-"
+                f"{high * STANDARD_GRAVITY:.3g}); gravity removed, mg or raw counts? pass `units` g or m/s2 "
+                "(after converting mg or counts to g)",
+                recording.path,
+            )
+    if units == "g":
+        return replace(recording, xyz=recording.xyz * STANDARD_GRAVITY, units="g")
+    return replace(recording, units="m/s2")
+
+
 def _auto_unit(median_step: float) -> str:
     for limit, unit in _AUTO_UNIT_LIMITS:
         if median_step < limit:
@@ -520,7 +739,7 @@ def _auto_unit(median_step: float) -> str:
 
 @dataclass(frozen=True)
 class AccelSettings:
-    """How peaks are found. Thresholds are in the units of the filtered signal (m/s² for phones).
+    """How peaks are found. Thresholds are in the units of the filtered signal: m/s² (`read_accel` converts g).
 
     - `axis`: "magnitude" (|xyz|, orientation-free) or one of "x", "y", "z".
     - `filter`: "bandpass" (`band_hz` = (low, high)), "highpass" (`cutoff_hz`) or "none". The

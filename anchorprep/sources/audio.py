@@ -23,6 +23,7 @@ import soundfile as sf
 import soxr
 
 from anchorprep.errors import InputError, UsageError
+from anchorprep.sources.files import refuse_special_file
 
 #: Channel selector: a 0-based channel index, or "mix" for the mean of all channels.
 Channel = Union[int, Literal["mix"]]
@@ -48,6 +49,7 @@ def audio_info(path: str) -> AudioInfo:
         raise InputError("audio file not found", path)
     if os.path.isdir(path):
         raise InputError("audio path is a directory, not a file", path)
+    refuse_special_file(path)
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile reports every failure as a RuntimeError/LibsndfileError

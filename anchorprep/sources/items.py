@@ -1,35 +1,398 @@
-"""TEMPORARY shim on main until the sources split lands (replaced by the real module)."""
+"""Input discovery: the item table a pipeline runs on, from a folder, a manifest or a corpus file.
+
+Every pipeline (align, vad, accel) takes a table of items, one per utterance: a DataFrame of
+strings in input order (``""`` for missing values; numbers are parsed per item by the job, so one
+bad cell fails one item, not the whole run). This module is the one place that builds it:
+
+* `read_manifest` — a CSV, TSV, JSONL or Parquet manifest, or ``"-"`` for one on standard input;
+* `alignment_items` — a folder of TextGrids (+ audio), a Kaldi CTM (+ ``segments`` + ``wav.scp``),
+  an RTTM, a lhotse CutSet/SupervisionSet, or a manifest;
+* `audio_items` — a folder of audio files or a manifest (for VAD);
+* `accel_items` — a folder of accelerometer files or a manifest.
+
+Folder items have ids that are relative paths without suffix, in sorted order. A problem with the
+input as a whole (missing folder, unreadable manifest, no files) is a `UsageError`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
 from pathlib import Path
+from typing import Union
 
-from anchorprep.pipeline.align import ctm_items
-from anchorprep.pipeline.inputs import AUDIO_SUFFIXES, discover_files, discover_pairs, read_manifest
-from anchorprep.sources.lhotse_manifest import is_lhotse_manifest, lhotse_items
-from anchorprep.sources.rttm import is_rttm, rttm_items
+import pandas as pd
+
+from anchorprep.errors import InputError, UsageError
+from anchorprep.sources.alignments.formats import is_ctm
+from anchorprep.sources.alignments.lhotse import is_lhotse_manifest, lhotse_items
+from anchorprep.sources.alignments.rttm import is_rttm
+from anchorprep.sources.files import special_file_kind
+from anchorprep.sources.kaldi import read_segments, read_wav_scp
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Manifest formats by file suffix; ``"-"`` (standard input) takes csv, tsv or jsonl.
+MANIFEST_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
+#: Manifest columns holding paths: relative values resolve against the manifest's folder.
+PATH_COLUMNS = ("audio_path", "alignment_path", "accel_path", "anchors_path")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+ALIGNMENT_SUFFIXES = (".textgrid",)
+#: Accelerometer files found in a folder (see `anchorprep.sources.accel.read_accel`).
+ACCEL_SUFFIXES = (".csv", ".tsv", ".txt", ".npy", ".parquet", ".gz")
+STDIN = "-"
 
 
-def alignment_items(inputs, *, alignment_format="auto", audio_dir=None, segments=None, wav_scp=None, encoding="utf-8",
-                    lhotse_unit="auto", recordings=None, audio_root=None):
+# --------------------------------------------------------------------------------------------
+# Manifests
+
+
+def read_manifest(
+    path: PathLike, required: tuple[str, ...] = ("utt_id",), *, manifest_format: str | None = None
+) -> pd.DataFrame:
+    """Read a manifest into a DataFrame of strings ("" for missing); resolve relative paths.
+
+    The format comes from the suffix (`MANIFEST_FORMATS`) or `manifest_format` ("csv", "tsv",
+    "jsonl", "parquet"). ``path="-"`` reads standard input: the format is `manifest_format`, or
+    sniffed (JSONL when the first non-blank character is ``{``, else TSV when the first line has
+    a tab, else CSV). Relative values in path columns resolve against the manifest's folder (the
+    current folder for standard input). Every cell is text exactly as written: JSONL numbers
+    keep their literal text and Parquet integers their exact decimal text (an id never passes
+    through float64), ``null`` is missing (""), and a JSONL ``NaN`` stays ``"NaN"`` so the item's
+    number check refuses it as it refuses a CSV ``nan``. Raises `UsageError` when the manifest
+    itself is unusable: unknown format, not UTF-8, a JSONL line that is not a JSON object, a
+    list/struct/map column or non-UTF-8 binary column, a required column missing.
+    """
+    from_stdin = os.fspath(path) == STDIN
+    if manifest_format is not None and manifest_format not in MANIFEST_FORMATS.values():
+        raise UsageError(f"`manifest_format` must be one of {', '.join(MANIFEST_FORMATS.values())}; got {manifest_format!r}")
+    if from_stdin:
+        data = sys.stdin.buffer.read()
+        fmt = manifest_format or _sniff_manifest(data)
+        where, base, source = "standard input", Path.cwd(), io.BytesIO(data)
+    else:
+        path = Path(path)
+        fmt = manifest_format or MANIFEST_FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise UsageError(f"{path}: unknown manifest format; use one of {', '.join(MANIFEST_FORMATS)}")
+        _refuse_special_input(path)
+        if not path.is_file():
+            raise UsageError(f"{path}: manifest not found")
+        where, base, source = str(path), path.parent.resolve(), path
+    frame = _read_frame(source, fmt, where)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise UsageError(f"{where}: manifest lacks column(s) {', '.join(missing)}; it has {', '.join(frame.columns)}")
+    frame = frame.astype(object).where(frame.notna(), "").astype(str)
+    for column in PATH_COLUMNS:
+        if column in frame.columns:
+            frame[column] = [_resolve(value, base) for value in frame[column]]
+    return frame.reset_index(drop=True)
+
+
+def _sniff_manifest(data: bytes) -> str:
+    text = data.lstrip()
+    if text.startswith(b"\xef\xbb\xbf"):
+        text = text[3:].lstrip()
+    if text.startswith(b"{"):
+        return "jsonl"
+    return "tsv" if b"\t" in text.split(b"\n", 1)[0] else "csv"
+
+
+def _read_frame(source, fmt: str, where: str) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if fmt in ("csv", "tsv"):
+            return pd.read_csv(source, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
+                               encoding="utf-8-sig")
+        if fmt == "jsonl":
+            data = source.read() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
+            return _jsonl_frame(data.decode("utf-8-sig"), where)
+        return _parquet_frame(pq.read_table(source), where)
+    except UsageError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where}: manifest is not UTF-8 ({exc.reason} at byte {exc.start}); re-encode it as UTF-8") from None
+    except (ValueError, OSError, pd.errors.ParserError, pa.ArrowException) as exc:
+        raise UsageError(f"{where}: cannot read manifest: {exc}") from None
+
+
+def _jsonl_frame(text: str, where: str) -> pd.DataFrame:
+    """One JSON object per line; every value as the text written (``null`` and absent keys: "").
+
+    Numbers keep their literal text (``9007199254740993`` stays exact, ``1`` does not become
+    ``1.0``); ``NaN``/``Infinity`` stay text too, so a per-item number check refuses them as
+    it refuses a CSV ``nan``.
+    """
+    records = []
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line, parse_int=str, parse_float=str, parse_constant=str)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{where}: line {number} is not JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise UsageError(f"{where}: line {number} is not a JSON object ({_clip(line)}); "
+                             'each line must be one object of columns, e.g. {"utt_id": "a", ...}')
+        for column, value in record.items():
+            if isinstance(value, (list, dict)):
+                raise UsageError(f"{where}: line {number}: column {column} holds a JSON {type(value).__name__}, "
+                                 "not text or a number; flatten it or drop the column")
+            record[column] = _JSON_LITERALS.get(value, value) if not isinstance(value, str) else value
+        records.append(record)
+    return pd.DataFrame.from_records(records).fillna("") if records else pd.DataFrame()
+
+
+_JSON_LITERALS = {None: "", True: "true", False: "false"}
+
+
+def _clip(line: str, width: int = 40) -> str:
+    line = line.strip()
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _parquet_frame(table, where: str) -> pd.DataFrame:
+    """Every column as text: integers as their exact decimal text (never through float64), null
+    as "", UTF-8 binary decoded; nested (list, struct, map) or non-UTF-8 binary columns refused."""
+    import numpy as np
+    import pyarrow as pa
+
+    columns = {}
+    for name, column in zip(table.column_names, table.columns):
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            column, kind = column.cast(kind.value_type), kind.value_type
+        if pa.types.is_nested(kind):
+            raise UsageError(f"{where}: column {name} holds {kind} values, not text or numbers; "
+                             "flatten it or drop the column")
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+            try:
+                column = column.cast(pa.string())
+            except pa.ArrowInvalid:
+                raise UsageError(f"{where}: column {name} holds binary data that is not UTF-8 text; "
+                                 "drop the column or store it as text") from None
+        if pa.types.is_floating(kind) and kind.bit_width < 64:
+            # float32 0.1 is 0.10000000149011612 as a Python float; its own shortest text is 0.1
+            values = [None if v is None else str(np.float32(v)) for v in column.to_pylist()]
+        else:
+            values = column.to_pylist()
+        columns[name] = [_cell_text(v) for v in values]
+    return pd.DataFrame(columns, dtype=object) if columns else pd.DataFrame()
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def _resolve(value: str, base: Path) -> str:
+    if not value or os.path.isabs(value):
+        return value
+    return str(base / value)
+
+
+def _is_stdin(inputs: PathLike) -> bool:
+    return os.fspath(inputs) == STDIN
+
+
+def _refuse_special_input(path: PathLike | None) -> None:
+    """A run input that is a FIFO or device would block the run before it starts: `UsageError`."""
+    kind = None if path is None or _is_stdin(path) else special_file_kind(path)
+    if kind is not None:
+        raise UsageError(f"{os.fspath(path)}: not a regular file: it is {kind}; give a file, or `-` for standard input")
+
+
+# --------------------------------------------------------------------------------------------
+# Folders
+
+
+def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = None) -> pd.DataFrame:
+    """Pair ``X.TextGrid`` with ``X.wav|flac|ogg`` recursively (MFA's output layout).
+
+    MFA writes alignments to an output folder mirroring the corpus folder, so `audio_dir`
+    (default: the alignment folder) is searched at the same relative path. Item ids are the
+    relative paths without suffix, in sorted order; an alignment with no audio gets an empty
+    ``audio_path`` (its duration then comes from the alignment).
+    """
+    alignment_dir = Path(alignment_dir)
+    audio_dir = Path(audio_dir) if audio_dir is not None else alignment_dir
+    if not alignment_dir.is_dir():
+        raise UsageError(f"{alignment_dir}: not a folder")
+    rows = []
+    # is_file(): FIFOs, devices and folders named *.TextGrid are not alignments (a FIFO would hang)
+    for grid_path in sorted(p for p in alignment_dir.rglob("*") if p.suffix.lower() in ALIGNMENT_SUFFIXES and p.is_file()):
+        relative = grid_path.relative_to(alignment_dir).with_suffix("")
+        audio = next(
+            (audio_dir / relative.with_suffix(s) for s in AUDIO_SUFFIXES if (audio_dir / relative.with_suffix(s)).is_file()),
+            None,
+        )
+        rows.append({"utt_id": relative.as_posix(), "audio_path": "" if audio is None else str(audio),
+                     "alignment_path": str(grid_path)})
+    if not rows:
+        raise UsageError(f"{alignment_dir}: no .TextGrid files found")
+    _require_utf8_names(rows)
+    return pd.DataFrame(rows, dtype=str)
+
+
+def folder_items(folder: PathLike, suffixes: tuple[str, ...], column: str) -> pd.DataFrame:
+    """Every file with one of `suffixes` under `folder` (recursive, sorted) as an item whose
+    `column` is the file; ids are relative paths without suffix."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise UsageError(f"{folder}: no {'/'.join(suffixes)} files found")
+    rows = [{"utt_id": p.relative_to(folder).with_suffix("").as_posix(), column: str(p)} for p in files]
+    _require_utf8_names(rows)
+    return pd.DataFrame(rows, dtype=str)
+
+
+def _require_utf8_names(rows: list[dict]) -> None:
+    """File names that are not UTF-8 (e.g. Latin-1 bytes from an old corpus) cannot become
+    utt_ids or Parquet strings: a usage error naming the file, not a crash."""
+    for row in rows:
+        for value in reversed(list(row.values())):  # the path columns come after utt_id
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raw = os.fsencode(value)
+                raise UsageError(
+                    f"file name is not UTF-8: {raw!r}; rename it (e.g. convmv -f latin1 -t utf8) "
+                    "or list the items in a UTF-8 manifest"
+                ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus files that list their own utterances
+
+
+def ctm_items(
+    ctm: PathLike, segments: PathLike | None = None, wav_scp: PathLike | None = None, encoding: str = "utf-8"
+) -> pd.DataFrame:
+    """Items for a Kaldi-style run without a manifest: one per utterance of the CTM (or segments).
+
+    With `segments`, the CTM's file ids are recordings and each segment is an item (its
+    ``start_s``/``duration_s`` come from the segments file); `wav_scp` maps recording (or
+    utterance) ids to audio files (plain paths only: piped commands are refused).
+    """
+    from anchorprep.sources.alignments.ctm import read_ctm
+
+    audio = read_wav_scp(wav_scp) if wav_scp else {}
+    if segments is not None:
+        try:
+            table = read_segments(str(segments))
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
+        # A Kaldi end of -1 means "to the end of the recording": leave duration_s empty.
+        rows = [{"utt_id": utt, "audio_path": audio.get(seg.recording, ""), "alignment_path": str(ctm),
+                 "start_s": repr(seg.start), "duration_s": repr(seg.end - seg.start) if seg.end != float("inf") else ""}
+                for utt, seg in table.items()]
+    else:
+        try:
+            errors: dict[str, InputError] = {}
+            # Utterances with bad lines stay items: they end as errors.jsonl lines, not silently lost.
+            ids = sorted(set(read_ctm(str(ctm), encoding=encoding, errors=errors)) | set(errors))
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
+        rows = [{"utt_id": utt, "audio_path": audio.get(utt, ""), "alignment_path": str(ctm)} for utt in ids]
+    if not rows:
+        raise UsageError(f"{ctm}: no utterances found")
+    return pd.DataFrame(rows, dtype=str)
+
+
+def rttm_items(rttm: PathLike, wav_scp: PathLike | None = None, encoding: str = "utf-8") -> pd.DataFrame:
+    """Items for ``align`` on an RTTM: one per recording (file id), in file order.
+
+    ``utt_id`` is the file id and ``alignment_path`` the RTTM; `wav_scp` (a Kaldi ``wav.scp``,
+    plain paths only) gives ``audio_path``. Without audio the utterance ends at the last segment
+    end (the RTTM does not know the recording length), which is enough for onsets; give audio
+    for correct negatives after the last segment. File ids with malformed lines stay items (they
+    end as ``errors.jsonl`` lines). To label segments of a recording instead, write a manifest
+    with ``utt_id``, ``recording_id`` (the RTTM file id), ``start_s``, ``duration_s``,
+    ``audio_path`` and ``alignment_path``. Raises `UsageError` for an unreadable RTTM or one
+    without ``SPEAKER`` lines.
+    """
+    from anchorprep.sources.alignments.rttm import read_rttm
+
+    try:
+        errors: dict[str, InputError] = {}
+        ids = list(read_rttm(rttm, encoding, errors=errors))
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    ids += [i for i in errors if i not in ids]
+    if not ids:
+        raise UsageError(f"{rttm}: no SPEAKER lines found")
+    audio = read_wav_scp(wav_scp) if wav_scp is not None else {}
+    rows = [{"utt_id": i, "audio_path": audio.get(i, ""), "alignment_path": os.fspath(rttm)} for i in ids]
+    return pd.DataFrame(rows, dtype=str)
+
+
+# --------------------------------------------------------------------------------------------
+# Per pipeline
+
+
+def alignment_items(
+    inputs: PathLike,
+    *,
+    alignment_format: str = "auto",
+    audio_dir: PathLike | None = None,
+    segments: PathLike | None = None,
+    wav_scp: PathLike | None = None,
+    encoding: str = "utf-8",
+    lhotse_unit: str = "auto",
+    recordings: PathLike | None = None,
+    audio_root: PathLike | None = None,
+) -> pd.DataFrame:
+    """The items of an ``align`` run, whatever `inputs` is, checked in this order:
+
+    * a folder: TextGrids paired with audio (`textgrid_folder_items`; audio under `audio_dir`);
+    * an RTTM (`alignment_format` ``"rttm"`` or a ``.rttm`` name): one item per recording,
+      audio from `wav_scp` (`rttm_items`);
+    * a lhotse CutSet/SupervisionSet (`alignment_format` ``"auto"``/``"lhotse"`` and a cut or
+      supervision as first record): one item per `lhotse_unit`, audio from the manifest or
+      `recordings`, relative sources under `audio_root`
+      (`anchorprep.sources.alignments.lhotse.lhotse_items`);
+    * a ``.ctm`` file: one item per utterance, or per line of `segments`, audio from `wav_scp`
+      (`ctm_items`);
+    * otherwise a manifest (``"-"``: standard input) with ``utt_id`` and ``alignment_path``.
+    """
+    if _is_stdin(inputs):
+        return read_manifest(inputs, required=("utt_id", "alignment_path"))
+    for given in (inputs, segments, wav_scp, recordings):
+        _refuse_special_input(given)
     inputs = Path(inputs)
     if inputs.is_dir():
-        return discover_pairs(inputs, audio_dir)
+        return textgrid_folder_items(inputs, audio_dir)
     if is_rttm(inputs, alignment_format):
         return rttm_items(inputs, wav_scp, encoding)
     if alignment_format in ("auto", "lhotse") and is_lhotse_manifest(inputs):
         return lhotse_items(inputs, lhotse_unit, recordings=recordings, audio_root=audio_root)
-    if inputs.suffix.lower() == ".ctm":
-        return ctm_items(inputs, Path(segments) if segments else None, wav_scp, encoding)
+    if is_ctm(inputs.name):  # by name, whatever `alignment_format` says
+        return ctm_items(inputs, segments, wav_scp, encoding)
     return read_manifest(inputs, required=("utt_id", "alignment_path"))
 
 
-def audio_items(inputs):
-    inputs = Path(inputs)
-    if inputs.is_dir():
-        return discover_files(inputs, AUDIO_SUFFIXES, "audio_path")
+def audio_items(inputs: PathLike) -> pd.DataFrame:
+    """The items of a ``vad`` run: every wav/flac/ogg file under a folder, or a manifest
+    (``"-"``: standard input) with ``utt_id`` and ``audio_path``."""
+    if not _is_stdin(inputs) and Path(inputs).is_dir():
+        return folder_items(inputs, AUDIO_SUFFIXES, "audio_path")
     return read_manifest(inputs, required=("utt_id", "audio_path"))
 
 
-def accel_items(inputs):
-    inputs = Path(inputs)
-    if inputs.is_dir():
-        return discover_files(inputs, (".csv", ".tsv", ".txt", ".npy", ".parquet", ".gz"), "accel_path")
+def accel_items(inputs: PathLike) -> pd.DataFrame:
+    """The items of an ``accel`` run: every sensor file (`ACCEL_SUFFIXES`) under a folder, or a
+    manifest (``"-"``: standard input) with ``utt_id`` and ``accel_path``."""
+    if not _is_stdin(inputs) and Path(inputs).is_dir():
+        return folder_items(inputs, ACCEL_SUFFIXES, "accel_path")
     return read_manifest(inputs, required=("utt_id", "accel_path"))

@@ -52,7 +52,6 @@ from typing import Literal
 import numpy as np
 
 from anchorprep.errors import InputError, UsageError
-from anchorprep.grid import FrameGrid
 from anchorprep.sources.audio import Channel, load_audio, resample
 
 BACKENDS = ("webrtc", "silero")
@@ -245,14 +244,17 @@ def onsets_within(result: VadResult, start: float, end: float) -> list[float]:
     return [o for o in result.onsets if start <= o < end]
 
 
-def speech_targets(result: VadResult, grid: FrameGrid, num_frames: int, smoothed: bool = True) -> np.ndarray:
-    """Per-frame speech (1) / non-speech (0) labels on the anchorprep frame grid, as int16.
+def speech_targets(result: VadResult, frame_centres: np.ndarray, smoothed: bool = True) -> np.ndarray:
+    """Per-frame speech (1) / non-speech (0) labels, as int16, for frames centred at `frame_centres`.
 
-    A (model) frame is speech when its centre (`FrameGrid.frame_centre_time`) lies inside a
-    speech interval ``[onset, offset)``. ``smoothed=True`` uses the smoothed segments;
-    ``smoothed=False`` the detector's raw frame decisions.
+    A (model) frame is speech when its centre (on the anchorprep grid:
+    ``FrameGrid.frame_centre_time(np.arange(num_frames))``) lies inside a speech interval
+    ``[onset, offset)``. ``smoothed=True`` uses the smoothed segments; ``smoothed=False`` the
+    detector's raw frame decisions.
     """
-    if num_frames <= 0:
+    centres = np.asarray(frame_centres, dtype=np.float64)
+    num_frames = len(centres)
+    if num_frames == 0:
         return np.zeros(0, dtype=np.int16)
     if smoothed:
         intervals = result.segments
@@ -260,7 +262,6 @@ def speech_targets(result: VadResult, grid: FrameGrid, num_frames: int, smoothed
         runs = _runs(np.asarray(result.frame_decisions, dtype=bool))
         step = result.frame_ms / 1000.0
         intervals = [(a * step, min(b * step, result.duration_s or b * step)) for a, b in runs]
-    centres = grid.frame_centre_time(np.arange(num_frames))
     out = np.zeros(num_frames, dtype=np.int16)
     if not intervals:
         return out

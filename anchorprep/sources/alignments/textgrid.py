@@ -38,7 +38,6 @@ praatio stays the reference: the fast path returns exactly what the praatio path
 
 from __future__ import annotations
 
-import codecs
 import os
 import re
 import sys
@@ -49,7 +48,8 @@ from praatio.utilities import textgrid_io
 from praatio.utilities.errors import PraatioException
 
 from anchorprep.errors import InputError, UsageError
-from anchorprep.sources.alignment import (
+from anchorprep.sources.text import sniff_encoding
+from anchorprep.sources.alignments.model import (
     Alignment,
     Tier,
     build_tier,
@@ -101,26 +101,6 @@ def read_textgrid(path: str | os.PathLike[str], *, encoding: str | None = None) 
     return parse_textgrid_text(text, path=where, encoding=used)
 
 
-def sniff_encoding(data: bytes) -> str:
-    """The text encoding of TextGrid bytes: a BOM if present, else UTF-16 if every other
-    byte of the start is NUL (ASCII-heavy UTF-16 without BOM), else UTF-8."""
-    if data.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if data.startswith(codecs.BOM_UTF16_LE):
-        return "utf-16-le"  # the decoded BOM is removed with the other leading U+FEFF
-    if data.startswith(codecs.BOM_UTF16_BE):
-        return "utf-16-be"
-    head = data[:400]
-    half = len(head) // 2
-    if half >= 4:
-        even_nuls, odd_nuls = head[0::2].count(0), head[1::2].count(0)
-        if even_nuls >= half * 0.4 and odd_nuls <= even_nuls // 8:
-            return "utf-16-be"
-        if odd_nuls >= half * 0.4 and even_nuls <= odd_nuls // 8:
-            return "utf-16-le"
-    return "utf-8"
-
-
 def decode_textgrid_bytes(
     data: bytes, path: str | None = None, encoding: str | None = None
 ) -> tuple[str, str]:
@@ -139,7 +119,7 @@ def decode_textgrid_bytes(
     except UnicodeDecodeError as exc:
         raise InputError(
             f"not valid {used} text ({exc.reason} at byte {exc.start}); TextGrids must be UTF-8 "
-            "or UTF-16. Re-save it as UTF-8, or pass encoding= if you know its encoding",
+            "or UTF-16. Re-save it as UTF-8, or pass `encoding` if you know its encoding",
             path,
         ) from None
     return text.lstrip("\ufeff"), used

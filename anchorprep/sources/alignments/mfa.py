@@ -31,7 +31,7 @@ import os
 from typing import Any
 
 from anchorprep.errors import InputError
-from anchorprep.sources.alignment import Alignment, Tier, build_tier, checked_time
+from anchorprep.sources.alignments.model import Alignment, Tier, build_tier, checked_time
 
 __all__ = ["read_mfa_csv", "read_mfa_json"]
 

@@ -25,8 +25,8 @@ An RTTM line is ``SPEAKER <file> <channel> <onset> <duration> <NA> <NA> <speaker
   its first problem stored there (like `read_ctm`). A line too short to name a file id is always
   raised.
 
-`rttm_items` lists one item per recording for ``anchorprep align`` (``alignment_path`` is the
-RTTM; audio from a Kaldi ``wav.scp`` when given). `write_rttm` writes segments back out.
+`anchorprep.sources.items.alignment_items` lists one item per recording of an RTTM;
+`write_rttm` writes segments back out.
 
 Example (the AMI segments of the lhotse test fixture)::
 
@@ -48,13 +48,11 @@ import math
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Mapping, Union
-
-import pandas as pd
+from typing import Iterable, Union
 
 from anchorprep.errors import InputError, UsageError
-from anchorprep.sources.alignment import Alignment, Interval, Tier
-from anchorprep.sources.ctm import _Problems, _read_text
+from anchorprep.sources.alignments.model import Alignment, Interval, Tier
+from anchorprep.sources.text import LineProblems, read_text
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -113,8 +111,8 @@ def read_rttm(
             (strict mode) a malformed ``SPEAKER`` line, with ``line N:`` in the reason.
         UsageError: an unknown ``encoding``.
     """
-    text = _read_text(path, encoding)
-    problems = _Problems(path)
+    text = read_text(path, encoding)
+    problems = LineProblems(path)
     # file id -> speaker -> [(start, end)], in order of first appearance
     segments: dict[str, dict[str, list[tuple[float, float]]]] = {}
     channels: dict[str, list[str]] = {}
@@ -204,43 +202,7 @@ def _fmt(value: float) -> str:
     return text + "0" if text.endswith(".") else text
 
 
-def rttm_items(rttm: PathLike, wav_scp: PathLike | None = None, encoding: str = "utf-8") -> pd.DataFrame:
-    """Items for ``anchorprep align`` on an RTTM: one per recording (file id), in file order.
-
-    ``utt_id`` is the file id and ``alignment_path`` the RTTM; ``wav_scp`` (a Kaldi ``wav.scp``,
-    plain paths only) gives ``audio_path``. Without audio the utterance ends at the last segment
-    end (the RTTM does not know the recording length), which is enough for onsets; give audio
-    for correct negatives after the last segment. File ids with malformed lines stay items (they
-    end as ``errors.jsonl`` lines). To label segments of a recording instead, write a manifest
-    with ``utt_id``, ``recording_id`` (the RTTM file id), ``start_s``, ``duration_s``,
-    ``audio_path`` and ``alignment_path``. Raises `UsageError` for an unreadable RTTM or one
-    without ``SPEAKER`` lines.
-    """
-    try:
-        errors: dict[str, InputError] = {}
-        ids = list(read_rttm(rttm, encoding, errors=errors))
-    except InputError as exc:
-        raise UsageError(str(exc)) from None
-    ids += [i for i in errors if i not in ids]
-    if not ids:
-        raise UsageError(f"{rttm}: no SPEAKER lines found")
-    from anchorprep.pipeline.inputs import read_wav_scp
-
-    audio = read_wav_scp(Path(wav_scp)) if wav_scp is not None else {}
-    rows = [{"utt_id": i, "audio_path": audio.get(i, ""), "alignment_path": os.fspath(rttm)} for i in ids]
-    return pd.DataFrame(rows, dtype=str)
-
-
 def is_rttm(path: PathLike, fmt: str = "auto") -> bool:
     """Whether ``align`` should read ``path`` with `read_rttm`: ``fmt == "rttm"``, or ``"auto"``
     and a ``.rttm`` extension (any case)."""
     return fmt == "rttm" or (fmt == "auto" and os.fspath(path).lower().endswith(".rttm"))
-
-
-def speaker_tiers(alignment: Alignment) -> Mapping[str, Tier]:
-    """``{speaker: tier}`` of an RTTM alignment (without the all-speakers tier)."""
-    return {
-        t.name[: -len(SPEAKER_TIER_SUFFIX)]: t
-        for t in alignment.tiers
-        if t.name.endswith(SPEAKER_TIER_SUFFIX)
-    }

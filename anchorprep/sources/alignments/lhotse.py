@@ -33,7 +33,7 @@ utterance (in a ``MixedCut`` the track's ``offset`` is added and its cut's ``sta
 Times are rounded to 1 ns.
 
 A word belongs to the utterance when its midpoint lies in ``[0, duration)``; it is then clipped
-to the utterance (the rule of `anchorprep.sources.ctm.ctm_to_utterances`). Supervision spans are
+to the utterance (the rule of `anchorprep.sources.alignments.ctm.ctm_to_utterances`). Supervision spans are
 clipped to the utterance and dropped when nothing of them is left.
 
 **Tiers.**
@@ -83,8 +83,8 @@ from typing import Literal, Union
 import pandas as pd
 
 from anchorprep.errors import InputError, UsageError
-from anchorprep.sources.alignment import Alignment, Interval, Tier, build_tier
-from anchorprep.sources.ctm import _Problems
+from anchorprep.sources.alignments.model import Alignment, Interval, Tier, build_tier
+from anchorprep.sources.text import LineProblems
 
 PathLike = Union[str, "os.PathLike[str]"]
 Unit = Literal["auto", "cut", "supervision"]
@@ -410,7 +410,7 @@ def _resolve_unit(kind: str | None, unit: str, path: str) -> str:
     if kind == "recording":
         raise InputError(
             "this is a lhotse RecordingSet, which holds no supervisions; read the SupervisionSet or "
-            "CutSet (a RecordingSet can give the audio: lhotse_items(..., recordings=...))",
+            "CutSet (a RecordingSet can give the audio: `recordings`)",
             path,
         )
     if kind not in ("cut", "supervision"):
@@ -557,7 +557,7 @@ def read_lhotse(
     """
     name = os.fspath(path)
     resolved, utts = _utterances(path, unit)
-    problems = _Problems(name)
+    problems = LineProblems(name)
     result: dict[str, Alignment] = {}
     for number, utt in enumerate(utts, 1):
         if utt.problem is not None:
@@ -602,7 +602,7 @@ def _read_recordings(path: PathLike) -> dict[str, dict]:
     recordings = {}
     for where, record in iter_records(path):
         if record_kind(record) != "recording":
-            raise UsageError(f"{path}: {where} is not a lhotse recording (recordings= takes a RecordingSet)")
+            raise UsageError(f"{path}: {where} is not a lhotse recording (`recordings` takes a RecordingSet)")
         recordings.setdefault(record.get("id"), record)
     return recordings
 

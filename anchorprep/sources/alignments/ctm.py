@@ -1,4 +1,4 @@
-"""Kaldi / NIST CTM word and phone alignments, and Kaldi ``segments`` files.
+"""Kaldi / NIST CTM word and phone alignments, and cutting recording-keyed CTMs into utterances.
 
 A CTM line is ``<file> <channel> <start> <duration> <token> [<confidence>] [extra columns...]``
 (Kaldi ``steps/get_ctm.sh``, ``lattice-to-ctm-conf``, ``ali-to-phones --ctm-output``, NIST SCTK,
@@ -41,7 +41,7 @@ lhotse). How `read_ctm` reads it:
   one of those suffixes and words otherwise; a phone CTM without position suffixes needs
   ``level="phones"``. Words are never suffix-stripped.
 * **Encodings.** ``encoding=`` decodes the bytes (e.g. ``"gb18030"`` for SCTK's Mandarin CTMs);
-  bytes that do not decode raise `InputError` naming the line and suggesting ``--encoding``.
+  bytes that do not decode raise `InputError` naming the line and suggesting `encoding`.
 * **Errors.** A malformed line (fewer than 5 fields, a non-numeric / NaN / infinite / negative
   time or duration, a non-numeric confidence, ``*`` times outside an alternation, a broken
   alternation, an empty token) is an `InputError` whose reason starts with ``line N:``. By default
@@ -53,11 +53,10 @@ lhotse). How `read_ctm` reads it:
 Parsing is one ``str.split`` per line, then column-wise numpy/pyarrow checks; building the
 `Interval` objects of the data model costs about as much as the parsing. A generated 1M-line,
 6-column CTM (44k utterances) reads in about 3 s (300-350k lines/s) on a shared 2-core VM.
-`read_ctm_alignment` returns a single file id's `Alignment`, for one-alignment-per-file callers.
+`anchorprep.sources.alignments.formats.read_alignment` returns one file id's `Alignment`.
 
-`read_segments` reads a Kaldi ``segments`` file and `ctm_to_utterances` converts a
-recording-keyed CTM (``get_ctm.sh`` with segments, ``utils/convert_ctm.pl``) to utterance-relative
-alignments; see those functions for the boundary rule.
+`ctm_to_utterances` converts a recording-keyed CTM (``get_ctm.sh`` with segments,
+``utils/convert_ctm.pl``) to utterance-relative alignments; see it for the boundary rule.
 """
 
 from __future__ import annotations
@@ -65,7 +64,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -78,7 +76,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from anchorprep.errors import InputError, UsageError
-from anchorprep.sources.alignment import Alignment, Interval, Tier
+from anchorprep.sources.alignments.model import Alignment, Interval, Tier
+from anchorprep.sources.kaldi import Segment
+from anchorprep.sources.text import LineProblems, read_text, safe_float, split_fields
 
 PathLike = Union[str, "os.PathLike[str]"]
 Level = Literal["words", "phones", "auto"]
@@ -88,25 +88,8 @@ _LEVELS = ("words", "phones", "auto")
 _ALT_BEGIN, _ALT, _ALT_END = "<ALT_BEGIN>", "<ALT>", "<ALT_END>"
 _ALT_MARKERS = frozenset({_ALT_BEGIN, _ALT, _ALT_END})
 _POSITION_SUFFIXES = frozenset({"_B", "_E", "_I", "_S"})
-#: Characters str.split() splits on that Kaldi and SCTK treat as text (U+001C-U+001F, U+0085,
-#: U+00A0, U+3000, ...): when one occurs, lines are split with `_ASCII_SPACE` instead.
-_OTHER_SPACE = re.compile(r"[^\S \t\r\n\x0b\x0c]")
-_ASCII_OTHER_SPACE = "\x1c\x1d\x1e\x1f"
-_ASCII_SPACE = re.compile(r"[ \t\r\x0b\x0c]+")
 #: Times are rounded to this many decimals (1 ns) to remove float addition/subtraction noise.
 _TIME_DECIMALS = 9
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One line of a Kaldi ``segments`` file: an utterance's span within its recording.
-
-    ``end`` is ``math.inf`` when the file says ``-1`` (Kaldi: "to the end of the recording").
-    """
-
-    recording: str
-    start: float
-    end: float
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,52 +113,6 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _read_text(path: PathLike, encoding: str) -> str:
-    """Read and decode a whole file; unreadable or undecodable files raise `InputError`."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror or exc}", str(path)) from exc
-    try:
-        text = data.decode(encoding)
-    except LookupError as exc:
-        raise UsageError(f"unknown text encoding {encoding!r}") from exc
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            f"line {line}: bytes {data[exc.start:exc.end]!r} are not valid {encoding} "
-            f"({exc.reason}); pass the file's encoding with --encoding (encoding=), "
-            "e.g. gb18030 for GB-encoded Mandarin",
-            str(path),
-        ) from exc
-    return text[1:] if text.startswith("\ufeff") else text
-
-
-def _split_fields(text: str) -> list[list[str]]:
-    """Split text into lines and each line into fields separated by ASCII whitespace."""
-    lines = text.split("\n")
-    if lines and not lines[-1]:
-        lines.pop()  # the empty string after a final newline is not a line
-    if text.isascii():
-        plain = not any(c in text for c in _ASCII_OTHER_SPACE)
-    else:
-        plain = _OTHER_SPACE.search(text) is None
-    if plain:
-        return list(map(str.split, lines))
-    return [[f for f in _ASCII_SPACE.split(line) if f] for line in lines]
-
-
-def _safe_float(text: str) -> float:
-    """`float(text)`, NaN when it fails; only ASCII without '_' (Python would accept "1_0", "１")."""
-    if not text.isascii() or "_" in text:
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        return math.nan
-
-
 def _parse_floats(texts: list[str]) -> np.ndarray:
     """Parse decimal strings to float64; unparseable entries become NaN.
 
@@ -184,37 +121,11 @@ def _parse_floats(texts: list[str]) -> np.ndarray:
     try:
         return pc.cast(pa.array(texts, type=pa.string()), pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeEncodeError):
-        return np.fromiter(map(_safe_float, texts), dtype=np.float64, count=len(texts))
+        return np.fromiter(map(safe_float, texts), dtype=np.float64, count=len(texts))
 
 
 def _round_times(values: np.ndarray) -> np.ndarray:
     return np.round(values, _TIME_DECIMALS)
-
-
-class _Problems:
-    """The first problem per item id (lowest line number, then first reported), kept for either
-    strict handling (raise the earliest) or per-item handling (hand each item its own error)."""
-
-    def __init__(self, path: PathLike | None) -> None:
-        self.path = None if path is None else str(path)
-        self.first: dict[str, tuple[int, int, str]] = {}
-        self._reported = 0
-
-    def add(self, item: str, line: int, reason: str) -> None:
-        """Record a problem; `line` orders problems (0 when there is no line, e.g. a mapping)."""
-        key = (line, self._reported)
-        self._reported += 1
-        if item not in self.first or key < self.first[item][:2]:
-            self.first[item] = (*key, reason)
-
-    def resolve(self, errors: dict[str, InputError] | None) -> None:
-        """Raise the earliest problem (strict mode) or copy every problem into `errors`."""
-        if not self.first:
-            return
-        if errors is None:
-            raise InputError(min(self.first.values())[2], self.path)
-        for item, (_, _, reason) in self.first.items():
-            errors[item] = InputError(reason, self.path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,9 +153,9 @@ def _data_lines(fields: list[list[str]], text: str) -> tuple[list[int] | None, l
     return numbers, [fields[i - 1] for i in numbers]
 
 
-def _collect_rows(text: str, problems: _Problems) -> _Rows:
+def _collect_rows(text: str, problems: LineProblems) -> _Rows:
     """Split CTM text into rows of at least 5 fields; shorter lines are recorded as problems."""
-    numbers, fields = _data_lines(_split_fields(text), text)
+    numbers, fields = _data_lines(split_fields(text), text)
     lengths = list(map(len, fields))
     shortest = min(lengths, default=5)
     if shortest < 5:
@@ -280,7 +191,7 @@ def _collect_rows(text: str, problems: _Problems) -> _Rows:
     )
 
 
-def _alternation_drops(rows: _Rows, is_marker: np.ndarray, problems: _Problems) -> np.ndarray:
+def _alternation_drops(rows: _Rows, is_marker: np.ndarray, problems: LineProblems) -> np.ndarray:
     """Mark the rows to drop for ALT blocks: the markers and every alternative but the first."""
     drop = is_marker.copy()
     state, opened, later_from = "outside", -1, 0
@@ -309,7 +220,7 @@ def _alternation_drops(rows: _Rows, is_marker: np.ndarray, problems: _Problems) 
 
 
 def _report_bad_times(
-    rows: _Rows, values: np.ndarray, texts: list[str], what: str, checked: np.ndarray, problems: _Problems
+    rows: _Rows, values: np.ndarray, texts: list[str], what: str, checked: np.ndarray, problems: LineProblems
 ) -> None:
     """Record every checked row whose time field is not a finite number >= 0."""
     bad = checked & ~(np.isfinite(values) & (values >= 0))
@@ -317,21 +228,21 @@ def _report_bad_times(
         line, text = int(rows.line[i]), texts[i]
         if text == "*":
             reason = f"line {line}: {what} '*' is only allowed on <ALT_BEGIN>/<ALT>/<ALT_END> lines"
-        elif math.isnan(_safe_float(text)) and text.lower().lstrip("+-") != "nan":
+        elif math.isnan(safe_float(text)) and text.lower().lstrip("+-") != "nan":
             reason = f"line {line}: {what} {text!r} is not a number"
         else:
             reason = f"line {line}: {what} {text!r} must be a finite number >= 0"
         problems.add(rows.file[i], line, reason)
 
 
-def _report_overflow(rows: _Rows, ends: np.ndarray, checked: np.ndarray, problems: _Problems) -> None:
+def _report_overflow(rows: _Rows, ends: np.ndarray, checked: np.ndarray, problems: LineProblems) -> None:
     """Record rows whose start and duration are finite but whose sum is not (e.g. 1e308 + 1e308)."""
     for i in np.flatnonzero(checked & np.isinf(ends)).tolist():
         line = int(rows.line[i])
         problems.add(rows.file[i], line, f"line {line}: start + duration is too large to be a time")
 
 
-def _parse_confidence(rows: _Rows, problems: _Problems) -> np.ndarray | None:
+def _parse_confidence(rows: _Rows, problems: LineProblems) -> np.ndarray | None:
     """Field 6 as float64 (NaN where absent, None if no line has one); bad values are problems."""
     if rows.conf_text is None:
         return None
@@ -366,7 +277,7 @@ def _strip_tags(token: str) -> str:
     return "".join(out)
 
 
-def _clean_tokens(rows: _Rows, checked: np.ndarray, problems: _Problems) -> list[str]:
+def _clean_tokens(rows: _Rows, checked: np.ndarray, problems: LineProblems) -> list[str]:
     """Tokens without their SCTK ``;`` tags; a token left empty is a problem."""
     if not any(";" in t for t in rows.token):
         return rows.token
@@ -526,7 +437,7 @@ def read_ctm(
     """
     if level not in _LEVELS:
         raise UsageError(f"level must be one of {', '.join(_LEVELS)}, not {level!r}")
-    text = _read_text(path, encoding)
+    text = read_text(path, encoding)
     with _gc_paused():
         # A separate call, so its large temporaries are freed before the collector runs again.
         return _parse_ctm(text, path, level, strip_position_suffixes, channel, errors)
@@ -541,7 +452,7 @@ def _parse_ctm(
     errors: dict[str, InputError] | None,
 ) -> dict[str, Alignment]:
     """`read_ctm` on decoded text."""
-    problems = _Problems(path)
+    problems = LineProblems(path)
     rows = _collect_rows(text, problems)
     is_marker = _marker_mask(rows.token)
     keep = ~_alternation_drops(rows, is_marker, problems) if is_marker.any() else ~is_marker
@@ -581,32 +492,6 @@ def _parse_ctm(
     return _build_alignments(path, cols, resolved, plain_names=channel is not None)
 
 
-def read_ctm_alignment(path: PathLike, file_id: str | None = None, **options: object) -> Alignment:
-    """The `Alignment` of one file id of a CTM: `file_id`, or the only one when it is None.
-
-    For callers that expect one alignment per file (e.g. ``read_alignment``); `options` go to
-    `read_ctm`. Raises `InputError` when the id is absent, or when the CTM holds several ids and
-    none was chosen (the message lists a few).
-    """
-    result = read_ctm(path, **options)  # type: ignore[arg-type]
-    if file_id is not None:
-        if file_id not in result:
-            raise InputError(f"file id {file_id!r} not in the CTM ({_some(result)})", str(path))
-        return result[file_id]
-    if len(result) != 1:
-        raise InputError(
-            f"the CTM holds {len(result)} file ids ({_some(result)}); choose one, or use read_ctm "
-            "to get all of them",
-            str(path),
-        )
-    return next(iter(result.values()))
-
-
-def _some(ids: Mapping[str, object], limit: int = 5) -> str:
-    shown = ", ".join(repr(k) for k in list(ids)[:limit])
-    return shown + (f", ... ({len(ids)} in all)" if len(ids) > limit else "") if ids else "none"
-
-
 def _marker_mask(tokens: list[str]) -> np.ndarray:
     if _ALT_MARKERS.isdisjoint(tokens):
         return np.zeros(len(tokens), dtype=bool)
@@ -619,55 +504,6 @@ def _channel_mask(channels: list[str], wanted: str, path: PathLike) -> np.ndarra
         present = sorted(set(channels), key=_channel_order)
         raise InputError(f"channel {wanted!r} does not occur; channels present: {present}", str(path))
     return mask
-
-
-# --------------------------------------------------------------------------------------------
-# Kaldi segments
-
-
-def _parse_segment_line(fields: list[str], line: int) -> Segment | str:
-    """One ``<utt> <recording> <start> <end>`` line as a Segment, or the reason it is malformed."""
-    if len(fields) != 4:
-        return f"line {line}: expected 4 fields (<utterance> <recording> <start> <end>), got {len(fields)}"
-    start, end = _safe_float(fields[2]), _safe_float(fields[3])
-    if not (math.isfinite(start) and start >= 0):
-        return f"line {line}: start {fields[2]!r} must be a finite number >= 0"
-    if end == -1:
-        return Segment(fields[1], start, math.inf)
-    if not math.isfinite(end):
-        return f"line {line}: end {fields[3]!r} must be a finite number (or -1 for the end of the recording)"
-    if end <= start:
-        return f"line {line}: end {fields[3]} is not after start {fields[2]}"
-    return Segment(fields[1], start, end)
-
-
-def read_segments(
-    path: PathLike, encoding: str = "utf-8", *, errors: dict[str, InputError] | None = None
-) -> dict[str, Segment]:
-    """Read a Kaldi ``segments`` file: ``<utterance> <recording> <start> <end>`` per line.
-
-    ``end`` ``-1`` means "to the end of the recording" and is stored as ``math.inf``. Blank lines
-    are skipped. A malformed line or a repeated utterance id is an `InputError` (``line N:``);
-    with ``errors=`` a dict, such utterances are left out and their first problem stored there.
-    """
-    problems = _Problems(path)
-    segments: dict[str, Segment] = {}
-    first_line: dict[str, int] = {}
-    for number, fields in enumerate(_split_fields(_read_text(path, encoding)), 1):
-        if not fields:
-            continue
-        utt = fields[0]
-        parsed = _parse_segment_line(fields, number)
-        if utt in first_line:
-            problems.add(utt, number, f"line {number}: utterance {utt!r} repeats line {first_line[utt]}")
-            continue
-        first_line[utt] = number
-        if isinstance(parsed, str):
-            problems.add(utt, number, parsed)
-        else:
-            segments[utt] = parsed
-    problems.resolve(errors)
-    return {utt: seg for utt, seg in segments.items() if utt not in problems.first}
 
 
 # --------------------------------------------------------------------------------------------
@@ -761,7 +597,7 @@ def ctm_to_utterances(
     """
     if keyed_by not in ("recording", "utterance"):
         raise UsageError(f"keyed_by must be 'recording' or 'utterance', not {keyed_by!r}")
-    problems = _Problems(next((a.path for a in ctm.values() if a.path), None))
+    problems = LineProblems(next((a.path for a in ctm.values() if a.path), None))
     result: dict[str, Alignment] = {}
     cache: dict[str, list[_TierArrays]] = {}
     with _gc_paused():

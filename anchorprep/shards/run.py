@@ -1,0 +1,525 @@
+"""The run folder, in one place: its file names, its JSON files as typed objects, its rows.
+
+Layout of an output folder (SPEC §4)::
+
+    anchors-00000-of-00012.parquet ...   the shards
+    manifest.json  errors.jsonl  report.json
+    .anchorprep/run.json                 the run's settings (written first; checked on resume)
+    .anchorprep/done/00000.json          one summary per finished shard: rows, sha256, errors, stats
+
+Every module that reads or writes a run folder names its files through `RunFolder` and reads its
+JSON through `RunSettings`, `RunManifest`, `RunReport`, `ShardSummary` and `ItemError`, whose
+``to_dict()`` is exactly the JSON written (files are written with sorted keys, so
+``from_dict(d).to_dict() == d`` for every file anchorprep writes). `open_run` opens a finished
+run; `list_column` is the one place a list column is unpacked into ``(offsets, values)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from anchorprep.version import __version__
+from anchorprep.anchors import BACKGROUND, TargetWindow
+from anchorprep.errors import UsageError
+from anchorprep.grid import FrameGrid
+from anchorprep.shards.schema import SCHEMA_VERSION
+
+SHARD_PREFIX = "anchors-"
+SHARD_GLOB = f"{SHARD_PREFIX}*.parquet"
+MANIFEST_FILE = "manifest.json"
+ERRORS_FILE = "errors.jsonl"
+REPORT_FILE = "report.json"
+STATE_DIR = ".anchorprep"
+RUN_SETTINGS_FILE = f"{STATE_DIR}/run.json"
+DONE_DIR = f"{STATE_DIR}/done"
+TIME_REFERENCE = "seconds from the start of the utterance (segment), not the recording"
+
+
+def shard_name(index: int, count: int) -> str:
+    """``anchors-{index:05d}-of-{count:05d}.parquet``."""
+    return f"{SHARD_PREFIX}{index:05d}-of-{count:05d}.parquet"
+
+
+def shard_count(items: int, shard_size: int) -> int:
+    """Shards planned for ``items`` input items: ``max(1, ceil(items / shard_size))``."""
+    return max(1, -(-items // shard_size))
+
+
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    """sha256 of the settings JSON (sorted keys), ignoring any stored ``settings_sha256``."""
+    body = {k: v for k, v in settings.items() if k != "settings_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _plain(value):
+    """``value`` as the JSON reader gives it back (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+# ------------------------------------------------------------------------------------------------
+# The JSON files
+
+
+@dataclass(frozen=True)
+class InputsFingerprint:
+    """Count and sha256 of a run's input item table (columns and values, in order)."""
+
+    count: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "InputsFingerprint":
+        return cls(int(data["count"]), str(data["sha256"]))
+
+
+#: Keys of the settings JSON that `RunSettings` holds as fields; the rest is the job's own block.
+_SETTINGS_FIELDS = ("schema_version", "tool", "tool_version", "command", "time_reference", "shard_size",
+                    "passthrough_columns", "inputs", "grid", "anchor_rule", "label_map", "targets", "config",
+                    "settings_sha256")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What ``.anchorprep/run.json`` and the manifest's ``settings`` hold: every option that
+    shapes the output, so a run explains (and can repeat) itself.
+
+    ``job`` holds the command's own settings (``source``, the ``align``/``vad``/``accel`` blocks,
+    ``merged_runs``, ``combine``, ...) as written; ``config`` the command's effective options.
+    ``settings_sha256`` is `settings_hash` of the rest; resume compares it.
+    """
+
+    command: str
+    grid: FrameGrid
+    anchor_rule: str
+    label_map: Mapping[str, int]
+    targets: Mapping[str, Any]
+    inputs: InputsFingerprint
+    shard_size: int
+    passthrough_columns: tuple[str, ...] = ()
+    job: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] | None = None
+    schema_version: int = SCHEMA_VERSION
+    tool: str = "anchorprep"
+    tool_version: str = __version__
+    time_reference: str = TIME_REFERENCE
+    settings_sha256: str = ""
+
+    @classmethod
+    def build(cls, command: str, job_settings: Mapping[str, Any], inputs: InputsFingerprint, shard_size: int,
+              passthrough_columns: Sequence[str], config: Mapping[str, Any] | None = None) -> "RunSettings":
+        """The settings of a new run, hashed (``job_settings`` is ``Job.settings()``)."""
+        data = {
+            "schema_version": SCHEMA_VERSION, "tool": "anchorprep", "tool_version": __version__, "command": command,
+            "time_reference": TIME_REFERENCE, "shard_size": shard_size,
+            "passthrough_columns": list(passthrough_columns), "inputs": inputs.to_dict(), **job_settings,
+        }
+        if config:
+            data["config"] = config
+        data = _plain(data)
+        data["settings_sha256"] = settings_hash(data)
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunSettings":
+        """Parse the settings JSON; `UsageError` naming the first missing or unusable key."""
+        try:
+            return cls(
+                command=str(data["command"]), grid=FrameGrid(**data["grid"]), anchor_rule=str(data["anchor_rule"]),
+                label_map=dict(data["label_map"]), targets=dict(data["targets"]),
+                inputs=InputsFingerprint.from_dict(data["inputs"]), shard_size=int(data["shard_size"]),
+                passthrough_columns=tuple(data.get("passthrough_columns", ())),
+                job={k: v for k, v in data.items() if k not in _SETTINGS_FIELDS},
+                config=data.get("config"), schema_version=data["schema_version"], tool=data["tool"],
+                tool_version=data["tool_version"], time_reference=data["time_reference"],
+                settings_sha256=data["settings_sha256"],
+            )
+        except KeyError as exc:
+            raise UsageError(f"the run settings lack {exc.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise UsageError(f"unusable run settings: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "schema_version": self.schema_version, "tool": self.tool, "tool_version": self.tool_version,
+            "command": self.command, "time_reference": self.time_reference, "shard_size": self.shard_size,
+            "passthrough_columns": list(self.passthrough_columns), "inputs": self.inputs.to_dict(),
+            "grid": self.grid.to_dict(), "anchor_rule": self.anchor_rule, "label_map": dict(self.label_map),
+            "targets": dict(self.targets), **self.job, "settings_sha256": self.settings_sha256,
+        }
+        if self.config:
+            data["config"] = self.config
+        return data
+
+    @property
+    def planned_shards(self) -> int:
+        return shard_count(self.inputs.count, self.shard_size)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels (not background) in class-id order."""
+        return tuple(sorted((label for label in self.label_map if label != BACKGROUND), key=self.label_map.get))
+
+    @property
+    def window(self) -> TargetWindow | None:
+        """The positive window of a window-target run; None when targets are something else (vad)."""
+        if "positive_window" not in self.targets:
+            return None
+        lo, hi = self.targets["positive_window"]
+        return TargetWindow(int(lo), int(hi), int(self.targets.get("guard", 0)))
+
+    @property
+    def vad_targets(self) -> bool:
+        return self.targets.get("mode") == "vad"
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """One failed input item: one ``errors.jsonl`` line (``shard`` is set there, not in a summary)."""
+
+    utt_id: str
+    row: int
+    path: str
+    stage: str
+    reason: str
+    shard: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        # errors.jsonl lines have always listed these keys sorted, then ``shard`` (they were copied
+        # from the sorted summary JSON); kept so the file's bytes do not change.
+        data = {"path": self.path, "reason": self.reason, "row": self.row, "stage": self.stage, "utt_id": self.utt_id}
+        if self.shard is not None:
+            data["shard"] = self.shard
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ItemError":
+        """Lenient: missing fields read as empty (`validate` is what checks the lines)."""
+        return cls(data.get("utt_id", ""), data.get("row", -1), data.get("path", ""), data.get("stage", ""),
+                   data.get("reason", ""), data.get("shard"))
+
+
+@dataclass(frozen=True)
+class ShardSummary:
+    """``.anchorprep/done/NNNNN.json``: one finished shard (written after its Parquet file)."""
+
+    shard: int
+    file: str
+    rows: int
+    items: int
+    sha256: str
+    errors: tuple[ItemError, ...] = ()
+    stats: Mapping[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shard": self.shard, "file": self.file, "rows": self.rows, "items": self.items,
+                "sha256": self.sha256, "errors": [e.to_dict() for e in self.errors], "stats": dict(self.stats)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ShardSummary":
+        return cls(data["shard"], data["file"], data["rows"], data["items"], data["sha256"],
+                   tuple(ItemError.from_dict(e) for e in data["errors"]), dict(data["stats"]))
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """One shard as the manifest lists it."""
+
+    file: str
+    rows: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "rows": self.rows, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ShardEntry":
+        return cls(str(data["file"]), int(data["rows"]), str(data.get("sha256", "")))
+
+
+#: report.json keys `RunReport` holds as fields; every other key is a stat counter.
+_REPORT_FIELDS = ("in", "written", "failed", "failed_by_stage", "skipped")
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """``report.json``: item counts and the jobs' stat counters summed over the shards.
+
+    ``items_in`` is the JSON's ``in``; ``counters`` holds the rest (``utterances``,
+    ``positives``, ``negatives``, ``anchors``, ``anchors_clipped_after_end``,
+    ``anchors_from_<source>``, ...), which the properties read with 0 for absent.
+    """
+
+    items_in: int
+    written: int
+    failed: int
+    failed_by_stage: Mapping[str, int] = field(default_factory=dict)
+    skipped: int = 0
+    counters: Mapping[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"in": self.items_in, "written": self.written, "failed": self.failed,
+                "failed_by_stage": dict(self.failed_by_stage), "skipped": self.skipped, **self.counters}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunReport":
+        return cls(data["in"], data["written"], data["failed"], dict(data.get("failed_by_stage", {})),
+                   data.get("skipped", 0), {k: v for k, v in data.items() if k not in _REPORT_FIELDS})
+
+    def counter(self, name: str) -> int:
+        return int(self.counters.get(name, 0))
+
+    @property
+    def positives(self) -> int:
+        return self.counter("positives")
+
+    @property
+    def negatives(self) -> int:
+        return self.counter("negatives")
+
+    @property
+    def anchors(self) -> int:
+        return self.counter("anchors")
+
+
+@dataclass(frozen=True)
+class RunManifest:
+    """``manifest.json``: the settings and the shards in order; written when every shard is done."""
+
+    settings: RunSettings
+    shards: tuple[ShardEntry, ...]
+    errors_file: str = ERRORS_FILE
+    report_file: str = REPORT_FILE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.settings.schema_version, "settings": self.settings.to_dict(),
+            "settings_sha256": self.settings.settings_sha256, "tool_version": self.settings.tool_version,
+            "shards": [s.to_dict() for s in self.shards], "errors_file": self.errors_file,
+            "report_file": self.report_file,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunManifest":
+        if not isinstance(data, Mapping) or not isinstance(data.get("settings"), Mapping):
+            raise UsageError("not an anchorprep manifest (no settings)")
+        try:
+            shards = tuple(ShardEntry.from_dict(s) for s in data.get("shards", []))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise UsageError("the manifest's shards must be a list of {file, rows, sha256}") from None
+        return cls(RunSettings.from_dict(data["settings"]), shards, data.get("errors_file", ERRORS_FILE),
+                   data.get("report_file", REPORT_FILE))
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------------------------------------
+# The folder
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The paths of a run folder (finished or not); the one place its layout is spelled."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    def shard(self, index: int, count: int) -> Path:
+        return self.path / shard_name(index, count)
+
+    def shard_files(self) -> list[Path]:
+        """The shard files in the folder, sorted (whatever a manifest lists)."""
+        return sorted(self.path.glob(SHARD_GLOB))
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.path / MANIFEST_FILE
+
+    @property
+    def errors_file(self) -> Path:
+        return self.path / ERRORS_FILE
+
+    @property
+    def report_file(self) -> Path:
+        return self.path / REPORT_FILE
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path / STATE_DIR
+
+    @property
+    def settings_file(self) -> Path:
+        return self.path / RUN_SETTINGS_FILE
+
+    @property
+    def done_dir(self) -> Path:
+        return self.path / DONE_DIR
+
+    def done_file(self, index: int) -> Path:
+        return self.done_dir / f"{index:05d}.json"
+
+    def side_files(self) -> list[Path]:
+        """Files a finished run has besides its shards (removed with them on overwrite)."""
+        return [self.manifest_file, self.errors_file, self.report_file]
+
+    def read_settings(self) -> RunSettings:
+        return RunSettings.from_dict(read_json(self.settings_file))
+
+    def read_done(self, index: int) -> ShardSummary | None:
+        marker = self.done_file(index)
+        return ShardSummary.from_dict(read_json(marker)) if marker.is_file() else None
+
+
+# ------------------------------------------------------------------------------------------------
+# Rows
+
+
+def list_column(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | list]:
+    """A list column as ``(offsets, values)``: row ``i`` is ``values[offsets[i]:offsets[i+1]]``,
+    ``offsets[0] == 0`` and ``values`` holds exactly the column's elements.
+
+    Numeric values are a read-only numpy view of Arrow's values buffer (zero-copy unless nulls
+    force a filled copy), strings a Python list; either way one object per column, not per row.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.chunk(0) if column.num_chunks == 1 else (
+            column.combine_chunks() if column.num_chunks else pa.array([], type=column.type))
+    offsets = column.offsets.to_numpy()  # a sliced array's offsets index into the whole child array
+    first, last = (int(offsets[0]), int(offsets[-1])) if len(offsets) else (0, 0)
+    child = column.values.slice(first, last - first)
+    offsets = offsets - first if first else offsets
+    if pa.types.is_string(child.type) or pa.types.is_large_string(child.type):
+        return offsets, child.to_pylist()
+    return offsets, child.to_numpy(zero_copy_only=not child.null_count)
+
+
+def is_list_column(column: pa.Array | pa.ChunkedArray) -> bool:
+    return pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
+
+
+def iter_rows(table: pa.Table, columns: Sequence[str] | None = None) -> Iterator[dict]:
+    """Rows of a shard table as dicts: scalars as Python values, numeric list columns as numpy
+    arrays (views), string list columns as lists."""
+    names = list(columns) if columns is not None else table.column_names
+    lists = {n: list_column(table.column(n)) for n in names if is_list_column(table.column(n))}
+    scalars = {n: table.column(n).to_pylist() for n in names if n not in lists}
+    for i in range(table.num_rows):
+        row = {name: scalars[name][i] if name in scalars else None for name in names}
+        for name, (offsets, values) in lists.items():
+            row[name] = values[offsets[i]:offsets[i + 1]]
+        yield row
+
+
+# ------------------------------------------------------------------------------------------------
+# A finished run
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run: its folder and its manifest (the settings and shards in order)."""
+
+    folder: RunFolder
+    manifest: RunManifest
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+    @property
+    def settings(self) -> RunSettings:
+        return self.manifest.settings
+
+    @property
+    def shards(self) -> tuple[ShardEntry, ...]:
+        return self.manifest.shards
+
+    @property
+    def shard_paths(self) -> list[Path]:
+        return [self.path / s.file for s in self.shards]
+
+    @property
+    def num_rows(self) -> int:
+        return sum(s.rows for s in self.shards)
+
+    def report(self) -> RunReport | None:
+        """report.json, or None when it is missing or unreadable (`validate` says why)."""
+        try:
+            return RunReport.from_dict(read_json(self.path / self.manifest.report_file))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def errors(self) -> list[ItemError]:
+        """The well-formed lines of errors.jsonl (malformed ones are skipped; `validate` reports them)."""
+        path = self.path / self.manifest.errors_file
+        if not path.is_file():
+            return []
+        lines = []
+        for text in path.read_text(encoding="utf-8").splitlines():
+            try:
+                value = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                lines.append(ItemError.from_dict(value))
+        return lines
+
+    def read_shard(self, shard: ShardEntry | str, columns: Sequence[str] | None = None) -> pa.Table:
+        name = shard.file if isinstance(shard, ShardEntry) else shard
+        return pq.read_table(self.path / name, columns=None if columns is None else list(columns))
+
+    def iter_rows(self, columns: Sequence[str] | None = None) -> Iterator[dict]:
+        """Every row, in shard order, one shard in memory at a time (see `iter_rows`)."""
+        for shard in self.shards:
+            yield from iter_rows(self.read_shard(shard, columns), columns)
+
+
+def check_folder(path: str | os.PathLike) -> Path:
+    """``path`` as a `Path`; `UsageError` unless it is an existing folder."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such folder")
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a folder (give the output folder of an anchorprep run)")
+    return path
+
+
+def open_run(path: str | os.PathLike) -> Run:
+    """Open the finished run in ``path``; `UsageError` (one line: what to fix) when the folder
+    is missing, the run is unfinished, or its manifest is unreadable or malformed."""
+    folder = RunFolder(check_folder(path))
+    if not folder.manifest_file.is_file():
+        hint = (" (the run is unfinished: run `anchorprep assemble` once every shard is done)"
+                if folder.settings_file.is_file() else " (is this the output folder of an anchorprep run?)")
+        raise UsageError(f"{folder.path}: no {MANIFEST_FILE}{hint}")
+    try:
+        data = read_json(folder.manifest_file)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{folder.manifest_file}: cannot read: {exc}") from None
+    try:
+        manifest = RunManifest.from_dict(data)
+    except UsageError as exc:
+        raise UsageError(f"{folder.manifest_file}: {exc}") from None
+    return Run(folder, manifest)
+
+
+__all__ = [
+    "DONE_DIR", "ERRORS_FILE", "MANIFEST_FILE", "REPORT_FILE", "RUN_SETTINGS_FILE", "SHARD_GLOB", "STATE_DIR",
+    "InputsFingerprint", "ItemError", "Run", "RunFolder", "RunManifest", "RunReport", "RunSettings", "ShardEntry",
+    "ShardSummary", "check_folder", "iter_rows", "list_column", "open_run", "settings_hash", "shard_count",
+    "shard_name",
+]

@@ -1,0 +1,455 @@
+"""Keywords and speech on an alignment's tiers: choosing the tier, finding phrases, speech runs.
+
+* `select_word_tier` — find the word (or phone) tier the way MFA, FAVE and MAUS name it,
+  per speaker on multi-speaker files (`speakers` lists them); `select_word_tiers` also takes
+  ``speaker="all"`` (every speaker's tier, each with its speaker);
+* `find_phrase` — every occurrence of a keyword or phrase (SPEC §3: case-insensitive,
+  consecutive words, silences skipped), anchored at its end, start or centre;
+* `speech_run_starts` — the starts of speech runs (non-silence after a pause).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from itertools import islice
+from operator import attrgetter, le
+from typing import Iterable, Literal, Sequence
+
+from anchorprep.errors import InputError, UsageError
+from anchorprep.sources.alignments.model import Alignment, Interval, Tier
+from anchorprep.sources.text import SILENCE_LABELS, UNKNOWN_LABELS, is_silence, normalise_label
+
+#: Auto-selected tier names per level, in order of preference (compared case-insensitively).
+#: `ORT`/`MAU` are BAS WebMAUS's orthography and phone-segment tiers.
+LEVEL_TIER_NAMES = {
+    "words": ("words", "word", "ort"),
+    "phones": ("phones", "phone", "mau"),
+}
+
+#: The level suffixes of per-speaker tiers: MFA writes "{speaker} - words", FAVE "{speaker} - word".
+LEVEL_SPEAKER_SUFFIXES = {"words": ("words", "word"), "phones": ("phones", "phone")}
+
+_SPEAKER_SEPARATOR = " - "
+
+#: ``speaker=ALL_SPEAKERS`` selects every speaker's tier (`select_word_tiers`); a speaker
+#: literally named "all" is chosen with `tier` ("all - words").
+ALL_SPEAKERS = "all"
+
+Edge = Literal["end", "start", "centre", "center"]
+Level = Literal["words", "phones"]
+
+
+@dataclass(frozen=True)
+class Match:
+    """One occurrence of a keyword: its span, the anchor `time` at the chosen edge, the tier text."""
+
+    start: float
+    end: float
+    time: float
+    text: str
+
+
+# --------------------------------------------------------------------------------------------
+# Tier selection
+
+
+def _check_level(level: str) -> str:
+    normalised = {"words": "words", "word": "words", "phones": "phones", "phone": "phones"}.get(level)
+    if normalised is None:
+        raise UsageError(f"level must be 'words' or 'phones', got {level!r}")
+    return normalised
+
+
+def _speaker_tiers(alignment: Alignment, level: str) -> dict[str, Tier]:
+    """Per-speaker interval tiers of `level`, keyed by speaker, preferring the MFA spelling."""
+    found: dict[str, tuple[int, Tier]] = {}
+    suffixes = LEVEL_SPEAKER_SUFFIXES[level]
+    for t in alignment.tiers:
+        if t.kind != "interval":
+            continue
+        speaker, sep, suffix = t.name.rpartition(_SPEAKER_SEPARATOR)
+        suffix, speaker = suffix.strip().casefold(), speaker.strip()
+        if not sep or not speaker or suffix not in suffixes:
+            continue
+        rank = suffixes.index(suffix)
+        if speaker not in found or rank < found[speaker][0]:
+            found[speaker] = (rank, t)
+    return {spk: t for spk, (_, t) in found.items()}
+
+
+def _plain_tier(alignment: Alignment, level: str) -> Tier | None:
+    """The speaker-less tier of `level` ("words", "word", "ORT", ...), by name preference."""
+    by_name: dict[str, Tier] = {}
+    for t in alignment.tiers:
+        if t.kind == "interval":
+            by_name.setdefault(t.name.strip().casefold(), t)
+    for name in LEVEL_TIER_NAMES[level]:
+        if name in by_name:
+            return by_name[name]
+    return None
+
+
+def speakers(alignment: Alignment, level: Level = "words") -> list[str]:
+    """Speakers that have their own `level` tier ("{speaker} - words"), in file order."""
+    return list(_speaker_tiers(alignment, _check_level(level)))
+
+
+def select_word_tier(
+    alignment: Alignment,
+    tier: str | None = None,
+    speaker: str | None = None,
+    level: Level = "words",
+) -> Tier:
+    """Pick the tier keywords are matched on.
+
+    * `tier` given: that tier (exact name, else a unique case-insensitive match); `speaker` and
+      `level` are then ignored.
+    * Otherwise, per-speaker tiers named ``"{speaker} - words"`` (MFA) or ``"{speaker} - word"``
+      (FAVE; ``phones``/``phone`` for ``level="phones"``): with `speaker` given, that speaker's
+      tier; without, the only speaker's tier, and an `InputError` listing the speakers when
+      there are several.
+    * Otherwise a speaker-less tier named ``words``, ``word`` or ``ORT`` (MAUS) — for phones
+      ``phones``, ``phone`` or ``MAU`` — compared case-insensitively. MFA writes these names
+      when a file has one speaker, so a `speaker` given for such a file is accepted unless the
+      reader recorded other speakers in ``alignment.meta["speakers"]``.
+
+    Only interval tiers are chosen automatically. Raises `InputError` listing the tiers present
+    when nothing fits.
+    """
+    if tier is not None:
+        return _explicit_tier(alignment, tier)
+    level = _check_level(level)
+    per_speaker = _speaker_tiers(alignment, level)
+    plain = _plain_tier(alignment, level)
+    if speaker is not None:
+        return _speaker_tier(alignment, per_speaker, plain, speaker, level)
+    if plain is not None:
+        return plain
+    if len(per_speaker) == 1:
+        return next(iter(per_speaker.values()))
+    if per_speaker:
+        raise InputError(
+            f"{len(per_speaker)} speakers have {level} tiers ({_quoted(per_speaker)}); "
+            "choose one with `speaker` (\"all\" takes every speaker's)",
+            alignment.path,
+        )
+    raise InputError(
+        f"no {level} tier found: looked for {_quoted(LEVEL_TIER_NAMES[level])} or "
+        f"'<speaker> - {LEVEL_SPEAKER_SUFFIXES[level][0]}'; tiers present: "
+        f"{_quoted(alignment.tier_names)}; pass `tier` to choose one",
+        alignment.path,
+    )
+
+
+@dataclass(frozen=True)
+class SpeakerTier:
+    """A tier keywords are matched on, and its speaker (None: the file does not name one)."""
+
+    speaker: str | None
+    tier: Tier
+
+
+def select_word_tiers(
+    alignment: Alignment,
+    tier: str | None = None,
+    speaker: str | None = None,
+    level: Level = "words",
+) -> list[SpeakerTier]:
+    """The tiers keywords are matched on, with their speakers.
+
+    ``speaker="all"`` (`ALL_SPEAKERS`) gives every per-speaker tier (``"{speaker} - words"``, in
+    file order) with its speaker; a file without per-speaker tiers gives its speaker-less tier
+    with speaker None (`select_word_tier`'s rules, so a file with neither is an `InputError`).
+    Any other `speaker` (or `tier`) gives the one tier `select_word_tier` picks, with speaker
+    None: a single chosen speaker is not recorded per anchor.
+    """
+    if speaker != ALL_SPEAKERS or tier is not None:
+        return [SpeakerTier(None, select_word_tier(alignment, tier=tier, speaker=speaker, level=level))]
+    per_speaker = _speaker_tiers(alignment, _check_level(level))
+    if per_speaker:
+        return [SpeakerTier(name, t) for name, t in per_speaker.items()]
+    return [SpeakerTier(None, select_word_tier(alignment, level=level))]
+
+
+def _explicit_tier(alignment: Alignment, name: str) -> Tier:
+    for t in alignment.tiers:
+        if t.name == name:
+            return t
+    folded = [t for t in alignment.tiers if t.name.casefold() == name.casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    raise InputError(f"no tier named {name!r}; tiers present: {_quoted(alignment.tier_names)}", alignment.path)
+
+
+def _speaker_tier(
+    alignment: Alignment, per_speaker: dict[str, Tier], plain: Tier | None, speaker: str, level: str
+) -> Tier:
+    if speaker in per_speaker:
+        return per_speaker[speaker]
+    folded = [t for spk, t in per_speaker.items() if spk.casefold() == speaker.strip().casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    known = alignment.meta.get("speakers")
+    if not per_speaker and plain is not None and (not known or speaker in known):
+        return plain
+    listed = list(per_speaker) or list(known or [])
+    raise InputError(
+        f"no {level} tier for speaker {speaker!r}; speakers in this file: "
+        f"{_quoted(listed) if listed else '(none named)'}; tiers present: {_quoted(alignment.tier_names)}",
+        alignment.path,
+    )
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+# --------------------------------------------------------------------------------------------
+# Keyword matching
+
+
+def _label_parts(label: str, silence: frozenset[str], unknown: frozenset[str]) -> tuple[str, ...]:
+    """The words a label contributes to phrase matching, normalised; () for a silence.
+
+    A label with spaces gives several words; an out-of-vocabulary marker is one word spelled
+    as the marker itself ("<unk>", "spn"), which only a phrase word spelling that marker
+    equals; a label that is nothing but punctuation gives none.
+    """
+    folded = label.strip().casefold()
+    if folded in silence:
+        return ()
+    if folded in unknown:
+        return (folded,)
+    return tuple(p for p in (normalise_label(w) for w in label.split()) if p)
+
+
+class _PartsCache(dict):
+    """label -> `_label_parts(label, ...)` for one (silence, unknown) pair, filled on demand.
+
+    Corpora repeat a small vocabulary, so after the first utterances almost every label is a
+    dict hit (`normalise_label` does Unicode normalisation and a category lookup per character).
+    """
+
+    __slots__ = ("silence", "unknown")
+    MAX_LABELS = 200_000  # memory bound per worker; cleared (not evicted one by one) when full
+
+    def __init__(self, silence: frozenset[str], unknown: frozenset[str]) -> None:
+        super().__init__()
+        self.silence, self.unknown = silence, unknown
+
+    def __missing__(self, label: str) -> tuple[str, ...]:
+        if len(self) >= self.MAX_LABELS:
+            self.clear()
+        parts = self[label] = _label_parts(label, self.silence, self.unknown)
+        return parts
+
+
+_PARTS_CACHES: dict[tuple[frozenset[str], frozenset[str]], _PartsCache] = {}
+
+
+def _parts_cache(silence: frozenset[str], unknown: frozenset[str]) -> _PartsCache:
+    key = (silence, unknown)
+    cache = _PARTS_CACHES.get(key)
+    if cache is None:
+        if len(_PARTS_CACHES) >= 16:
+            _PARTS_CACHES.clear()
+        cache = _PARTS_CACHES[key] = _PartsCache(silence, unknown)
+    return cache
+
+
+def _folded(values: Iterable[str], default: Iterable[str], default_folded: frozenset[str]) -> frozenset[str]:
+    if values is default:
+        return default_folded
+    return frozenset(v.strip().casefold() for v in values)
+
+
+_SILENCE_FOLDED = frozenset(s.strip().casefold() for s in SILENCE_LABELS)
+_UNKNOWN_FOLDED = frozenset(u.strip().casefold() for u in UNKNOWN_LABELS)
+_LABEL_OF = attrgetter("label")
+_START_OF = attrgetter("start")
+
+
+def _phrase_words(phrase: str, unknown: frozenset[str]) -> list[str]:
+    """The phrase's words, normalised like labels; an unknown marker is kept as spelled."""
+    key = (phrase, unknown)
+    cached = _PHRASE_WORDS.get(key)
+    if cached is None:
+        if len(_PHRASE_WORDS) >= 1024:
+            _PHRASE_WORDS.clear()
+        cached = _PHRASE_WORDS[key] = tuple(_split_phrase(phrase, unknown))
+    return list(cached)
+
+
+_PHRASE_WORDS: dict[tuple[str, frozenset[str]], tuple[str, ...]] = {}
+
+
+def _split_phrase(phrase: str, unknown: frozenset[str]) -> list[str]:
+    words = []
+    for p in phrase.split():
+        folded = p.casefold()
+        word = folded if folded in unknown else normalise_label(p)
+        if word:
+            words.append(word)
+    return words
+
+
+def _edge_time(start: float, end: float, edge: str) -> float:
+    if edge == "end":
+        return end
+    if edge == "start":
+        return start
+    return (start + end) / 2.0
+
+
+def _check_edge(edge: str) -> str:
+    if edge not in ("end", "start", "centre", "center"):
+        raise UsageError(f"edge must be 'end', 'start' or 'centre', got {edge!r}")
+    return edge
+
+
+def find_phrase(
+    tier: Tier,
+    phrase: str,
+    edge: Edge = "end",
+    silence: Iterable[str] = SILENCE_LABELS,
+    *,
+    regex: bool = False,
+    match_unknown: bool = False,
+    unknown: Iterable[str] = UNKNOWN_LABELS,
+) -> list[Match]:
+    """Every occurrence of `phrase` on `tier`, in time order, anchored at `edge`.
+
+    Phrase matching (the default): `phrase` is split on whitespace and matched as a
+    consecutive sequence of labels, skipping silence intervals (labels in `silence` after
+    stripping and case-folding, so ``hey <sil> computer`` matches "hey computer"). Labels and
+    phrase words are compared after Unicode NFC normalisation and case-folding, with leading
+    and trailing punctuation (Unicode category P: ``, . ! ? " ' « » 。`` ...) stripped from
+    each, so ``press,`` and ``"Yes."`` match "press" and "yes", while inner characters such as
+    the apostrophe of "i'm" or the hyphen of "chad-like" must match. A label that is nothing
+    but punctuation is skipped like a silence. A label containing spaces is several words; a
+    match must begin at the first word of a label and end at the last word of a label, so the
+    times are always real interval boundaries (an utterance-level label matches only as a
+    whole). Words are compared whole: a CJK word "八十年代" is not matched by "八十", and
+    words written without spaces between them on the tier must be given the same way.
+    Occurrences do not overlap: after a match the search resumes after it.
+
+    Out-of-vocabulary markers (`unknown`, e.g. MFA's ``<unk>`` and ``spn``) occupy a word
+    position (``hey <unk> computer`` does not match "hey computer") but never match a phrase
+    word — their spelling says nothing about what was said — unless the phrase spells the
+    marker itself (``find_phrase(phones, "spn")`` finds the OOV phones).
+
+    With ``regex=True``, `phrase` is a regular expression matched (``re.fullmatch``, case
+    insensitive) against each non-silence label on its own (stripped of surrounding whitespace),
+    e.g. ``"AH[012]"`` on a phone tier; unknown markers are skipped unless `match_unknown` is
+    True (``match_unknown`` only affects regex matching).
+
+    `edge` is "end" (the keyword end, SPEC §3 default), "start" or "centre" ("center" is
+    accepted) of the matched span. Matching on a phone tier uses the same function with the
+    phone tier. Raises `UsageError` for an empty phrase, an invalid regex or a bad `edge`.
+    """
+    edge = _check_edge(edge)
+    silence_set = _folded(silence, SILENCE_LABELS, _SILENCE_FOLDED)
+    unknown_set = _folded(unknown, UNKNOWN_LABELS, _UNKNOWN_FOLDED)
+    intervals = _time_ordered(tier.intervals)
+    if regex:
+        spans = _regex_spans(intervals, phrase, silence_set, unknown_set, match_unknown)
+    else:
+        spans = _phrase_spans(intervals, phrase, silence_set, unknown_set)
+    return [
+        Match(
+            start=intervals[a].start,
+            end=intervals[b].end,
+            time=_edge_time(intervals[a].start, intervals[b].end, edge),
+            text=" ".join(intervals[k].label for k in ks),
+        )
+        for a, b, ks in spans
+    ]
+
+
+def _time_ordered(intervals: tuple[Interval, ...]) -> tuple[Interval, ...]:
+    starts = list(map(_START_OF, intervals))
+    if all(map(le, starts, islice(starts, 1, None))):
+        return intervals
+    return tuple(sorted(intervals, key=lambda iv: (iv.start, iv.end)))
+
+
+def _phrase_spans(
+    intervals: Sequence[Interval], phrase: str, silence: frozenset[str], unknown: frozenset[str]
+) -> list[tuple[int, int, list[int]]]:
+    """(first interval, last interval, matched interval indices) of each occurrence.
+
+    The tier's words in time order (silences skipped, a label with spaces giving several) are
+    searched for the phrase's words as a consecutive run that starts at the first word of a
+    label and ends at the last word of a label; after a match the search resumes after it.
+    """
+    words = _phrase_words(phrase, unknown)
+    if not words:
+        raise UsageError(f"keyword phrase {phrase!r} has no words")
+    parts = list(map(_parts_cache(silence, unknown).__getitem__, map(_LABEL_OF, intervals)))
+    first = words[0]
+    if not any(p and p[0] == first for p in parts):
+        return []  # no label starts with the phrase's first word (most utterances)
+    texts: list[str] = []  # every word of the tier, in order
+    owner: list[int] = []  # the interval each word comes from
+    for i, p in enumerate(parts):
+        if p:
+            texts.extend(p)
+            owner.extend([i] * len(p))
+    n, count = len(words), len(texts)
+    spans: list[tuple[int, int, list[int]]] = []
+    i = 0
+    while True:
+        try:
+            i = texts.index(first, i)
+        except ValueError:
+            break
+        j = i + n - 1  # the window's last word
+        if j >= count:
+            break
+        if (
+            (i == 0 or owner[i - 1] != owner[i])  # starts a label
+            and (j == count - 1 or owner[j + 1] != owner[j])  # ends a label
+            and texts[i : j + 1] == words
+        ):
+            spans.append((owner[i], owner[j], sorted(set(owner[i : j + 1]))))
+            i = j + 1
+        else:
+            i += 1
+    return spans
+
+
+def _regex_spans(
+    intervals: Sequence[Interval],
+    pattern: str,
+    silence: frozenset[str],
+    unknown: frozenset[str],
+    match_unknown: bool,
+) -> list[tuple[int, int, list[int]]]:
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise UsageError(f"invalid label regex {pattern!r}: {exc}") from None
+    spans: list[tuple[int, int, list[int]]] = []
+    for i, iv in enumerate(intervals):
+        folded = iv.label.strip().casefold()
+        if folded in silence or (folded in unknown and not match_unknown):
+            continue
+        if compiled.fullmatch(unicodedata.normalize("NFC", iv.label.strip())):
+            spans.append((i, i, [i]))
+    return spans
+
+
+def speech_run_starts(tier: Tier, min_pause_s: float = 0.0) -> list[float]:
+    """Starts of speech runs on `tier`: non-silence intervals after at least `min_pause_s` of
+    silence (or at the start), in time order. Out-of-vocabulary markers (`<unk>`, `spn`) count
+    as speech; the first start is the alignment's speech onset."""
+    starts, last_end = [], None
+    for interval in sorted(tier.intervals, key=lambda iv: iv.start):
+        if is_silence(interval.label):
+            continue
+        if last_end is None or interval.start - last_end >= min_pause_s and interval.start > last_end:
+            starts.append(interval.start)
+        last_end = interval.end if last_end is None else max(last_end, interval.end)
+    return starts
