@@ -1,4 +1,4 @@
-"""Anchors, per-frame anchor distances and per-frame targets (SPEC §3).
+"""Anchors, per-frame anchor distances and per-frame targets (docs/FORMAT.md: Anchors, Distances, Targets).
 
 * An anchor is ``(time_s, frame, label, source)``; times are seconds from the start of the
   utterance (segment), never from the recording.
@@ -122,7 +122,7 @@ def label_frames(anchor_frames, anchor_classes, num_frames: int,
 
 
 def anchor_distances(anchor_frames, num_frames: int) -> np.ndarray:
-    """Per-frame distance ``d_t = t - a(t)`` as int16, saturating at ±32767 (SPEC §3)."""
+    """Per-frame distance ``d_t = t - a(t)`` as int16, saturating at ±32767 (docs/FORMAT.md, Distances)."""
     return label_frames(anchor_frames, np.zeros(len(anchor_frames)), num_frames, None)[0]
 
 

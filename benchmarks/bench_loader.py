@@ -4,7 +4,9 @@ Writes synthetic shards (random distances and targets, lengths uniform around ``
 anchorprep's own writer into a temporary folder, then times full passes over them, all in one
 process (``num_workers=0``) and the same run:
 
-* ``IterableShardDataset`` → ``DataLoader(collate_fn=collate(weights))`` (shuffled, buffer 8192);
+* ``IterableShardDataset`` → ``DataLoader(collate_fn=collate(weights))`` (shuffled, buffer 8192),
+  with each shard's sha256 checked against ``manifest.json`` as it is read (the default) and
+  with ``check_sha256=False``: the difference is the checksum's cost;
 * ``ShardDataset`` + ``LengthBucketBatchSampler`` (shuffled) → the same collate;
 * a plain pandas reader: ``pd.read_parquet`` per shard, ``iterrows``, ``torch.tensor`` per
   column, then the same collate (no shuffling, which only favours it).
@@ -45,7 +47,8 @@ from anchorprep.grid import FrameGrid
 from anchorprep.pipeline.rows import Labelling
 from anchorprep.pipeline.runner import shard_name
 from anchorprep.shards import rows_to_table, shard_schema
-from anchorprep.shards.io import write_parquet_atomic
+from anchorprep.shards.io import sha256_file, write_json_atomic, write_parquet_atomic
+from anchorprep.shards.run import InputsFingerprint, RunFolder, RunManifest, RunSettings, ShardEntry
 
 TARGET_FRAMES_PER_S = 5e6
 
@@ -57,6 +60,7 @@ def write_synthetic_shards(folder: Path, utterances: int, frames: int, shard_siz
     schema = shard_schema((), settings)
     count = -(-utterances // shard_size)
     total = 0
+    entries = []
     for index in range(count):
         rows = []
         for i in range(index * shard_size, min(utterances, (index + 1) * shard_size)):
@@ -71,7 +75,12 @@ def write_synthetic_shards(folder: Path, utterances: int, frames: int, shard_siz
                 "distance": distance, "target": target,
             })
             total += n
-        write_parquet_atomic(folder / shard_name(index, count), rows_to_table(rows, schema))
+        path = folder / shard_name(index, count)
+        write_parquet_atomic(path, rows_to_table(rows, schema))
+        entries.append(ShardEntry(path.name, len(rows), sha256_file(path)))
+    # A manifest, so the datasets know each shard's sha256 (and check it) as after a real run.
+    run_settings = RunSettings.build("bench", settings, InputsFingerprint(utterances, ""), shard_size, ())
+    write_json_atomic(RunFolder(folder).manifest_file, RunManifest(run_settings, tuple(entries)).to_dict())
     return total
 
 
@@ -128,17 +137,23 @@ def main(argv: list[str] | None = None) -> dict:
         write_s = time.perf_counter() - started
 
         stream = IterableShardDataset(folder, shuffle=True, seed=args.seed)
+        unchecked = IterableShardDataset(folder, shuffle=True, seed=args.seed, check_sha256=False)
         mapped = ShardDataset(folder)
         sampler = LengthBucketBatchSampler(mapped.lengths, args.max_frames, shuffle=True, seed=args.seed)
 
         def iterable():
             return DataLoader(stream, batch_size=args.batch_size, num_workers=0, collate_fn=weights)
 
+        def iterable_unchecked():
+            return DataLoader(unchecked, batch_size=args.batch_size, num_workers=0, collate_fn=weights)
+
         def bucketed():
             return DataLoader(mapped, batch_sampler=sampler, num_workers=0, collate_fn=weights)
 
         readers = {
             "anchorprep IterableShardDataset (shuffled)": (iterable, stream.set_epoch),
+            "anchorprep IterableShardDataset (shuffled, check_sha256=False)": (iterable_unchecked,
+                                                                              unchecked.set_epoch),
             "anchorprep ShardDataset + LengthBucketBatchSampler": (bucketed, sampler.set_epoch),
             "pandas read_parquet + iterrows": (lambda: pandas_batches(folder, args.batch_size, weights), None),
         }
@@ -154,6 +169,15 @@ def main(argv: list[str] | None = None) -> dict:
             seconds = statistics.median(runs)
             results.append({"reader": name, "seconds": seconds, "frames": total, "batches": batches,
                             "frames_per_s": total / seconds, "utterances_per_s": args.utterances / seconds})
+        # The checksum alone (what check_sha256 adds per epoch), timed apart from the noisy passes.
+        shard_files = sorted(folder.glob("anchors-*.parquet"))
+        hash_runs = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            for path in shard_files:
+                sha256_file(path)
+            hash_runs.append(time.perf_counter() - started)
+        checksum = {"seconds": statistics.median(hash_runs), "bytes": sum(p.stat().st_size for p in shard_files)}
 
     baseline = results[-1]["frames_per_s"]
     for result in results:
@@ -165,6 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "torch_threads": torch.get_num_threads()},
         "target_frames_per_s": TARGET_FRAMES_PER_S,
         "results": results,
+        "checksum": checksum,
     }
     print(f"{args.utterances} utterances, {total} frames, {-(-args.utterances // args.shard_size)} shards; "
           f"batch size {args.batch_size} (bucketing: {args.max_frames} frames); median of {args.repeats} passes, "
@@ -174,6 +199,9 @@ def main(argv: list[str] | None = None) -> dict:
     for r in results:
         print(f"| {r['reader']} | {r['frames_per_s'] / 1e6:.2f} M | {r['utterances_per_s']:,.0f} | {r['batches']} | "
               f"{r['seconds']:.3f} | {r['speedup_vs_pandas']:.1f} |")
+    checked = results[0]["seconds"]
+    print(f"\nsha256 of every shard ({checksum['bytes'] / 1e6:.1f} MB): {checksum['seconds']:.3f} s per epoch, "
+          f"{100 * checksum['seconds'] / checked:.1f}% of the checked IterableShardDataset pass")
     ours = min(r["frames_per_s"] for r in results[:-1])
     print(f"\nslowest anchorprep reader: {ours / 1e6:.2f} M frames/s "
           f"({'meets' if ours >= TARGET_FRAMES_PER_S else 'MISSES'} the {TARGET_FRAMES_PER_S / 1e6:.0f} M target)")

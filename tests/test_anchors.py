@@ -1,4 +1,4 @@
-"""Distances and targets (SPEC §3): properties checked against a brute-force definition."""
+"""Distances and targets (docs/FORMAT.md): properties checked against a brute-force definition."""
 
 import numpy as np
 import pytest

@@ -73,7 +73,7 @@ def test_python_call_and_cli_write_byte_identical_folders(tmp_path):
     import pyarrow.parquet as pq
 
     for name in ("onset", "trigger"):
-        shard = next((py / name).glob("anchors-*.parquet")).name
+        shard = next((py / name).glob("data/anchors-*.parquet")).relative_to(py / name)
         assert pq.read_table(py / name / shard).equals(pq.read_table(sh / name / shard))
 
 

@@ -6,7 +6,7 @@ Fault injection needs no product hooks: the CLI runs in a subprocess through a s
 job's ``process`` — by one that SIGKILLs its own process at the N-th call: before the original
 runs, after it, or after truncating the file it wrote (a torn temporary). After every kill:
 
-* every visible ``anchors-*.parquet`` is a finished shard, byte-identical to the uninterrupted
+* every visible ``data/anchors-*.parquet`` is a finished shard, byte-identical to the uninterrupted
   run's (a temporary never shows up as a shard);
 * ``--resume`` then exits as the uninterrupted run did and leaves shards, manifest.json,
   errors.jsonl and report.json byte-identical to it.
@@ -137,7 +137,7 @@ class Kill:
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.glob("anchors-*.parquet"))} | {
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.glob("data/anchors-*.parquet"))} | {
         name: (out / name).read_bytes() for name in OUTPUTS if (out / name).exists()}
 
 
@@ -145,7 +145,7 @@ def _reference(tmp: Path, command: str, manifest: Path, args: tuple[str, ...]) -
     out = tmp / f"reference-{command}"
     result = runner.invoke(app, [command, str(manifest), "-o", str(out), *args])
     assert result.exit_code in (0, 1), result.output
-    shards = len(list(out.glob("anchors-*.parquet")))
+    shards = len(list(out.glob("data/anchors-*.parquet")))
     return Corpus(command, manifest, args, out, shards, result.exit_code)
 
 
@@ -199,9 +199,10 @@ def crash_run(tools: Path, corpus: Corpus, out: Path, kill: Kill, *extra: str) -
 def assert_partial_state_is_sound(corpus: Corpus, out: Path, where: str) -> None:
     """After a kill: visible shards are finished and final; leftovers are dot-named temporaries."""
     reference = snapshot(corpus.reference)
-    for shard in out.glob("anchors-*.parquet"):
+    for shard in out.glob("data/anchors-*.parquet"):
         assert SHARD.match(shard.name), f"{where}: {shard.name} looks like a temporary"
-        assert shard.read_bytes() == reference[shard.name], f"{where}: {shard.name} differs from the final shard"
+        name = shard.relative_to(out).as_posix()
+        assert shard.read_bytes() == reference[name], f"{where}: {name} differs from the final shard"
         pq.read_metadata(shard)
     for path in out.rglob("*"):
         if path.is_file() and path.name.startswith("."):
@@ -216,7 +217,8 @@ def resume_and_compare(corpus: Corpus, out: Path, where: str) -> None:
     assert sorted(got) == sorted(want), where
     for name in want:
         assert got[name] == want[name], f"{where}: {name} differs after --resume"
-    visible = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    visible = sorted(p.relative_to(out).as_posix() for p in [*out.iterdir(), *(out / "data").iterdir()]
+                     if p.is_file() and not p.name.startswith("."))
     assert visible == sorted(want), where
 
 
@@ -225,20 +227,22 @@ def kill_then_resume(tools: Path, corpus: Corpus, tmp_path: Path, kill: Kill) ->
     crash_run(tools, corpus, out, kill)
     assert_partial_state_is_sound(corpus, out, str(kill))
     if kill.visible is not None:  # the kill landed where it says (all shards done, some outputs)
-        assert len(list(out.glob("anchors-*.parquet"))) == corpus.shards
+        assert len(list(out.glob("data/anchors-*.parquet"))) == corpus.shards
         assert tuple(name for name in OUTPUTS if (out / name).exists()) == tuple(
             name for name in OUTPUTS if name in kill.visible), str(kill)
     resume_and_compare(corpus, out, str(kill))
 
 
 def kill_points(job_process: str, shards: int) -> list[Kill]:
-    """>= 10 distinct points, from start-up to the last output file. Calls of the runner's
-    write_json_atomic: 1 = run.json, 2..shards+1 = done markers, then report.json, manifest.json;
-    of os.replace: 1 = run.json, 2 + 2i = shard i, 3 + 2i = its marker, then errors.jsonl,
-    report.json, manifest.json (2 * shards + 4)."""
+    """>= 10 distinct points, from start-up to the last output file. run.json is written by the
+    run folder's claim (`anchorprep.shards.run`); calls of the runner's write_json_atomic:
+    1..shards = done markers, then report.json, manifest.json; of os.replace: 1 = run.json,
+    2 + 2i = shard i, 3 + 2i = its marker, then errors.jsonl, report.json, manifest.json
+    (2 * shards + 4)."""
     runner_mod = "anchorprep.pipeline.runner"
     return [
-        Kill(f"{runner_mod}:write_json_atomic", 1, "before", "start-up: state folder made, run.json not written"),
+        Kill("anchorprep.shards.run:write_json_atomic", 1, "before",
+             "start-up: state folder made and locked, run.json not written"),
         Kill(job_process, 2, "before", "inside the first shard, after one item"),
         Kill(job_process, 12, "after", "inside a later shard, between items"),
         Kill("pyarrow.parquet:write_table", 2, "before", "shard 2: temporary created, nothing written"),
@@ -247,13 +251,13 @@ def kill_points(job_process: str, shards: int) -> list[Kill]:
         Kill("os:fsync", 5, "before", "before an fsync of a written temporary"),
         Kill("os:replace", 4, "before", "shard 2's temporary synced, before its rename"),
         Kill("os:replace", 6, "after", "shard 3 renamed into place, before the directory fsync and done marker"),
-        Kill(f"{runner_mod}:write_json_atomic", 3, "before", "shard file final, its done marker not written"),
-        Kill(f"{runner_mod}:write_json_atomic", 4, "after", "done marker written, before the next shard"),
+        Kill(f"{runner_mod}:write_json_atomic", 2, "before", "shard file final, its done marker not written"),
+        Kill(f"{runner_mod}:write_json_atomic", 3, "after", "done marker written, before the next shard"),
         Kill(f"{runner_mod}:write_parquet_atomic", shards, "before", "before the last shard"),
         Kill(f"{runner_mod}:write_text_atomic", 1, "before", "all shards done, before errors.jsonl", ()),
         Kill(f"{runner_mod}:write_text_atomic", 1, "after", "errors.jsonl written, before report.json",
              ("errors.jsonl",)),
-        Kill(f"{runner_mod}:write_json_atomic", shards + 3, "before", "report.json written, before manifest.json",
+        Kill(f"{runner_mod}:write_json_atomic", shards + 2, "before", "report.json written, before manifest.json",
              ("errors.jsonl", "report.json")),
         Kill("os:replace", 2 * shards + 4, "before", "manifest.json synced, before its rename",
              ("errors.jsonl", "report.json")),
@@ -320,11 +324,12 @@ def random_kill(corpus: Corpus, tmp_path: Path, seed: int, workers: int) -> None
     kill_at = None
     try:
         while proc.poll() is None and (kill_at is None or time.monotonic() < kill_at):
-            for shard in out.glob("anchors-*.parquet"):
-                assert SHARD.match(shard.name) and shard.name in reference, shard.name
-                if shard.name not in seen:
-                    assert shard.read_bytes() == reference[shard.name], f"{shard.name} visible before it was final"
-                    seen.add(shard.name)
+            for shard in out.glob("data/anchors-*.parquet"):
+                name = shard.relative_to(out).as_posix()
+                assert SHARD.match(shard.name) and name in reference, name
+                if name not in seen:
+                    assert shard.read_bytes() == reference[name], f"{name} visible before it was final"
+                    seen.add(name)
             if kill_at is None and done.is_dir() and len(list(done.iterdir())) >= after_shards:
                 kill_at = time.monotonic() + extra_s
             time.sleep(0.001)

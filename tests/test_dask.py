@@ -46,7 +46,7 @@ RECORDING_CLI = ("import sys, envhelper, anchorprep.pipeline.api as api; api.Ali
 
 
 def outputs(out: Path) -> dict[str, bytes]:
-    files = sorted(out.glob("anchors-*.parquet")) + [out / name for name in OUTPUTS]
+    files = sorted(out.glob("data/anchors-*.parquet")) + [out / name for name in OUTPUTS]
     return {p.name: p.read_bytes() for p in files}
 
 
@@ -68,7 +68,7 @@ def reference(corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("local") / "out"
     result = runner.invoke(app, ["align", str(corpus), "-o", str(out), *KEYWORD, "-q", "--shard-size", "9"])
     assert result.exit_code == 1, result.output
-    assert len(list(out.glob("anchors-*.parquet"))) == 6
+    assert len(list(out.glob("data/anchors-*.parquet"))) == 6
     return out
 
 
@@ -95,6 +95,18 @@ def test_dask_cluster_output_is_byte_identical_to_local(corpus, reference, clust
     # Both workers took part (the shards were spread over the cluster, not run in the driver).
     with distributed.Client(cluster.scheduler_address) as client:
         assert len(client.scheduler_info()["workers"]) == 2
+
+
+def test_two_runs_on_one_cluster_into_two_folders_do_not_mix(corpus, reference, cluster, tmp_path):
+    """Task keys once named only the shard and settings: two identical runs into X and Y at once
+    shared tasks, split the shards between the folders and both exited without a manifest."""
+    args = [*KEYWORD, "-q", "--shard-size", "9", "--executor", "dask", "--address", cluster.scheduler_address]
+    procs = [subprocess.Popen([sys.executable, "-m", "anchorprep", "align", str(corpus), "-o", str(tmp_path / name),
+                               *args], env=cli_env(), stderr=subprocess.PIPE, text=True) for name in ("x", "y")]
+    codes = [proc.wait(timeout=300) for proc in procs]
+    assert codes == [1, 1], [proc.stderr.read() for proc in procs]  # 1: the corpus's two bad items
+    for name in ("x", "y"):
+        assert outputs(tmp_path / name) == outputs(reference)
 
 
 @pytest.mark.slow
@@ -125,12 +137,12 @@ def test_dask_without_an_address_starts_its_own_cluster(corpus, reference, tmp_p
          "--executor", "dask", "-j", "2"],
         env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
-    recorded = {v for shard in out.glob("anchors-*.parquet") for v in pq.read_table(shard).column("audio_path").to_pylist()}
+    recorded = {v for shard in out.glob("data/anchors-*.parquet") for v in pq.read_table(shard).column("audio_path").to_pylist()}
     assert recorded == {"MALLOC_TRIM_THRESHOLD_=<unset>"}
     # Apart from the recorded column, the rows are the local executor's.
-    columns = [c for c in pq.read_schema(next(reference.glob("anchors-*.parquet"))).names if c != "audio_path"]
-    for shard in sorted(reference.glob("anchors-*.parquet")):
-        assert pq.read_table(out / shard.name, columns=columns).equals(pq.read_table(shard, columns=columns))
+    columns = [c for c in pq.read_schema(next(reference.glob("data/anchors-*.parquet"))).names if c != "audio_path"]
+    for shard in sorted(reference.glob("data/anchors-*.parquet")):
+        assert pq.read_table(out / "data" / shard.name, columns=columns).equals(pq.read_table(shard, columns=columns))
     for name in ("errors.jsonl", "report.json"):
         assert (out / name).read_bytes() == (reference / name).read_bytes()
     manifest, ref_manifest = (json.loads((d / "manifest.json").read_text()) for d in (out, reference))
@@ -191,9 +203,9 @@ def test_dask_worker_that_always_dies_fails_only_its_shard(corpus, reference, tm
     assert len(worker) == 9 and "utt0000020" in {e["utt_id"] for e in worker}
     assert all("KilledWorker" in e["reason"] and "tcp://" not in e["reason"] for e in worker)
     culprit = worker[0]["shard"]
-    for shard in reference.glob("anchors-*.parquet"):
-        if shard.name != culprit:
-            assert (out / shard.name).read_bytes() == shard.read_bytes()
+    for shard in reference.glob("data/anchors-*.parquet"):
+        if f"data/{shard.name}" != culprit:
+            assert (out / "data" / shard.name).read_bytes() == shard.read_bytes()
     assert pq.read_table(out / culprit).num_rows == 0
 
 

@@ -119,7 +119,7 @@ def problems(out: Path, *args) -> dict:
     return report
 
 
-SHARD0, SHARD1 = "anchors-00000-of-00003.parquet", "anchors-00001-of-00003.parquet"
+SHARD0, SHARD1 = "data/anchors-00000-of-00003.parquet", "data/anchors-00001-of-00003.parquet"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -225,10 +225,63 @@ def test_validate_finds_inconsistent_rows(run_copy, shard, change, check):
 
 
 def test_validate_finds_edited_files(run_copy):
-    # Same rows, different bytes: only the hash notices.
+    # Same rows, different bytes: the hash notices, and the format (snappy, not zstd).
     table = pq.read_table(run_copy / SHARD0)
     pq.write_table(table, run_copy / SHARD0, compression="snappy")
-    assert set(problems(run_copy)["problems_by_check"]) == {"sha256"}
+    assert set(problems(run_copy)["problems_by_check"]) == {"sha256", "format"}
+
+
+@pytest.mark.parametrize("how", ["uncompressed", "row_groups"])
+def test_validate_finds_shards_rewritten_by_another_tool(run_copy, how):
+    """Same rows and a manifest sha256 kept in step: before the format check only --deep could tell."""
+    table = pq.read_table(run_copy / SHARD0)
+    if how == "uncompressed":
+        pq.write_table(table, run_copy / SHARD0, compression="none")
+    else:
+        pq.write_table(table, run_copy / SHARD0, compression="zstd", row_group_size=1)
+    edit_json(run_copy / "manifest.json",
+              lambda m: m["shards"][0].update(sha256=sha256_file(run_copy / SHARD0)))
+    report = problems(run_copy)
+    assert set(report["problems_by_check"]) == {"format"}, report["problems"]
+    assert ("UNCOMPRESSED" if how == "uncompressed" else "2 row groups") in report["problems"][0]["detail"]
+
+
+def test_validate_never_opens_a_shard_listed_outside_the_folder(run_copy):
+    outside = run_copy.parent / Path(SHARD0).name
+    shutil.copyfile(run_copy / SHARD0, outside)
+    edit_json(run_copy / "manifest.json", lambda m: m["shards"][0].update(file="../" + outside.name))
+    report = problems(run_copy)
+    assert any(p["check"] == "layout" and "not a plain file name" in p["detail"] for p in report["problems"])
+    assert report["checked"]["shards"] == 2  # the outside file was not read
+
+
+def _swap_between_shards(out: Path) -> None:
+    first, second = pq.read_table(out / SHARD0).to_pylist(), pq.read_table(out / SHARD1).to_pylist()
+    rewrite_shard(out, SHARD0, lambda rows: rows.__setitem__(1, second[0]))
+    rewrite_shard(out, SHARD1, lambda rows: rows.__setitem__(0, first[1]))
+
+
+def _rename_error_line(out: Path) -> None:
+    lines = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert lines[0]["utt_id"] == "missing"
+    lines[0]["utt_id"] = "LJ002-0035"  # a written id
+    (out / "errors.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+@pytest.mark.parametrize("tamper", ["reversed", "swapped", "renamed_error"])
+def test_validate_checks_the_shard_plan_against_the_inputs(run_copy, lj_manifest, tamper):
+    """Rows reversed within a shard, swapped between shards, or an error line renamed to a written
+    id passed validate, even --deep; with the inputs, each shard must hold its planned items in order."""
+    assert problems(run_copy, "--inputs", lj_manifest)["ok"]
+    if tamper == "reversed":
+        rewrite_shard(run_copy, SHARD0, lambda rows: rows.reverse())
+    elif tamper == "swapped":
+        _swap_between_shards(run_copy)
+    else:
+        _rename_error_line(run_copy)
+    report = problems(run_copy, "--inputs", lj_manifest)
+    assert set(report["problems_by_check"]) == {"plan"}, report["problems"]
+    assert report["checked"]["plan_shards"] == 3
 
 
 def test_validate_finds_shard_metadata_that_differs_from_the_manifest(run_copy):
@@ -254,7 +307,7 @@ def test_validate_finds_edited_settings(run_copy):
     (lambda out: edit_json(out / "manifest.json", lambda m: m["shards"][0].update(rows=3)), "row_count"),
     (lambda out: edit_json(out / "manifest.json", lambda m: m.update(schema_version=2)), "schema"),
     (lambda out: (out / SHARD1).unlink(), "layout"),
-    (lambda out: shutil.copy(out / SHARD0, out / "anchors-00000-of-00001.parquet"), "layout"),
+    (lambda out: shutil.copy(out / SHARD0, out / "data" / "anchors-00000-of-00001.parquet"), "layout"),
     (lambda out: (out / "errors.jsonl").write_text((out / "errors.jsonl").read_text() + "{not json\n"), "errors"),
     (lambda out: (out / "errors.jsonl").write_text((out / "errors.jsonl").read_text().splitlines()[0] + "\n"), "items"),
 ])
@@ -299,7 +352,7 @@ def test_validate_recomputes_the_distance_from_the_sources_it_uses(ami_runs, tmp
 
         rows[0]["distance"] = anchor_distances(np.array(rows[0]["anchor_frames"]), rows[0]["num_frames"]).tolist()
 
-    rewrite_shard(out, "anchors-00000-of-00001.parquet", all_sources)
+    rewrite_shard(out, "data/anchors-00000-of-00001.parquet", all_sources)
     assert set(problems(out)["problems_by_check"]) >= {"distance"}
 
 

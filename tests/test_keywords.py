@@ -1,5 +1,5 @@
 """Keyword anchors on alignments: tier selection, phrase/regex matching and speech onset
-(SPEC §3), checked against the ground truth of real public alignments and generated tiers."""
+(docs/FORMAT.md, Anchors), checked against the ground truth of real public alignments and generated tiers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of anchorprep.loss against SPEC §5 and an explicit per-frame reference."""
+"""Tests of anchorprep.loss against docs/FORMAT.md ("Anchor weights", the loss table) and an explicit per-frame reference."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ MASKINGS = ("none", "mask", "lengths", "both")
 
 
 def ref_kernel(d: int, kernel: str, w_before: float, w_after: float) -> float:
-    """SPEC §5, literally."""
+    """The loss table of the format document, literally."""
     if abs(d) >= 32767:
         return 0.0
     w = w_before if d < 0 else w_after
@@ -234,7 +234,7 @@ def test_mask_and_lengths_are_the_same_thing():
         torch.testing.assert_close(by_lengths, by_mask, rtol=0, atol=0)
 
 
-# --------------------------------------------------------------------------- SPEC identities
+# --------------------------------------------------------------------------- identities
 
 
 @pytest.mark.parametrize("num_classes", NUM_CLASSES)

@@ -1,4 +1,4 @@
-"""anchorprep.metrics: latency, false alarms per hour, AUC, FRR at FA/h (SPEC §6).
+"""anchorprep.metrics: latency, false alarms per hour, AUC, FRR at FA/h (docs/FORMAT.md, Evaluation).
 
 Most cases are hand-built score traces whose answer can be read off by eye; property tests check
 the vectorised code against plain loops.

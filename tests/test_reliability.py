@@ -68,9 +68,8 @@ def assert_clean_folder(out: Path) -> None:
     """Only the documented outputs; no temporary file anywhere; manifest sha256s match."""
     manifest = json.loads((out / "manifest.json").read_text())
     shards = [s["file"] for s in manifest["shards"]]
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        shards + [".anchorprep", "errors.jsonl", "manifest.json", "report.json"])
-    assert sorted(p.name for p in out.glob("anchors-*.parquet")) == sorted(shards)
+    assert sorted(p.name for p in out.iterdir()) == [".anchorprep", "data", "errors.jsonl", "manifest.json", "report.json"]
+    assert sorted(p.relative_to(out).as_posix() for p in (out / "data").iterdir()) == sorted(shards)
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     for shard in manifest["shards"]:
         assert hashlib.sha256((out / shard["file"]).read_bytes()).hexdigest() == shard["sha256"]
@@ -278,10 +277,9 @@ def test_hostile_utt_ids_never_escape_the_output_folder(tmp_path):
     assert after == sorted(before + ["out"])  # nothing new outside the output folder
     assert list(work.iterdir()) == []
     names = sorted(p.name for p in out.iterdir())
-    assert names == [".anchorprep", "anchors-00000-of-00004.parquet", "anchors-00001-of-00004.parquet",
-                     "anchors-00002-of-00004.parquet", "anchors-00003-of-00004.parquet",
-                     "errors.jsonl", "manifest.json", "report.json"]
-    assert sorted(p.name for p in (out / ".anchorprep").iterdir()) == ["done", "run.json"]
+    assert names == [".anchorprep", "data", "errors.jsonl", "manifest.json", "report.json"]
+    assert sorted(p.name for p in (out / "data").iterdir()) == [f"anchors-0000{i}-of-00004.parquet" for i in range(4)]
+    assert sorted(p.name for p in (out / ".anchorprep").iterdir()) == ["done", "lock", "run.json", "setup.lock"]
     assert sorted(p.name for p in (out / ".anchorprep" / "done").iterdir()) == [f"{i:05d}.json" for i in range(4)]
     assert [r["utt_id"] for r in read_rows(out)] == HOSTILE_IDS  # kept verbatim, as data
     assert not Path("/tmp/anchorprep-escape").exists() and not (work / "pwned").exists()
@@ -396,5 +394,108 @@ def test_output_files_follow_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(previous)
     out = tmp_path / "out"
-    files = [*out.glob("anchors-*.parquet"), out / "manifest.json", out / "report.json", out / "errors.jsonl"]
+    files = [*out.glob("data/anchors-*.parquet"), out / "manifest.json", out / "report.json", out / "errors.jsonl"]
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(mode)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Broken and corrupted run folders (issue 14)
+
+SAMPLE_MANIFEST = REPO / "sample_data" / "manifest.csv"
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample") / "good"
+    result = runner.invoke(app, ["align", str(SAMPLE_MANIFEST), "-o", str(out), "-k", "hey computer", "-q",
+                                 "--shard-size", "10"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def broken_copy(run: Path, tmp_path: Path, damage: str) -> Path:
+    import shutil
+
+    out = tmp_path / damage
+    shutil.copytree(run, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    second = out / manifest["shards"][1]["file"]
+    if damage == "missing_shard":
+        second.unlink()
+    elif damage == "shards_not_a_list":
+        manifest["shards"] = 5
+    elif damage == "path_traversal":
+        manifest["shards"][0]["file"] = "../../" + manifest["shards"][0]["file"]
+    elif damage == "corrupted_footer":
+        data = bytearray(second.read_bytes())
+        data[-12:-8] = b"\xff\xff\xff\x7f"  # the footer's length and the end of its thrift
+        second.write_bytes(bytes(data))
+    elif damage == "flipped_byte":  # the first flip from the middle on that still reads, with other values
+        original = second.read_bytes()
+        expected = pq.read_table(second)
+        for offset in range(len(original) // 2, 4, -1):
+            data = bytearray(original)
+            data[offset] ^= 0x01
+            second.write_bytes(bytes(data))
+            try:
+                if not pq.read_table(second).equals(expected):
+                    break
+            except Exception:  # noqa: BLE001 - this flip breaks the file; try the next
+                continue
+        else:
+            raise AssertionError("no readable one-byte corruption found")
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+READERS = {
+    "vad --anchors-from": lambda run, tmp: ["vad", str(SAMPLE_MANIFEST), "-o", str(tmp / "v"), "-q", "--anchors-from", str(run)],
+    "merge": lambda run, tmp: ["merge", str(run), str(run.parent / "good"), "-o", str(tmp / "m"), "-q"],
+    "plot": lambda run, tmp: ["plot", str(run), "utt00001-pos", "-o", str(tmp / "p.png")],
+    "stats": lambda run, tmp: ["stats", str(run)],
+    "export": lambda run, tmp: ["export", "wekws", str(run), "-o", str(tmp / "data.list")],
+}
+
+
+@pytest.mark.parametrize("damage", ["missing_shard", "shards_not_a_list", "path_traversal", "corrupted_footer"])
+def test_every_reader_of_a_broken_run_says_so_in_one_line(sample_run, tmp_path, damage):
+    """These were tracebacks (validate already caught them); all readers now go through open_run's checks."""
+    (tmp_path / "copies").mkdir()
+    (tmp_path / "copies" / "good").symlink_to(sample_run)
+    broken = broken_copy(sample_run, tmp_path / "copies", damage)
+    for reader, args in READERS.items():
+        result = runner.invoke(app, args(broken, tmp_path))
+        assert result.exit_code == 2, (reader, result.output)
+        assert result.output.startswith("error: ") and result.output.count("\n") == 1, (reader, result.output)
+
+
+def test_plot_into_a_folder_is_one_line(sample_run, tmp_path):
+    result = runner.invoke(app, ["plot", str(sample_run), "utt00001-pos", "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "is a folder" in result.output and result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("damage", ["flipped_byte", "missing_shard"])
+def test_assemble_refuses_a_deleted_or_corrupted_shard(sample_run, tmp_path, damage):
+    broken = broken_copy(sample_run, tmp_path, damage)
+    (broken / "manifest.json").unlink()
+    result = runner.invoke(app, ["assemble", str(broken)])
+    assert result.exit_code == 2, result.output
+    assert ("does not match the sha256" if damage == "flipped_byte" else "is missing") in result.output
+    assert not (broken / "manifest.json").exists()
+
+
+def test_the_loader_checks_shard_checksums(sample_run, tmp_path):
+    from anchorprep.data import IterableShardDataset, ShardDataset
+    from anchorprep.errors import UsageError
+
+    broken = broken_copy(sample_run, tmp_path, "flipped_byte")
+    with pytest.raises(UsageError, match="does not match the sha256"):
+        ShardDataset(broken)
+    with pytest.raises(UsageError, match="does not match the sha256"):
+        list(IterableShardDataset(broken, shuffle=False))
+    lazy = ShardDataset(broken, preload=False)  # the check runs when a shard is opened
+    assert lazy[0]["utt_id"]
+    with pytest.raises(UsageError, match="does not match the sha256"):
+        lazy[10]  # the first row of the second shard
+    unchecked = IterableShardDataset(sample_run, shuffle=False, check_sha256=False)
+    assert len(list(unchecked)) == len(ShardDataset(sample_run))

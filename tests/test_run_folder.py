@@ -88,6 +88,10 @@ def test_open_run_refuses_what_is_not_a_finished_run(finished, tmp_path):
         open_run(tmp_path / "file")
     with pytest.raises(UsageError, match="is this the output folder"):
         open_run(tmp_path)
+    with pytest.raises(UsageError, match=f"give the run folder {finished}, not its data/"):
+        open_run(finished / "data")
+    result = CliRunner().invoke(app, ["validate", str(finished / "data")])
+    assert result.exit_code == 2 and "give the run folder" in result.output, result.output
     unfinished = tmp_path / "unfinished"
     shutil.copytree(finished, unfinished)
     (unfinished / "manifest.json").unlink()
@@ -135,3 +139,84 @@ def test_run_result_and_dry_run_are_typed(tmp_path):
     result = run(job, items, RunOptions(tmp_path / "out", quiet=True))
     assert isinstance(result.report, RunReport) and result.report.to_dict() == _read(tmp_path / "out" / "report.json")
     assert result.exit_code == 0
+
+
+def test_folder_inputs_store_absolute_audio_paths(tmp_path, monkeypatch):
+    """`align ALIGNMENTS/ --audio-dir AUDIO/` with relative folders stores absolute `audio_path`s,
+    so features load from any working directory (0.1.0 stored ``audio/utt00000-neg.flac``)."""
+    from anchorprep.data import ShardDataset
+
+    repo = Path(__file__).resolve().parents[1]
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("alignments", "audio"):
+        shutil.copytree(repo / "sample_data" / name, work / name)
+    monkeypatch.chdir(work)
+    result = CliRunner().invoke(app, ["align", "alignments", "--audio-dir", "audio", "-o", "out", "-k", "hey computer",
+                                      "-q"])
+    assert result.exit_code == 0, result.output
+    paths = [row["audio_path"] for row in open_run("out").iter_rows(["audio_path"])]
+    assert len(paths) == 24 and all(Path(p).is_absolute() and Path(p).is_file() for p in paths), paths[:2]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    example = ShardDataset(work / "out", features="fbank")[0]
+    assert example["features"].shape == (len(example["target"]), 80)
+
+
+def to_legacy_layout(out: Path) -> None:
+    """Rewrite a run folder as anchorprep 0.1.0 wrote it: shards beside manifest.json, every
+    shard named by its bare file name (manifest, done markers, errors.jsonl)."""
+    for shard in (out / "data").iterdir():
+        shard.rename(out / shard.name)
+    (out / "data").rmdir()
+
+    def bare(name: str) -> str:
+        return name.removeprefix("data/")
+
+    manifest = _read(out / "manifest.json")
+    for entry in manifest["shards"]:
+        entry["file"] = bare(entry["file"])
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    for marker in (out / ".anchorprep" / "done").iterdir():
+        summary = _read(marker)
+        summary["file"] = bare(summary["file"])
+        summary["errors"] = [{k: v for k, v in e.items() if k != "shard"} for e in summary["errors"]]
+        marker.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    lines = [json.loads(line) for line in (out / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    (out / "errors.jsonl").write_text("".join(json.dumps({**e, "shard": bare(e["shard"])}) + "\n" for e in lines))
+
+
+def test_runs_in_the_0_1_0_layout_are_read_but_never_written_into(tmp_path):
+    """0.1.0 runs (shards beside manifest.json) open in every reader of anchorprep; resuming or
+    rerunning into one is refused in one line, and `overwrite` leaves only the current layout."""
+    from anchorprep.data import ShardDataset
+    from anchorprep.inspect import validate_run
+
+    manifest = write_synthetic_alignments(tmp_path / "corpus", n=7, seed=2)
+    with open(manifest, "a", encoding="utf-8") as handle:
+        handle.write("broken,grids/missing.TextGrid,10.0,spk9\n")
+    out = tmp_path / "old"
+    argv = ["align", str(manifest), "-o", str(out), "-k", "hey computer", "-q", "--shard-size", "5"]
+    assert CliRunner().invoke(app, argv).exit_code == 1
+    rows = [row["utt_id"] for row in open_run(out).iter_rows(["utt_id"])]
+    to_legacy_layout(out)
+    assert RunFolder(out).legacy and sorted(p.name for p in out.glob("anchors-*.parquet")) == [
+        "anchors-00000-of-00002.parquet", "anchors-00001-of-00002.parquet"]
+
+    assert [row["utt_id"] for row in open_run(out).iter_rows(["utt_id"])] == rows
+    assert [example["utt_id"] for example in ShardDataset(out)] == rows
+    assert validate_run(out).ok, validate_run(out).problems
+    for command in (["stats", str(out)], ["validate", str(out)]):
+        assert CliRunner().invoke(app, command).exit_code == 0, command
+
+    for extra in (["--resume"], []):
+        result = CliRunner().invoke(app, argv + extra)
+        assert result.exit_code == 2 and "0.1.0" in result.output and "--overwrite" in result.output, result.output
+        assert result.output.strip().count("\n") == 0, result.output
+    assert not (out / "data").exists()
+
+    assert CliRunner().invoke(app, argv + ["--overwrite"]).exit_code == 1
+    assert not list(out.glob("*.parquet")) and not RunFolder(out).legacy
+    assert [row["utt_id"] for row in open_run(out).iter_rows(["utt_id"])] == rows
+    assert validate_run(out).ok

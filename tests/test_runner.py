@@ -29,7 +29,7 @@ def align(manifest: Path, out: Path, *extra: str):
 
 
 def shard_bytes(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.glob("anchors-*.parquet"))}
+    return {p.name: p.read_bytes() for p in sorted(out.glob("data/anchors-*.parquet"))}
 
 
 def test_workers_and_array_split_give_identical_bytes(corpus, tmp_path):
@@ -81,7 +81,7 @@ def test_resume_after_sigkill_is_byte_identical(corpus, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "manifest.json").exists(), "the run finished before it could be killed"
-    assert not [p for p in out.glob("anchors-*.parquet") if p.name.startswith(".")]
+    assert not [p for p in out.glob("data/anchors-*.parquet") if p.name.startswith(".")]
     resumed = align(big, out, "--shard-size", "10", "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert shard_bytes(out) == shard_bytes(reference)
@@ -139,7 +139,7 @@ def test_max_errors_stops_early(tmp_path):
     manifest.write_text("utt_id,alignment_path\n" + "".join(f"u{i},missing{i}.TextGrid\n" for i in range(30)))
     result = align(manifest, tmp_path / "out", "--shard-size", "5", "--max-errors", "3")
     assert result.exit_code == 1
-    assert len(list((tmp_path / "out").glob("anchors-*.parquet"))) == 1
+    assert len(list((tmp_path / "out").glob("data/anchors-*.parquet"))) == 1
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
@@ -161,3 +161,206 @@ def test_cli_as_a_subprocess(corpus, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "in / written / failed" in proc.stderr and "120 / 120 / 0" in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# One folder, one run (issue 14: concurrent runs, broken run state, unwritable folders)
+
+
+def align_process(manifest: Path, out: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "anchorprep", "align", str(manifest), "-o", str(out), *KEYWORD, "-q", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def stored_edge(out: Path) -> str:
+    return json.loads((out / ".anchorprep" / "run.json").read_text())["align"]["edge"]
+
+
+@pytest.fixture(scope="module")
+def reference(corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref") / "out"
+    assert align(corpus, out, "--shard-size", "25").exit_code == 0
+    return out
+
+
+def test_two_runs_with_other_settings_started_together_one_is_refused(corpus, tmp_path):
+    """Before the lock, both were accepted in 8 of 30 tries and the folder mixed their settings."""
+    from anchorprep.inspect.validate import validate_run
+
+    for attempt in range(4):
+        out = tmp_path / f"out{attempt}"
+        procs = {edge: align_process(corpus, out, "--shard-size", "25", "--edge", edge) for edge in ("end", "start")}
+        codes = {edge: proc.wait() for edge, proc in procs.items()}
+        stderr = {edge: proc.stderr.read() for edge, proc in procs.items()}
+        assert sorted(codes.values()) == [0, 2], (codes, stderr)
+        winner = next(edge for edge, code in codes.items() if code == 0)
+        loser = next(edge for edge, code in codes.items() if code == 2)
+        assert "different settings" in stderr[loser] or "another anchorprep run" in stderr[loser], stderr[loser]
+        assert "Traceback" not in stderr[loser]
+        assert stored_edge(out) == winner
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["settings"]["align"]["edge"] == winner
+        assert validate_run(out).ok
+
+
+def test_array_tasks_started_together_cooperate(corpus, reference, tmp_path):
+    out = tmp_path / "out"
+    procs = [align_process(corpus, out, "--shard-size", "25", "--shard-index", str(i), "--num-shards", "3")
+             for i in range(3)]
+    assert [p.wait() for p in procs] == [0, 0, 0], [p.stderr.read() for p in procs]
+    assert shard_bytes(out) == shard_bytes(reference)
+    for name in ("manifest.json", "report.json", "errors.jsonl"):
+        assert (out / name).read_bytes() == (reference / name).read_bytes()
+
+
+def test_a_killed_run_leaves_no_stuck_lock(tmp_path):
+    big = write_synthetic_alignments(tmp_path / "big", n=600, seed=5)
+    out = tmp_path / "out"
+    proc = align_process(big, out, "--shard-size", "10")
+    done = out / ".anchorprep" / "done"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not done.is_dir() or len(list(done.iterdir())) < 2):
+        time.sleep(0.002)
+    busy = align(big, out, "--shard-size", "10", "--edge", "start", "--overwrite")
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if alive:  # the holder was still running: even --overwrite must not clear under it
+        assert busy.exit_code == 2 and "another anchorprep run is writing" in busy.output, busy.output
+    replaced = align(big, out, "--shard-size", "10", "--edge", "start", "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert stored_edge(out) == "start"
+
+
+def test_broken_run_state_is_one_line_and_overwrite_recovers(corpus, reference, tmp_path):
+    out = tmp_path / "out"
+    assert align(corpus, out, "--shard-size", "25").exit_code == 0
+    for garbage in ("", "[]", "{"):
+        (out / ".anchorprep" / "done" / "00001.json").write_text(garbage)
+        resumed = align(corpus, out, "--shard-size", "25", "--resume")
+        assert resumed.exit_code == 0, resumed.output
+        assert shard_bytes(out) == shard_bytes(reference)
+        assert (out / "manifest.json").read_bytes() == (reference / "manifest.json").read_bytes()
+    (out / ".anchorprep" / "run.json").write_text("{")
+    refused = align(corpus, out, "--shard-size", "25", "--resume")
+    assert refused.exit_code == 2 and "unreadable" in refused.output and "--overwrite" in refused.output
+    assert "Traceback" not in refused.output
+    recovered = align(corpus, out, "--shard-size", "25", "--overwrite")
+    assert recovered.exit_code == 0, recovered.output
+    assert shard_bytes(out) == shard_bytes(reference)
+    (out / ".anchorprep" / "done" / "00000.json").write_text("[]")
+    assemble = runner.invoke(app, ["assemble", str(out)])
+    assert assemble.exit_code == 2 and "unreadable shard summary" in assemble.output
+
+
+def test_symlinked_run_state_is_refused(corpus, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".anchorprep").symlink_to(elsewhere)
+    for extra in ((), ("--overwrite",)):
+        result = align(corpus, out, *extra)
+        assert result.exit_code == 2 and "symlink" in result.output, result.output
+    assert not list(elsewhere.iterdir())
+
+
+def test_overwrite_never_ignores_a_failed_clear(corpus, tmp_path):
+    out = tmp_path / "out"
+    assert align(corpus, out).exit_code == 0
+    (out / "anchors-00007-of-00009.parquet").mkdir()  # cannot be unlinked like a shard file
+    result = align(corpus, out, "--edge", "start", "--overwrite")
+    assert result.exit_code == 2 and "anchors-00007-of-00009.parquet" in result.output, result.output
+    assert stored_edge(out) == "end"
+
+
+@pytest.mark.parametrize("case", ["file", "under_file", "proc"])
+def test_unusable_output_folder_is_one_line(corpus, tmp_path, case):
+    (tmp_path / "afile").write_text("x")
+    out = {"file": tmp_path / "afile", "under_file": tmp_path / "afile" / "out", "proc": Path("/proc/anchorprep/out")}[case]
+    result = align(corpus, out)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    assert "--out" in result.output
+
+
+def test_read_only_output_folder_is_one_line(corpus, tmp_path, monkeypatch):
+    """Simulated in-process (the tests run as root, for whom chmod does not make a folder read-only):
+    creating the folder raises EROFS."""
+    import errno
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    result = align(corpus, tmp_path / "out")
+    assert result.exit_code == 2 and "Read-only file system" in result.output, result.output
+    assert result.output.count("\n") == 1
+
+
+def test_disk_full_is_one_line_and_resume_is_byte_identical(corpus, reference, tmp_path, monkeypatch):
+    """ENOSPC is simulated in-process: the shard writer raises it from the third shard on."""
+    import errno
+
+    import anchorprep.pipeline.runner as runner_module
+
+    real = runner_module.write_parquet_atomic
+    written = []
+
+    def filling_up(path, table):
+        if len(written) >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        written.append(path)
+        real(path, table)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(runner_module, "write_parquet_atomic", filling_up)
+    full = align(corpus, out, "--shard-size", "25")
+    assert full.exit_code == 2 and "no space left" in full.output and "--resume" in full.output, full.output
+    assert full.output.count("\n") == 1
+    monkeypatch.setattr(runner_module, "write_parquet_atomic", real)
+    resumed = align(corpus, out, "--shard-size", "25", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert shard_bytes(out) == shard_bytes(reference)
+    assert (out / "manifest.json").read_bytes() == (reference / "manifest.json").read_bytes()
+
+
+def test_workers_are_capped_at_the_shard_count(tmp_path):
+    """-j 10000 used to fork 10000 pool workers up front (not finished in 120 s)."""
+    small = write_synthetic_alignments(tmp_path / "small", n=50, seed=2)
+    plan = json.loads(align(small, tmp_path / "out", "-j", "10000", "--shard-size", "1", "--dry-run").stdout)
+    assert (plan["workers"], plan["workers_requested"]) == (50, 10000)
+    result = runner.invoke(app, ["align", str(small), "-o", str(tmp_path / "out"), *KEYWORD, "-j", "10000",
+                                 "--shard-size", "1"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "capped from 10000" in result.output
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["written"] == 50
+
+
+def test_resume_after_an_input_file_was_edited_reruns_its_shard(tmp_path):
+    """The inputs fingerprint covers the manifest only; an edited TextGrid used to keep its stale row."""
+    import shutil
+
+    corpus = write_synthetic_alignments(tmp_path / "c", n=40, seed=4)
+    out = tmp_path / "out"
+    assert align(corpus, out, "--shard-size", "10").exit_code == 0
+    grids = corpus.parent / "grids"
+    # utt0000001 carries the phrase, utt0000002 does not: swap the file's content (a new size/mtime).
+    shutil.copyfile(grids / "utt0000002.TextGrid", grids / "utt0000001.TextGrid")
+    resumed = align(corpus, out, "--shard-size", "10", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    fresh = tmp_path / "fresh"
+    assert align(corpus, fresh, "--shard-size", "10").exit_code == 0
+    assert shard_bytes(out) == shard_bytes(fresh)
+    assert (out / "manifest.json").read_bytes() == (fresh / "manifest.json").read_bytes()
+
+
+def test_merge_of_a_run_with_itself_is_refused(corpus, reference, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    for runs in ([reference, reference], [reference, copy], [reference, tmp_path / ".." / tmp_path.name / "copy"]):
+        result = runner.invoke(app, ["merge", *map(str, runs), "-o", str(tmp_path / "merged"), "-q"])
+        assert result.exit_code == 2 and "same run" in result.output, result.output
+    assert not (tmp_path / "merged" / "manifest.json").exists()

@@ -57,7 +57,7 @@ RUN_OPTIONS = (
 #: Options of the CLI alone: how it talks to the terminal and where its defaults come from.
 CLI_ONLY = ("quiet", "progress_interval", "config", "print_config")
 
-Out = Annotated[Path, typer.Option("-o", "--out", help="Output folder: shards, manifest.json, errors.jsonl, report.json.", rich_help_panel=RUN)]
+Out = Annotated[Path, typer.Option("-o", "--out", help="Output folder: data/ (the Parquet shards), manifest.json, errors.jsonl, report.json.", rich_help_panel=RUN)]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or summary table.", rich_help_panel=RUN)]
 ProgressInterval = Annotated[float, typer.Option("--progress-interval", help="Seconds between progress lines when stderr is not a terminal (batch logs).", rich_help_panel=RUN)]
 
@@ -65,6 +65,8 @@ ProgressInterval = Annotated[float, typer.Option("--progress-interval", help="Se
 def option_names(command) -> dict[str, str]:
     """Python parameter name -> how the command line spells it (``edge`` -> ``--edge``), read
     from the command's typer annotations."""
+    import typing
+
     names = {}
     for name, annotation in typing.get_type_hints(command, include_extras=True).items():
         for info in getattr(annotation, "__metadata__", ()):
@@ -225,6 +227,8 @@ def print_summary(result) -> None:
         ("shards", f"{result.planned_shards} planned, {result.shards_run} run, {result.shards_skipped} resumed"),
         ("items this run", f"{result.items_run:,} ({rate:,.0f}/s, {result.elapsed_s:.1f} s)"),
     ]
+    if result.workers < result.workers_requested:
+        rows.append(("workers", f"{result.workers} (capped from {result.workers_requested}: one per shard of this job)"))
     if report is not None:
         rows += [
             ("in / written / failed", f"{report.items_in:,} / {report.written:,} / {report.failed:,}"),

@@ -14,7 +14,7 @@ export_app = typer.Typer(
     no_args_is_help=True,
 )
 
-Run = Annotated[Path, typer.Argument(help="An anchorprep output folder (manifest.json + shards).")]
+Run = Annotated[Path, typer.Argument(help="An anchorprep output folder (manifest.json + data/ shards).")]
 Missing = Annotated[str, typer.Option("--missing", help="Inputs without a row: drop, keep (unchanged) or error.")]
 
 

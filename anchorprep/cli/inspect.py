@@ -16,9 +16,9 @@ from anchorprep.errors import UsageError
 
 @usage_guard
 def validate(
-    run: Annotated[Path, typer.Argument(help="Output folder of a run (shards, manifest.json, errors.jsonl, report.json).")],
+    run: Annotated[Path, typer.Argument(help="Output folder of a run (data/ shards, manifest.json, errors.jsonl, report.json).")],
     deep: Annotated[int, typer.Option("--deep", help="Also re-derive N sampled rows from their inputs and compare every column.")] = 0,
-    inputs: Annotated[Optional[Path], typer.Option("--inputs", help="With --deep: the manifest, folder or CTM the run read (needed for align and accel runs).")] = None,
+    inputs: Annotated[Optional[Path], typer.Option("--inputs", help="The manifest, folder or CTM the run read: checks that each shard holds its planned items in input order (and --deep needs it for align and accel runs).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="With --deep: seed of the row sample.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
     max_problems: Annotated[int, typer.Option("--max-problems", help="Problems printed (--json lists up to 200 per check and counts the rest).")] = 50,

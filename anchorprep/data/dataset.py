@@ -86,8 +86,9 @@ class _ShardReader:
     """What both datasets share: the source, the columns to read and the feature loader."""
 
     def __init__(self, source: Source, columns: Sequence[str], features: Features,
-                 subsampling: SubsamplingMode, channel: Channel) -> None:
+                 subsampling: SubsamplingMode, channel: Channel, check_sha256: bool = True) -> None:
         self.source: ShardSource = open_source(source)
+        self.check_sha256 = bool(check_sha256)
         extractor = resolve_extractor(features)
         self._features: FeatureLoader | None = None
         if extractor is not None:
@@ -119,6 +120,8 @@ class _ShardReader:
 
     def _read(self, shard: int) -> ShardTable:
         info = self.source.shards[shard]
+        if self.check_sha256:
+            info.check_sha256()
         # Inside a DataLoader worker the workers are the parallelism; Arrow's own thread pool in
         # every worker would only oversubscribe the CPUs.
         table = ShardTable.read(info.path, self._read_columns, use_threads=get_worker_info() is None)
@@ -141,7 +144,7 @@ class ShardDataset(_ShardReader, Dataset):
     """Map-style dataset: ``ds[i]`` is row ``i`` of the shards taken in order.
 
     Args:
-        source: an output folder (manifest order, or sorted ``anchors-*.parquet``), a shard file,
+        source: an output folder (manifest order, or sorted ``data/anchors-*.parquet``), a shard file,
             or a list of shard files.
         columns: extra shard columns to put in each item (``"anchor_labels"``, ``"speaker"``...).
         features: ``None``, ``"fbank"``, an `Fbank` or a callable; see `anchorprep.data.features`.
@@ -153,14 +156,16 @@ class ShardDataset(_ShardReader, Dataset):
             shared. With ``preload=False`` shards are read on first use.
         max_cached_shards: keep at most this many shards in memory (least recently used first
             out); ``None`` keeps every shard read.
+        check_sha256: hash each shard when it is read and compare with ``manifest.json`` (a
+            `UsageError` on mismatch); ``False`` skips it (see the README for its cost).
 
     Example: see the module docstring.
     """
 
     def __init__(self, source: Source, *, columns: Sequence[str] = (), features: Features = None,
                  subsampling: SubsamplingMode = "stack", channel: Channel = "mix", preload: bool = True,
-                 max_cached_shards: int | None = None) -> None:
-        super().__init__(source, columns, features, subsampling, channel)
+                 max_cached_shards: int | None = None, check_sha256: bool = True) -> None:
+        super().__init__(source, columns, features, subsampling, channel, check_sha256)
         if max_cached_shards is not None and max_cached_shards < 1:
             raise UsageError("max_cached_shards must be at least 1 (or None)")
         self._max_cached = max_cached_shards
@@ -282,7 +287,8 @@ class IterableShardDataset(_ShardReader, IterableDataset):
         rank, world_size: this process's place in data-parallel training; taken from
             ``torch.distributed`` when it is initialised (when constructed, or else when iterated),
             otherwise 0 and 1.
-        columns, features, subsampling, channel: as for `ShardDataset`.
+        columns, features, subsampling, channel, check_sha256: as for `ShardDataset` (the check
+            runs each time a shard is read, i.e. once per epoch per shard).
 
     Call `set_epoch` before each epoch (as with ``DistributedSampler``). The epoch lives in
     shared memory, so DataLoader workers see it, ``persistent_workers=True`` included; without
@@ -294,8 +300,8 @@ class IterableShardDataset(_ShardReader, IterableDataset):
     def __init__(self, source: Source, shuffle: bool = True, seed: int = 0, buffer_size: int = 8192, *,
                  rank: int | None = None, world_size: int | None = None, columns: Sequence[str] = (),
                  features: Features = None, subsampling: SubsamplingMode = "stack",
-                 channel: Channel = "mix") -> None:
-        super().__init__(source, columns, features, subsampling, channel)
+                 channel: Channel = "mix", check_sha256: bool = True) -> None:
+        super().__init__(source, columns, features, subsampling, channel, check_sha256)
         if (rank is None) != (world_size is None):
             raise UsageError("give rank and world_size together")
         if world_size is not None and not 0 <= rank < world_size:

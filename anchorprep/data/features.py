@@ -15,7 +15,7 @@ extractor and maps feature frames to model frames:
   row per *feature* frame of the grid (before subsampling).
 
 Subsampling ``s`` (the grid's): model frame ``j`` covers feature frames ``[j*s, j*s + s)``
-(SPEC §2), so ``subsampling="stack"`` (default) concatenates those ``s`` rows into one of
+(docs/FORMAT.md, Frame grid), so ``subsampling="stack"`` (default) concatenates those ``s`` rows into one of
 ``F*s`` values, and ``subsampling="last"`` keeps the last of them (``j*s + s - 1``, the frame
 whose end time is the model frame's end time). Either way the trailing ``T_feat % s`` feature
 frames are dropped (``T_model = T_feat // s``), and ``T_model`` must equal the row's

@@ -2,10 +2,13 @@
 
 A *source* is an anchorprep output folder, a single shard file, or a list of shard files:
 
-* A folder with ``manifest.json`` is read in the manifest's shard order, with the manifest's row
-  counts and settings (no shard is opened until it is needed).
-* A folder without a manifest (a run still in progress, or shards copied by hand) is globbed for
-  ``anchors-*.parquet`` in sorted order; each shard's footer gives its row count and settings.
+* A folder with ``manifest.json`` (a finished run, in the current layout with its shards in
+  ``data/`` or in anchorprep 0.1.0's with them beside the manifest) is read in the manifest's
+  shard order, with the manifest's row counts, sha256s and settings (no shard is opened until it
+  is needed; the datasets check a shard's sha256 when they open it).
+* A folder without a manifest (a run still in progress, a run's ``data/`` folder, or shards
+  copied by hand) is globbed for ``data/anchors-*.parquet``, else ``anchors-*.parquet``, in
+  sorted order; each shard's footer gives its row count and settings.
 * A list of paths is taken in the given order, footers likewise.
 
 Shards from different runs may be combined as long as they agree on the frame grid and the label
@@ -18,7 +21,8 @@ Example:
     >>> from anchorprep.shards.io import write_parquet_atomic
     >>> folder = Path(tempfile.mkdtemp())
     >>> settings = {"grid": {"sample_rate": 16000}, "label_map": {"background": 0}}
-    >>> write_parquet_atomic(folder / "anchors-00000-of-00001.parquet",
+    >>> (folder / "data").mkdir()
+    >>> write_parquet_atomic(folder / "data" / "anchors-00000-of-00001.parquet",
     ...                      rows_to_table([], shard_schema((), settings)))
     >>> source = open_source(folder)
     >>> len(source.shards), source.num_rows, source.grid.frame_shift_ms
@@ -36,7 +40,8 @@ import pyarrow.parquet as pq
 
 from anchorprep.errors import UsageError
 from anchorprep.grid import FrameGrid
-from anchorprep.shards.run import MANIFEST_FILE, SHARD_GLOB, RunFolder, open_run
+from anchorprep.shards.io import sha256_file
+from anchorprep.shards.run import DATA_DIR, MANIFEST_FILE, SHARD_GLOB, RunFolder, open_run
 from anchorprep.shards.schema import read_settings
 
 #: What the datasets accept as a source: a folder, one shard file, or shard files in order.
@@ -45,10 +50,17 @@ Source = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
 @dataclass(frozen=True)
 class ShardInfo:
-    """One shard file and its row count."""
+    """One shard file, its row count and (from a manifest) its sha256."""
 
     path: Path
     num_rows: int
+    sha256: str | None = None
+
+    def check_sha256(self) -> None:
+        """`UsageError` unless the file's sha256 is the manifest's (no-op without one)."""
+        if self.sha256 and sha256_file(self.path) != self.sha256:
+            raise UsageError(f"{self.path} does not match the sha256 in {MANIFEST_FILE} (corrupted or replaced "
+                             "after the run?); rerun the run with `resume`, or check it with `anchorprep validate`")
 
 
 @dataclass(frozen=True)
@@ -111,11 +123,7 @@ def _from_files(paths: list[Path]) -> ShardSource:
 
 def _from_manifest(folder: Path) -> ShardSource:
     run = open_run(folder)
-    shards = []
-    for entry, path in zip(run.shards, run.shard_paths):
-        if not path.is_file():
-            raise UsageError(f"{run.folder.manifest_file} lists {entry.file}, which is missing")
-        shards.append(ShardInfo(path, entry.rows))
+    shards = [ShardInfo(path, entry.rows, entry.sha256 or None) for entry, path in zip(run.shards, run.shard_paths)]
     if not shards:
         raise UsageError(f"{run.folder.manifest_file} lists no shards")
     return ShardSource(tuple(shards), run.settings.to_dict())
@@ -131,9 +139,9 @@ def open_source(source: Source) -> ShardSource:
             folder = RunFolder(path)
             if folder.manifest_file.is_file():
                 return _from_manifest(path)
-            files = folder.shard_files()
+            files = folder.shard_files() or folder.legacy_shard_files()
             if not files:
-                raise UsageError(f"{path} holds neither {MANIFEST_FILE} nor {SHARD_GLOB} files")
+                raise UsageError(f"{path} holds neither {MANIFEST_FILE} nor {DATA_DIR}/{SHARD_GLOB} files")
             return _from_files(files)
         return _from_files([path])
     return _from_files([Path(p) for p in source])

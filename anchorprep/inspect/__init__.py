@@ -1,6 +1,6 @@
 """Look at a finished run: validate it, summarise it, and plot one utterance.
 
-* `validate_run` checks a run folder against the contract (SPEC §2–§4) and, with ``deep=N``,
+* `validate_run` checks a run folder against the format (docs/FORMAT.md) and, with ``deep=N``,
   re-derives a sample of rows from their inputs.
 * `run_stats` summarises a run (utterances, anchors, positions, durations, errors).
 * `plot_utterance` draws one utterance: waveform, spectrogram, alignment / VAD / accelerometer,

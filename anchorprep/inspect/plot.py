@@ -120,6 +120,8 @@ def plot_utterance(
     width_px, height_px = size_px
     if width_px < 400 or height_px < 300 or dpi <= 0:
         raise UsageError("`size_px` must be at least 400x300 pixels and `dpi` positive")
+    if Path(path).is_dir():
+        raise UsageError(f"{path} is a folder; give the PNG file to write")
     run = open_run(out)
     row, shard = find_row(run, utt_id)
     settings = run.settings

@@ -1,10 +1,14 @@
-"""`anchorprep validate`: check a run folder against the contract (SPEC §2–§4).
+"""`anchorprep validate`: check a run folder against the format (docs/FORMAT.md).
 
 `validate_run` reads manifest.json, every shard, errors.jsonl and report.json and recomputes what
 can be recomputed from them: hashes, row counts, frame counts, anchor frames (from the anchor
 times, grid and anchor rule), distances (from the anchor frames the distance uses), window targets,
-the settings hash and the report's counters. With ``deep=N`` it also re-derives a sample of N rows
-from their inputs by re-running the command's job on the original item and compares every column.
+the settings hash and the report's counters, and that each shard is written as anchorprep writes
+it (one row group, zstd). Given ``inputs`` (or for a merge run, with ``deep``) it checks the
+deterministic shard plan: each shard holds exactly its planned items, in input order, and each
+errors.jsonl line names the utt_id of its input row. With ``deep=N`` it also re-derives a sample of
+N rows from their inputs by re-running the command's job on the original item and compares every
+column.
 
 Every finding is a `Problem`; a run is valid when there are none. Findings that do not make the
 run invalid (e.g. a deep check that had to rebuild items from the shards) are `notes`.
@@ -27,10 +31,10 @@ from anchorprep.errors import UsageError
 from anchorprep.inspect.runs import combine_of, command_items, job_settings_mismatch, rebuild_job, used_mask
 from anchorprep.pipeline.runner import ItemFailure, inputs_fingerprint
 from anchorprep.shards import SCHEMA_VERSION, read_settings, shard_schema
-from anchorprep.shards.io import sha256_file
+from anchorprep.shards.io import SHARD_COMPRESSION, sha256_file
 from anchorprep.shards.run import (
     ERRORS_FILE, MANIFEST_FILE, REPORT_FILE, RUN_SETTINGS_FILE, RunFolder, RunSettings, check_folder, iter_rows,
-    settings_hash, shard_count, shard_name,
+    settings_hash, shard_count, shard_file, shard_name, shard_name_problem,
 )
 
 #: Problems kept per check; the rest are only counted (`ValidationReport.omitted`).
@@ -39,10 +43,11 @@ MAX_PROBLEMS_PER_CHECK = 200
 CHECKS = {
     "layout": "manifest.json, errors.jsonl, report.json and exactly the planned shard files exist",
     "manifest": "manifest.json is well formed and agrees with its own settings",
-    "schema": "schema version supported; every shard has the SPEC §4 columns and types",
+    "schema": "schema version supported; every shard has the format's columns and types",
     "settings": "settings_sha256 matches the settings; the settings describe a valid grid and label map",
     "metadata": "each shard's Parquet metadata equals the manifest settings",
     "sha256": "each shard's sha256 matches manifest.json",
+    "format": f"each shard is one row group, every column {SHARD_COMPRESSION}-compressed (as anchorprep writes it)",
     "row_count": "each shard's row count matches manifest.json",
     "utt_id": "utt_ids are non-empty and unique across shards",
     "lengths": "len(distance) == len(target) == num_frames; the anchor lists have equal lengths",
@@ -54,6 +59,7 @@ CHECKS = {
     "errors": "errors.jsonl lines are well formed and each names its item's shard",
     "report": "report.json counts equal what the shards and errors.jsonl hold",
     "items": "every input item is in exactly one place: a shard row or an errors.jsonl line",
+    "plan": "with the inputs: each shard holds its planned items in input order; error lines name their row's utt_id",
     "deep": "a sample of rows re-derived from their inputs equals the stored rows",
 }
 
@@ -70,6 +76,10 @@ class _RawRun:
     @property
     def shard_files(self) -> list[str]:
         return [s.get("file", "") for s in self.manifest.get("shards", [])]
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.out)
 
     @property
     def command(self) -> str:
@@ -158,6 +168,8 @@ def validate_run(out: Path, deep: int = 0, inputs: Path | None = None, seed: int
             problem("layout", f"no {MANIFEST_FILE}: the run is unfinished ({done} shard(s) done); finish it "
                               "(resume) or run `anchorprep assemble` when every shard is done")
             return report
+        if folder.is_data_dir:
+            raise UsageError(f"{out}: no {MANIFEST_FILE}; give the run folder {out.parent}, not its data/ folder")
         raise UsageError(f"{out}: no {MANIFEST_FILE}; is this the output folder of an anchorprep run?")
     try:
         manifest = json.loads(folder.manifest_file.read_text(encoding="utf-8"))
@@ -172,13 +184,19 @@ def validate_run(out: Path, deep: int = 0, inputs: Path | None = None, seed: int
     if deep:
         _check_deep_possible(run, inputs)
 
+    elif inputs is not None and run.command == "merge":
+        raise UsageError("`inputs` does not apply to merge runs: their inputs are the runs named in the settings")
+
     grid_ok = _check_manifest(run, problem, report)
     state = _check_shards(run, problem, report, grid_ok)
     errors = _check_errors(run, problem, report)
     _check_report(run, problem, report, state, errors)
+    plan = inputs is not None or (deep > 0 and run.command == "merge")
+    if plan and run.typed is not None:
+        _check_plan(run, problem, report, state, errors, inputs)
     if deep and grid_ok:
         _check_deep(run, problem, report, deep, inputs, seed)
-    report.checked["checks"] = [c for c in CHECKS if c != "deep" or deep]
+    report.checked["checks"] = [c for c in CHECKS if (c != "deep" or deep) and (c != "plan" or plan)]
     return report
 
 
@@ -255,13 +273,18 @@ def _check_manifest(run: _RawRun, problem, report: ValidationReport) -> bool:
         report.notes.append(f"no {RUN_SETTINGS_FILE} (fine for a copied run; resuming needs it)")
 
     shards = manifest.get("shards")
-    if not isinstance(shards, list) or not all(isinstance(s, dict) and "file" in s for s in shards):
+    if not isinstance(shards, list) or not all(isinstance(s, dict) and isinstance(s.get("file"), str) for s in shards):
         problem("manifest", "manifest shards must be a list of {file, rows, sha256}")
         manifest["shards"] = []
         shards = []
+    for entry in list(shards):
+        unsafe = shard_name_problem(entry["file"])
+        if unsafe is not None:  # never open a path outside the folder
+            problem("layout", f"{MANIFEST_FILE}: {unsafe}")
+            shards.remove(entry)
     count = _planned_shards(settings)
     if count is not None:
-        expected = [shard_name(i, count) for i in range(count)]
+        expected = [run.folder.shard_entry(i, count) for i in range(count)]
         listed = [s["file"] for s in shards]
         if listed != expected:
             missing = [name for name in expected if name not in listed]
@@ -276,9 +299,9 @@ def _check_manifest(run: _RawRun, problem, report: ValidationReport) -> bool:
                 detail += "; the order differs"
             problem("layout", detail)
     listed = {s["file"] for s in shards}
-    for path in RunFolder(out).shard_files():
-        if path.name not in listed:
-            problem("layout", f"{path.name} is in the folder but not in {MANIFEST_FILE} (a shard of another run?)")
+    for name in run.folder.found_shard_entries():
+        if name not in listed:
+            problem("layout", f"{name} is in the folder but not in {MANIFEST_FILE} (a shard of another run?)")
     for name in listed:
         if not (out / name).is_file():
             problem("layout", f"{name} is listed in {MANIFEST_FILE} but missing", name)
@@ -286,7 +309,7 @@ def _check_manifest(run: _RawRun, problem, report: ValidationReport) -> bool:
         name = manifest.get(key, default)
         if not (out / name).is_file():
             problem("layout", f"{name} is missing")
-    leftovers = sorted(p.name for p in out.glob(".*.tmp"))
+    leftovers = [p.name for p in run.folder.temporary_files()]
     if leftovers:
         report.notes.append(f"{len(leftovers)} temporary file(s) from an interrupted write: {', '.join(leftovers[:3])}")
     return grid_ok
@@ -301,6 +324,7 @@ class _ShardState:
     rows_by_shard: dict[str, int] = field(default_factory=dict)
     stats: Counter = field(default_factory=Counter)
     seen: dict[str, str] = field(default_factory=dict)
+    utts_by_shard: dict[str, list] = field(default_factory=dict)
     rows: int = 0
     frames: int = 0
 
@@ -326,6 +350,7 @@ def _check_shards(run: _RawRun, problem, report: ValidationReport, grid_ok: bool
             continue
         if parquet.metadata.num_rows != entry.get("rows"):
             problem("row_count", f"{parquet.metadata.num_rows} rows, manifest.json says {entry.get('rows')}", name)
+        _check_format(parquet.metadata, problem, name)
         if read_settings(schema) != settings:
             stored = read_settings(schema)
             if not stored:
@@ -342,6 +367,7 @@ def _check_shards(run: _RawRun, problem, report: ValidationReport, grid_ok: bool
             problem("schema", f"cannot read rows: {exc}", name)
             continue
         state.rows_by_shard[name] = table.num_rows
+        state.utts_by_shard[name] = table.column("utt_id").to_pylist()
         if grid_ok:
             _check_rows(run, table, name, problem, state)
         else:
@@ -350,6 +376,19 @@ def _check_shards(run: _RawRun, problem, report: ValidationReport, grid_ok: bool
     report.checked.update(shards=len(run.manifest.get("shards", [])), rows=state.rows, frames=state.frames,
                           anchors=state.stats.get("anchors", 0))
     return state
+
+
+def _check_format(metadata, problem, name: str) -> None:
+    """One row group, every column chunk compressed as anchorprep compresses (`write_parquet_atomic`)."""
+    if metadata.num_row_groups != 1:
+        problem("format", f"{metadata.num_row_groups} row groups; anchorprep writes one (rewritten by another tool?)",
+                name)
+    want = SHARD_COMPRESSION.upper()
+    other = sorted({metadata.row_group(g).column(c).compression for g in range(metadata.num_row_groups)
+                    for c in range(metadata.num_columns)} - {want})
+    if other:
+        problem("format", f"column chunks compressed as {', '.join(other)}, anchorprep writes {want} "
+                          "(rewritten by another tool?)", name)
 
 
 def _check_schema(schema, expected, problem, name: str) -> bool:
@@ -369,7 +408,7 @@ def _check_schema(schema, expected, problem, name: str) -> bool:
     wanted = {f.name for f in expected}
     extra = [f.name for f in schema if f.name not in wanted]
     if extra:
-        problem("schema", f"unexpected column(s) {', '.join(extra)} (not in the SPEC columns or the run's "
+        problem("schema", f"unexpected column(s) {', '.join(extra)} (not in the format's columns or the run's "
                           "pass-through columns)", name)
     return ok
 
@@ -504,6 +543,7 @@ def _check_errors(run: _RawRun, problem, report: ValidationReport) -> list[dict]
     count = _planned_shards(run.settings)
     size = run.settings.get("shard_size")
     items = run.settings.get("inputs", {}).get("count")
+    shard_of = run.folder.shard_entry
     rows_seen: dict[int, int] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         where = f"{path.name}:{number}"
@@ -531,9 +571,9 @@ def _check_errors(run: _RawRun, problem, report: ValidationReport) -> list[dict]
             problem("errors", f"{where}: input row {row} outside [0, {items})", line["shard"], line["utt_id"])
         elif row in rows_seen:
             problem("errors", f"{where}: input row {row} already failed on line {rows_seen[row]}", line["shard"], line["utt_id"])
-        elif count is not None and isinstance(size, int) and line["shard"] != shard_name(row // size, count):
-            problem("errors", f"{where}: input row {row} belongs to {shard_name(row // size, count)}, the line says "
-                              f"{line['shard']}", line["shard"], line["utt_id"])
+        elif count is not None and isinstance(size, int) and line["shard"] != (owner := shard_of(row // size, count)):
+            problem("errors", f"{where}: input row {row} belongs to {owner}, the line says {line['shard']}",
+                    line["shard"], line["utt_id"])
         rows_seen.setdefault(row, number)
         lines.append(line)
     report.checked["error_lines"] = len(lines)
@@ -548,7 +588,7 @@ def _check_report(run: _RawRun, problem, report: ValidationReport, state: _Shard
     if isinstance(items, int) and isinstance(size, int) and count is not None:
         failed_in = Counter(e.get("shard") for e in errors)
         for index in range(count):
-            name = shard_name(index, count)
+            name = run.folder.shard_entry(index, count)
             if name not in state.rows_by_shard:
                 continue
             planned = max(0, min(size, items - index * size))
@@ -600,6 +640,58 @@ def _check_report(run: _RawRun, problem, report: ValidationReport, state: _Shard
                        and not k.startswith("anchors_from_"))
     if unchecked:
         report.checked["report_counters_not_recomputable"] = unchecked
+
+
+# ------------------------------------------------------------------------------------------------
+# plan: the inputs decide which item lands in which shard, in which order
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _check_plan(run: _RawRun, problem, report: ValidationReport, state: _ShardState, errors: list[dict],
+                inputs: Path | None) -> None:
+    """Shard ``i`` holds input rows ``[i*size, (i+1)*size)`` minus the failed ones, in order."""
+    settings = run.typed
+    if run.command == "merge":
+        from anchorprep.pipeline.merge import read_merge_inputs
+
+        try:
+            items = read_merge_inputs([Path(r) for r in settings.job.get("merged_runs", [])]).items
+        except UsageError as exc:
+            report.notes.append(f"plan not checked: cannot read the merged runs: {exc}")
+            return
+    else:
+        items = command_items(run.settings, inputs)
+    if inputs_fingerprint(items) != settings.inputs:
+        report.notes.append(f"plan not checked: the items read from {inputs or 'the merged runs'} differ from the "
+                            "run's inputs (inputs fingerprint)")
+        return
+    utts = [_text(u) for u in items["utt_id"].tolist()]
+    size, count = settings.shard_size, settings.planned_shards
+    failed: set[int] = set()
+    for line in errors:
+        row, utt = line.get("row"), line.get("utt_id")
+        if not isinstance(row, int) or not 0 <= row < len(utts):
+            continue
+        failed.add(row)
+        if _text(utt) != utts[row]:
+            problem("plan", f"error line for input row {row} names utt_id {utt!r}, the input row is "
+                            f"{utts[row]!r}", line.get("shard"), utt)
+    checked = 0
+    for index in range(count):
+        name = next((n for n in (shard_file(index, count), shard_name(index, count)) if n in state.utts_by_shard), None)
+        if name is None:
+            continue
+        stored = state.utts_by_shard[name]
+        planned = [utts[r] for r in range(index * size, min(len(utts), (index + 1) * size)) if r not in failed]
+        checked += 1
+        if stored != planned:
+            where = next((i for i, (a, b) in enumerate(zip(stored, planned)) if a != b), min(len(stored), len(planned)))
+            problem("plan", f"rows differ from the planned items in input order from row {where} on (stored "
+                            f"{stored[where:where + 2]}, planned {planned[where:where + 2]})", name)
+    report.checked["plan_shards"] = checked
 
 
 # ------------------------------------------------------------------------------------------------

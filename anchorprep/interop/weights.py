@@ -185,6 +185,7 @@ def write_weights(run: str | os.PathLike, out: str | os.PathLike, *, kernel: str
                          "check it with `anchorprep validate`")
     schema = shard_schema(settings.passthrough_columns, settings.to_dict())
     folder.state_dir.mkdir(parents=True, exist_ok=True)
+    folder.data_dir.mkdir(exist_ok=True)
     write_json_atomic(folder.settings_file, settings.to_dict())
     entries, frames = [], 0
     for index, entry in enumerate(source.shards):
@@ -198,7 +199,7 @@ def write_weights(run: str | os.PathLike, out: str | os.PathLike, *, kernel: str
                              "with `anchorprep validate`") from None
         path = folder.shard(index, count)
         write_parquet_atomic(path, weighted)
-        entries.append(ShardEntry(path.name, weighted.num_rows, sha256_file(path)))
+        entries.append(ShardEntry(folder.shard_entry(index, count), weighted.num_rows, sha256_file(path)))
         frames += len(weight.values)
     _copy_side_files(source, folder)
     manifest = RunManifest(settings, tuple(entries), folder.errors_file.name, folder.report_file.name)

@@ -48,7 +48,7 @@ carry ``target`` and ``distance`` through ``padding`` (pad with -100 and 32767) 
 max-pooling loss by the per-frame loss of `anchorprep.loss` (SAL, or SAFL) on the model's
 ``(B, T, num_keywords)`` outputs, with weights from ``distance`` (``AnchorWeightConfig``); or
 keep max-pooling and use ``anchor_frames`` to restrict the positive max to frames near the
-anchor. ``anchor_times`` give the latency reference for evaluation (SPEC §6).
+anchor. ``anchor_times`` give the latency reference for evaluation (docs/FORMAT.md, "Evaluation").
 
 A row without ``audio_path`` is refused (`UsageError`) unless ``base_list`` supplies ``wav``.
 The file is written atomically.

@@ -1,4 +1,4 @@
-r"""Frame losses for Streaming Anchor Loss training (SPEC §5). Imports only torch.
+r"""Frame losses for Streaming Anchor Loss training (docs/FORMAT.md, "Anchor weights"). Imports only torch.
 
 Functional / module pairs (kornia style):
 

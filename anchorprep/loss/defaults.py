@@ -1,6 +1,6 @@
 """Default hyper-parameters of the anchorprep losses (one place to change them).
 
-SPEC §5 says the kernel defaults are chosen by measurement: these are the winners of the SAL
+docs/FORMAT.md ("Anchor weights") says the kernel defaults are chosen by measurement: these are the winners of the SAL
 sweep in ``benchmarks/sal_training`` (kernel {linear, exponential} x width {150, 450} ms x gain
 {1, 4}, on the validation voices; see its results.md). The gain is the clear effect (λ = 4 beat
 λ = 1 in validation keyword FRR for every kernel and width); exponential vs linear and the width

@@ -1,4 +1,4 @@
-r"""Functional frame losses for streaming detectors: FCE, FL, SAL, SA+FL and SAFL (SPEC §5).
+r"""Functional frame losses for streaming detectors: FCE, FL, SAL, SA+FL and SAFL (docs/FORMAT.md, "Anchor weights").
 
 Notation (per utterance ``b``, frame ``t``; batch indices dropped): ``p_t`` is the predicted
 probability of the target class ``y_t`` (softmax over ``C >= 2`` logits, or the sigmoid of a single
@@ -461,7 +461,7 @@ def streaming_anchor_loss(
     reduction: str = "mean",
     normalize: str = "frames",
 ) -> Tensor:
-    r"""Streaming Anchor Loss and its focal variants (SPEC §5).
+    r"""Streaming Anchor Loss and its focal variants (docs/FORMAT.md, "Anchor weights").
 
     With ``K_t = K(d_t)`` the anchor kernel and ``w_t = 1 + λ K_t`` (``λ = gain``):
 

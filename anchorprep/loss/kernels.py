@@ -1,4 +1,4 @@
-"""Anchor kernels ``K(d)`` and anchor weights ``w = 1 + λ·K(d)`` (SPEC §5).
+"""Anchor kernels ``K(d)`` and anchor weights ``w = 1 + λ·K(d)`` (docs/FORMAT.md, "Anchor weights").
 
 ``d_t = t - a(t)`` is the signed distance (in model frames) from frame ``t`` to its nearest anchor,
 as stored in the shards (int16, saturating at ±32767; ``|d| >= 32767`` means "no anchor in
@@ -96,7 +96,7 @@ def anchor_kernel(
     *,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    r"""The anchor kernel ``K(d)`` of SPEC §5, elementwise, in ``dtype`` (``0 <= K <= 1``).
+    r"""The anchor kernel ``K(d)`` of docs/FORMAT.md ("Anchor weights"), elementwise, in ``dtype`` (``0 <= K <= 1``).
 
     .. math::
         u = |d| / W_b \ (d < 0), \quad u = d / W_a \ (d \ge 0);\quad
@@ -199,7 +199,7 @@ def anchor_weights(
     *,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    r"""Anchor weights ``w_t = 1 + λ·K(d_t)`` (SPEC §5), ``λ = gain >= 0``; ``w = 1`` with no anchor.
+    r"""Anchor weights ``w_t = 1 + λ·K(d_t)`` (docs/FORMAT.md, "Anchor weights"), ``λ = gain >= 0``; ``w = 1`` with no anchor.
 
     .. math:: w_t = 1 + \lambda\,K(d_t)
 

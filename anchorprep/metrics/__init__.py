@@ -1,4 +1,4 @@
-"""Streaming-detector evaluation (SPEC §6): latency, false alarms per hour, FRR at FA/h, AUC.
+"""Streaming-detector evaluation (docs/FORMAT.md, Evaluation): latency, false alarms per hour, FRR at FA/h, AUC.
 
 Inputs are per-frame score traces (one score per *model* frame, e.g. the keyword posterior),
 either a list of 1-D arrays or a padded ``(B, T)`` array with ``lengths`` (numpy or torch), plus

@@ -1,4 +1,4 @@
-"""False alarms on negative utterances, with a debounce window (SPEC §6).
+"""False alarms on negative utterances, with a debounce window (docs/FORMAT.md, Evaluation).
 
 An *alarm candidate* is a rising edge: a frame whose score is ``>= threshold`` while the previous
 frame's score is ``< threshold`` (the first frame of a trace counts as rising when it is at or

@@ -1,4 +1,4 @@
-"""Utterance-level ROC AUC (SPEC §6): positives vs negatives ranked by their maximum score."""
+"""Utterance-level ROC AUC (docs/FORMAT.md, Evaluation): positives vs negatives ranked by their maximum score."""
 
 from __future__ import annotations
 

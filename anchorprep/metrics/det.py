@@ -1,4 +1,4 @@
-"""DET curve (false alarms per hour vs false reject rate) and FRR at a fixed FA/h (SPEC §6).
+"""DET curve (false alarms per hour vs false reject rate) and FRR at a fixed FA/h (docs/FORMAT.md, Evaluation).
 
 Events (anchors of positive utterances) are detected at threshold ``θ`` iff the maximum score in
 their search region is ``>= θ`` (see `anchorprep.metrics.detection`); false alarms are counted on

@@ -1,4 +1,4 @@
-"""Detections and latency on positive utterances (SPEC §6).
+"""Detections and latency on positive utterances (docs/FORMAT.md, Evaluation).
 
 Every anchor is one *event*. Event ``k`` of an utterance is searched for in a region of frames:
 

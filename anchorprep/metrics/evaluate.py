@@ -1,4 +1,4 @@
-"""`evaluate`: every SPEC §6 number for one set of score traces, in one report."""
+"""`evaluate`: every evaluation number for one set of score traces, in one report."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def evaluate(
     thresholds: Any = None,
     num_thresholds: int | None = DEFAULT_NUM_THRESHOLDS,
 ) -> EvalReport:
-    """Evaluate per-frame detector scores against anchors (SPEC §6).
+    """Evaluate per-frame detector scores against anchors (docs/FORMAT.md, Evaluation).
 
     ``scores``: a list of 1-D per-frame score traces (numpy or torch, variable lengths) or a padded
     ``(B, T)`` array with ``lengths``. ``anchor_times``: per utterance, its anchor times in

@@ -43,9 +43,16 @@ def read_merge_inputs(runs: list[Path]) -> MergeInputs:
     first_settings = None
     labels: list[str] = []
     merged: dict[str, dict] = {}
+    seen: dict[tuple, Path] = {}
     for path in runs:
         run = open_run(path)
         settings = run.settings
+        # Merging a run with itself (or with a copy of itself) would list every anchor twice.
+        for identity in (("folder", run.path.resolve()),
+                         ("content", settings.settings_sha256, tuple(s.sha256 for s in run.shards))):
+            if identity in seen:
+                raise UsageError(f"{path} is the same run as {seen[identity]}; merge needs distinct runs")
+            seen[identity] = path
         if first_settings is None:
             first_settings = settings
         elif (settings.grid, settings.anchor_rule) != (first_settings.grid, first_settings.anchor_rule):

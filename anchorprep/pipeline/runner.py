@@ -6,14 +6,20 @@ The output folder's layout and files are `anchorprep.shards.run`'s (`RunFolder`,
 Shard ``i`` holds input items ``[i*shard_size, (i+1)*shard_size)``, whatever the worker count,
 array-job split or resume history, so every way of running produces the same bytes. A shard's
 summary is written after its Parquet file is renamed into place; a shard counts as finished only
-when both exist and the file's sha256 matches the summary.
+when both exist, the file's sha256 matches the summary and (on resume) the item files' sizes and
+modification times match the ones the summary recorded.
+
+A run holds its folder through `claim_run` (flock-based: runs with other settings are refused,
+array tasks of the same run share it, a killed run's lock is dropped by the OS).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
-import shutil
+import os
+import secrets
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -30,7 +36,7 @@ from anchorprep.shards import PASSTHROUGH_COLUMNS, rows_to_table, shard_schema
 from anchorprep.shards.io import sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
 from anchorprep.shards.run import (
     InputsFingerprint, ItemError, RunFolder, RunManifest, RunReport, RunSettings, ShardEntry, ShardSummary,
-    read_json, shard_count, shard_name,
+    claim_run, shard_count, shard_file, shard_name,
 )
 from anchorprep.shards.schema import MAX_LIST_VALUES
 
@@ -120,6 +126,7 @@ class RunPlan:
     already_done: int
     to_run: int
     workers: int
+    workers_requested: int
     settings_sha256: str
     first_shard: str
 
@@ -142,6 +149,8 @@ class RunResult:
     report: RunReport | None = None
     plan: RunPlan | None = None
     elapsed_s: float = 0.0
+    workers: int = 1
+    workers_requested: int = 1
 
     @property
     def exit_code(self) -> int:
@@ -168,9 +177,34 @@ def run_settings(job: Job, items: pd.DataFrame, shard_size: int, config: dict | 
     return RunSettings.build(job.command, job.settings(), inputs_fingerprint(items), shard_size, passthrough, config)
 
 
+#: Item columns naming input files; their size and mtime go into a shard's `inputs_stamp`.
+INPUT_FILE_COLUMNS = ("alignment_path", "audio_path", "accel_path")
+
+
 def _item_path(item: dict) -> str:
     """The input file an error line names when the failure did not name one."""
     return item.get("alignment_path") or item.get("audio_path") or item.get("accel_path") or ""
+
+
+def inputs_stamp(items: list[dict]) -> str:
+    """sha256 over the (path, size, mtime_ns) of every input file the items name (missing files
+    count as missing). Resume reruns a shard whose stamp changed, so an input file edited after
+    its shard was written is never kept silently; an edit that keeps size and mtime is not seen."""
+    digest = hashlib.sha256()
+    seen: dict[str, str] = {}
+    for item in items:
+        for column in INPUT_FILE_COLUMNS:
+            path = item.get(column)
+            if not isinstance(path, str) or not path:
+                continue
+            if path not in seen:
+                try:
+                    info = os.stat(path)
+                    seen[path] = f"{info.st_size}:{info.st_mtime_ns}"
+                except OSError:
+                    seen[path] = "missing"
+            digest.update(f"{path}\0{seen[path]}\n".encode())
+    return digest.hexdigest()
 
 
 def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: str,
@@ -181,6 +215,7 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
     written atomically, so a retried or duplicated call rewrites the same bytes.
     """
     out = Path(out_dir)
+    stamp = inputs_stamp(items)
     rows, errors, stats, frames = [], [], Counter(), 0
     for item in items:
         try:
@@ -201,57 +236,51 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
         rows.append(row)
         frames += row["num_frames"]
         stats.update(item_stats)
-    return _write_shard(out, index, count, rows, len(items), errors, stats, settings)
+    return _write_shard(out, index, count, rows, len(items), errors, stats, settings, stamp)
 
 
 def _write_shard(out: Path, index: int, count: int, rows: list[dict], num_items: int, errors: list[ItemError],
-                 stats: Counter, settings: RunSettings) -> ShardSummary:
+                 stats: Counter, settings: RunSettings, stamp: str) -> ShardSummary:
     """Write the shard's Parquet file, then its summary (the "done" marker); return the summary."""
     folder = RunFolder(out)
     path = folder.shard(index, count)
     schema = shard_schema(settings.passthrough_columns, settings.to_dict())
     write_parquet_atomic(path, rows_to_table(rows, schema))
-    summary = ShardSummary(index, path.name, len(rows), num_items, sha256_file(path), tuple(errors),
-                           dict(sorted(stats.items())))
+    summary = ShardSummary(index, shard_file(index, count), len(rows), num_items, sha256_file(path), tuple(errors),
+                           dict(sorted(stats.items())), stamp)
     write_json_atomic(folder.done_file(index), summary.to_dict())
     return summary
 
 
-def _done_summary(out: Path, index: int, count: int) -> ShardSummary | None:
+def _done_summary(out: Path, index: int, count: int, stamp: str | None = None) -> ShardSummary | None:
+    """The shard's summary if the shard is finished and intact (and, given ``stamp``, its input
+    files unchanged); None otherwise, an unreadable summary included (the shard is rerun)."""
     folder = RunFolder(out)
     shard = folder.shard(index, count)
-    summary = folder.read_done(index) if shard.is_file() else None
-    return summary if summary is not None and summary.sha256 == sha256_file(shard) else None
+    try:
+        summary = folder.read_done(index) if shard.is_file() else None
+    except UsageError:
+        return None
+    if summary is None or summary.sha256 != sha256_file(shard):
+        return None
+    return summary if stamp is None or summary.inputs_stamp == stamp else None
 
 
-def _prepare_out_dir(out: Path, settings: RunSettings, options: RunOptions) -> None:
-    folder = RunFolder(out)
-    if folder.settings_file.is_file():
-        previous = read_json(folder.settings_file)
-        if previous.get("settings_sha256") != settings.settings_sha256:
-            if not options.overwrite:
-                current = settings.to_dict()
-                changed = sorted(k for k in current if current.get(k) != previous.get(k) and k != "settings_sha256")
-                raise UsageError(
-                    f"{out} holds a run with different settings (changed: {', '.join(changed) or 'none'}); "
-                    "use a new output folder, or pass `overwrite` to replace it"
-                )
-            _clear_run(folder)
-    elif folder.shard_files() and not options.overwrite:
-        raise UsageError(f"{out} holds shards from an unknown run; pass `overwrite` to replace them")
-    elif options.overwrite:
-        _clear_run(folder)
-    folder.done_dir.mkdir(parents=True, exist_ok=True)
-    if not folder.settings_file.is_file():
-        write_json_atomic(folder.settings_file, settings.to_dict())
+#: OSErrors that mean "the output folder cannot be written" wherever they happen during a run.
+_FOLDER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST}
 
 
-def _clear_run(folder: RunFolder) -> None:
-    for path in folder.shard_files():
-        path.unlink()
-    for path in folder.side_files():
-        path.unlink(missing_ok=True)
-    shutil.rmtree(folder.state_dir, ignore_errors=True)
+def _folder_error(out: Path, exc: OSError) -> UsageError:
+    """An OSError on the output folder as one line saying what to fix."""
+    where = exc.filename or out
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UsageError(f"no space left on the device of `out` {out} (writing {where}): free space, then rerun "
+                          "the same command with `resume`")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return UsageError(f"cannot write to `out` {out}: {exc.strerror} ({where}); choose a writable output folder")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return UsageError(f"cannot create `out` {out}: a path component is a file, not a folder ({where})")
+    return UsageError(f"cannot write to `out` {out}: {exc.strerror or exc} ({where})")
 
 
 def mark_duplicates(items: pd.DataFrame) -> pd.DataFrame:
@@ -270,27 +299,49 @@ def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, confi
     settings = run_settings(job, items, options.shard_size, config)
     count = shard_count(len(items), options.shard_size)
     mine = [i for i in range(count) if options.num_shards is None or i % options.num_shards == options.shard_index]
-    result = RunResult(out_dir=out, planned_shards=count)
-    if options.dry_run:
-        result.plan = _plan(out, settings, count, mine, options)
-        return result
-    out.mkdir(parents=True, exist_ok=True)
-    _prepare_out_dir(out, settings, options)
-    todo = []
-    for index in mine:
-        if options.resume and _done_summary(out, index, count) is not None:
-            result.shards_skipped += 1
-        else:
-            todo.append(index)
+    # One process per shard at most: a pool forks all its workers up front.
+    workers = max(1, min(options.workers, len(mine)))
+    result = RunResult(out_dir=out, planned_shards=count, workers=workers, workers_requested=options.workers)
     items = mark_duplicates(items)
 
     def shard_items(index: int) -> list[dict]:
         return items.iloc[index * options.shard_size:(index + 1) * options.shard_size].to_dict("records")
 
-    if progress is not None:
-        progress.start(total=sum(min(options.shard_size, len(items) - i * options.shard_size) for i in todo))
+    if options.dry_run:
+        result.plan = _plan(out, settings, count, mine, options, workers, shard_items)
+        return result
     try:
+        claim = claim_run(RunFolder(out), settings, options.overwrite)
+    except OSError as exc:
+        raise _folder_error(out, exc) from None
+    try:
+        _run_claimed(job, replace(options, workers=workers), out, settings, count, mine, shard_items, result, progress)
+    except OSError as exc:
+        if exc.errno not in _FOLDER_ERRNOS:
+            raise
+        raise _folder_error(out, exc) from None
+    finally:
+        claim.release()
+    result.elapsed_s = time.monotonic() - started
+    return result
+
+
+def _run_claimed(job, options: RunOptions, out: Path, settings: RunSettings, count: int, mine: list[int],
+                 shard_items, result: RunResult, progress) -> None:
+    todo = []
+    for index in mine:
+        if options.resume and _done_summary(out, index, count, inputs_stamp(shard_items(index))) is not None:
+            result.shards_skipped += 1
+        else:
+            todo.append(index)
+    if progress is not None:
+        progress.start(total=sum(min(options.shard_size, settings.inputs.count - i * options.shard_size) for i in todo))
+    try:
+        expected = set(todo)
         for summary in _execute(job, todo, count, shard_items, str(out), settings, options):
+            if summary.shard not in expected:  # a defect, never silently counted (cf. shared Dask keys)
+                raise RuntimeError(f"shard {summary.shard} finished twice or belongs to another run")
+            expected.discard(summary.shard)
             result.shards_run += 1
             result.items_run += summary.items
             result.items_failed += len(summary.errors)
@@ -305,16 +356,17 @@ def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, confi
     if not result.stopped_early:
         result.report = assemble(out, require_complete=False)
         result.complete = result.report is not None
-    result.elapsed_s = time.monotonic() - started
-    return result
 
 
-def _plan(out: Path, settings: RunSettings, count: int, mine: list[int], options: RunOptions) -> RunPlan:
-    done = [i for i in mine if options.resume and out.is_dir() and _done_summary(out, i, count) is not None]
+def _plan(out: Path, settings: RunSettings, count: int, mine: list[int], options: RunOptions, workers: int,
+          shard_items) -> RunPlan:
+    done = [i for i in mine if options.resume and out.is_dir()
+            and _done_summary(out, i, count, inputs_stamp(shard_items(i))) is not None]
     return RunPlan(
         out_dir=str(out), items=settings.inputs.count, shards=count, shard_size=options.shard_size,
-        this_job_shards=len(mine), already_done=len(done), to_run=len(mine) - len(done), workers=options.workers,
-        settings_sha256=settings.settings_sha256, first_shard=shard_name(0, count),
+        this_job_shards=len(mine), already_done=len(done), to_run=len(mine) - len(done), workers=workers,
+        workers_requested=options.workers, settings_sha256=settings.settings_sha256,
+        first_shard=shard_name(0, count),
     )
 
 
@@ -330,7 +382,6 @@ def _exit_with_parent(parent_pid: int) -> None:
     Without it the workers of a killed driver block on their task queue forever, orphaned and
     holding their memory. A daemon thread polls the parent pid (portable; costs nothing).
     """
-    import os
     import threading
 
     def watch() -> None:
@@ -342,8 +393,6 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    import os
-
     return ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),))
 
 
@@ -404,7 +453,6 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
         from distributed.scheduler import KilledWorker
     except ImportError:
         raise UsageError(f"`executor` dask needs Dask: {DASK_INSTALL_HINT}") from None
-    import os
 
     if not todo:  # e.g. --resume of a finished run: no cluster to start or reach
         return
@@ -425,12 +473,16 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
             with client:
                 window = 2 * max(1, len(client.scheduler_info()["workers"]))
                 queue = list(reversed(todo))
+                # Keys name the folder and this invocation: two runs on one cluster (same command
+                # into two folders, or a rerun while an old one lingers) never share a task.
+                folder = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:12]
+                key_prefix = f"anchorprep-{folder}-{settings.settings_sha256[:12]}-{secrets.token_hex(4)}"
 
                 shard_of: dict = {}
 
                 def submit(index: int):
                     future = client.submit(process_shard, job, index, count, shard_items(index), out, settings,
-                                           retries=options.retries, pure=False, key=f"anchorprep-shard-{index}-{settings.settings_sha256[:12]}")
+                                           retries=options.retries, pure=False, key=f"{key_prefix}-shard-{index}")
                     shard_of[future.key] = index
                     return future
 
@@ -458,7 +510,7 @@ def _fail_shard(index, count, items, out, settings, attempts, reason: str | None
     """A shard whose worker died on every attempt: its items become error lines, the shard empty."""
     reason = reason or f"the worker process died {attempts} time(s) while processing this item's shard (out of memory or a crash in native code?)"
     failed = [ItemError(it.get("utt_id", ""), it["_row"], _item_path(it), "worker", reason) for it in items]
-    return _write_shard(Path(out), index, count, [], len(items), failed, Counter(), settings)
+    return _write_shard(Path(out), index, count, [], len(items), failed, Counter(), settings, inputs_stamp(items))
 
 
 def assemble(out_dir: Path, require_complete: bool = True) -> RunReport | None:
@@ -466,6 +518,8 @@ def assemble(out_dir: Path, require_complete: bool = True) -> RunReport | None:
 
     Returns the report, or None when shards are missing (and ``require_complete`` is False; with
     it True that raises a `UsageError` naming them). Safe to call from every array-job task.
+    Every finished shard's file is checked against its summary's sha256 first: a deleted or
+    corrupted shard is a `UsageError` (rerun with ``resume`` to rewrite it), never a manifest.
     """
     folder = RunFolder(out_dir)
     if not folder.settings_file.is_file():
@@ -474,7 +528,12 @@ def assemble(out_dir: Path, require_complete: bool = True) -> RunReport | None:
     count = settings.planned_shards
     summaries, missing = [], []
     for index in range(count):
-        summary = folder.read_done(index)
+        try:
+            summary = folder.read_done(index)
+        except UsageError:
+            if require_complete:
+                raise
+            summary = None
         if summary is None:
             missing.append(index)
         else:
@@ -483,6 +542,13 @@ def assemble(out_dir: Path, require_complete: bool = True) -> RunReport | None:
         if require_complete:
             raise UsageError(f"{len(missing)} of {count} shards are not finished yet (first: {shard_name(missing[0], count)})")
         return None
+    for summary in summaries:
+        path = folder.path / summary.file
+        if summary.file != folder.shard_entry(summary.shard, count) or not path.is_file():
+            raise UsageError(f"{path} is missing; rerun the command with `resume` to rewrite it")
+        if sha256_file(path) != summary.sha256:
+            raise UsageError(f"{path} does not match the sha256 recorded when it was written (corrupted or "
+                             "replaced?); rerun the command with `resume` to rewrite it")
     stats: Counter = Counter()
     errors = []
     for summary in summaries:

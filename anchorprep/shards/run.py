@@ -1,11 +1,22 @@
 """The run folder, in one place: its file names, its JSON files as typed objects, its rows.
 
-Layout of an output folder (SPEC §4)::
+Layout of an output folder (docs/FORMAT.md, "The run folder")::
 
-    anchors-00000-of-00012.parquet ...   the shards
+    data/anchors-00000-of-00012.parquet ...   the shards, alone in their folder
     manifest.json  errors.jsonl  report.json
-    .anchorprep/run.json                 the run's settings (written first; checked on resume)
-    .anchorprep/done/00000.json          one summary per finished shard: rows, sha256, errors, stats
+    .anchorprep/run.json                      the run's settings (written first; checked on resume)
+    .anchorprep/done/00000.json               one summary per finished shard: rows, sha256, errors, stats
+    .anchorprep/lock, setup.lock              flock(2) targets: a run holds ``lock`` shared while it runs
+
+The shards have ``data/`` to themselves because that is the one layout every common Parquet
+reader opens from a folder path: polars refuses a folder holding any file that is not Parquet
+(hidden or ``_``-prefixed ones included) and Hugging Face ``datasets`` reads ``_``-prefixed JSON
+as data, so side files beside the shards break one reader or another, whatever their names.
+pandas, pyarrow.dataset, polars, DuckDB and ``datasets`` all read ``OUT/data``.
+
+Runs written by anchorprep 0.1.0 kept the shards beside ``manifest.json`` (the *legacy* layout);
+their manifests list bare file names, so they are read as before, but never resumed or written
+into (`RunFolder.legacy`).
 
 Every module that reads or writes a run folder names its files through `RunFolder` and reads its
 JSON through `RunSettings`, `RunManifest`, `RunReport`, `ShardSummary` and `ItemError`, whose
@@ -16,9 +27,11 @@ run; `list_column` is the one place a list column is unpacked into ``(offsets, v
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -31,22 +44,32 @@ from anchorprep.version import __version__
 from anchorprep.anchors import BACKGROUND, TargetWindow
 from anchorprep.errors import UsageError
 from anchorprep.grid import FrameGrid
+from anchorprep.shards.io import write_json_atomic
 from anchorprep.shards.schema import SCHEMA_VERSION
 
 SHARD_PREFIX = "anchors-"
 SHARD_GLOB = f"{SHARD_PREFIX}*.parquet"
+DATA_DIR = "data"
 MANIFEST_FILE = "manifest.json"
 ERRORS_FILE = "errors.jsonl"
 REPORT_FILE = "report.json"
 STATE_DIR = ".anchorprep"
 RUN_SETTINGS_FILE = f"{STATE_DIR}/run.json"
 DONE_DIR = f"{STATE_DIR}/done"
+RUN_LOCK_FILE = f"{STATE_DIR}/lock"
+SETUP_LOCK_FILE = f"{STATE_DIR}/setup.lock"
 TIME_REFERENCE = "seconds from the start of the utterance (segment), not the recording"
 
 
 def shard_name(index: int, count: int) -> str:
     """``anchors-{index:05d}-of-{count:05d}.parquet``."""
     return f"{SHARD_PREFIX}{index:05d}-of-{count:05d}.parquet"
+
+
+def shard_file(index: int, count: int) -> str:
+    """``data/anchors-{index:05d}-of-{count:05d}.parquet``: a shard's path in the run folder, as
+    the manifest, the done markers and errors.jsonl name it."""
+    return f"{DATA_DIR}/{shard_name(index, count)}"
 
 
 def shard_count(items: int, shard_size: int) -> int:
@@ -212,7 +235,8 @@ class ItemError:
 
 @dataclass(frozen=True)
 class ShardSummary:
-    """``.anchorprep/done/NNNNN.json``: one finished shard (written after its Parquet file)."""
+    """``.anchorprep/done/NNNNN.json``: one finished shard (written after its Parquet file);
+    ``file`` is its path relative to the run folder (`shard_file`)."""
 
     shard: int
     file: str
@@ -221,20 +245,24 @@ class ShardSummary:
     sha256: str
     errors: tuple[ItemError, ...] = ()
     stats: Mapping[str, int] = field(default_factory=dict)
+    #: sha256 of the shard's input files' (path, size, mtime); resume reruns the shard when it changed.
+    inputs_stamp: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"shard": self.shard, "file": self.file, "rows": self.rows, "items": self.items,
-                "sha256": self.sha256, "errors": [e.to_dict() for e in self.errors], "stats": dict(self.stats)}
+                "sha256": self.sha256, "errors": [e.to_dict() for e in self.errors], "stats": dict(self.stats),
+                "inputs_stamp": self.inputs_stamp}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ShardSummary":
         return cls(data["shard"], data["file"], data["rows"], data["items"], data["sha256"],
-                   tuple(ItemError.from_dict(e) for e in data["errors"]), dict(data["stats"]))
+                   tuple(ItemError.from_dict(e) for e in data["errors"]), dict(data["stats"]),
+                   str(data.get("inputs_stamp", "")))
 
 
 @dataclass(frozen=True)
 class ShardEntry:
-    """One shard as the manifest lists it."""
+    """One shard as the manifest lists it; ``file`` is relative to the run folder (`shard_file`)."""
 
     file: str
     rows: int
@@ -340,11 +368,43 @@ class RunFolder:
         object.__setattr__(self, "path", Path(self.path))
 
     def shard(self, index: int, count: int) -> Path:
-        return self.path / shard_name(index, count)
+        """Where shard ``index`` of ``count`` is written (always the current layout)."""
+        return self.path / shard_file(index, count)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path / DATA_DIR
 
     def shard_files(self) -> list[Path]:
-        """The shard files in the folder, sorted (whatever a manifest lists)."""
+        """The shard files in ``data/``, sorted (whatever a manifest lists)."""
+        return sorted(self.data_dir.glob(SHARD_GLOB))
+
+    def legacy_shard_files(self) -> list[Path]:
+        """Shard files directly in the folder, sorted: anchorprep 0.1.0's layout."""
         return sorted(self.path.glob(SHARD_GLOB))
+
+    @property
+    def is_data_dir(self) -> bool:
+        """True when this is the ``data/`` folder of a run (someone gave ``OUT/data`` for ``OUT``)."""
+        return self.path.name == DATA_DIR and (self.path.parent / MANIFEST_FILE).is_file()
+
+    @property
+    def legacy(self) -> bool:
+        """True when the folder holds a run in anchorprep 0.1.0's layout (shards beside the
+        manifest): readable, but a new run must not write into it (layouts would mix)."""
+        return bool(self.legacy_shard_files())
+
+    def shard_entry(self, index: int, count: int) -> str:
+        """Shard ``index`` of ``count`` as this folder's manifest names it (bare in 0.1.0's layout)."""
+        return shard_name(index, count) if self.legacy else shard_file(index, count)
+
+    def found_shard_entries(self) -> list[str]:
+        """The shard files present, in either layout, as paths relative to the folder."""
+        return [p.relative_to(self.path).as_posix() for p in self.legacy_shard_files() + self.shard_files()]
+
+    def temporary_files(self) -> list[Path]:
+        """Leftovers of interrupted atomic writes (``.NAME.XXXXXXXX.tmp``) beside the shards and side files."""
+        return sorted([*self.path.glob(".*.tmp"), *self.data_dir.glob(".*.tmp")])
 
     @property
     def manifest_file(self) -> Path:
@@ -373,16 +433,172 @@ class RunFolder:
     def done_file(self, index: int) -> Path:
         return self.done_dir / f"{index:05d}.json"
 
+    @property
+    def run_lock_file(self) -> Path:
+        return self.path / RUN_LOCK_FILE
+
+    @property
+    def setup_lock_file(self) -> Path:
+        return self.path / SETUP_LOCK_FILE
+
     def side_files(self) -> list[Path]:
         """Files a finished run has besides its shards (removed with them on overwrite)."""
         return [self.manifest_file, self.errors_file, self.report_file]
 
     def read_settings(self) -> RunSettings:
-        return RunSettings.from_dict(read_json(self.settings_file))
+        """run.json as `RunSettings`; `UsageError` when it is unreadable or malformed."""
+        try:
+            data = read_json(self.settings_file)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{self.settings_file}: cannot read: {exc}") from None
+        if not isinstance(data, Mapping):
+            raise UsageError(f"{self.settings_file}: not a JSON object")
+        return RunSettings.from_dict(data)
 
     def read_done(self, index: int) -> ShardSummary | None:
+        """The shard's summary, None when absent; `UsageError` when unreadable (e.g. empty after
+        a full disk): callers treat that shard as unfinished, so resume reruns it."""
         marker = self.done_file(index)
-        return ShardSummary.from_dict(read_json(marker)) if marker.is_file() else None
+        if not marker.is_file():
+            return None
+        try:
+            return ShardSummary.from_dict(read_json(marker))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"{marker}: unreadable shard summary ({type(exc).__name__}: {exc})") from None
+
+    def clear(self) -> None:
+        """Remove a previous run: its shards, side files and state, but not the lock files (a
+        waiting run holds them open). Any failure raises: a half-cleared folder is never reused."""
+        for path in self.legacy_shard_files() + self.shard_files():
+            path.unlink()
+        for path in self.side_files():
+            path.unlink(missing_ok=True)
+        keep = {self.run_lock_file.name, self.setup_lock_file.name}
+        if self.state_dir.is_dir() and not self.state_dir.is_symlink():
+            for child in self.state_dir.iterdir():
+                if child.name in keep:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+
+
+# ------------------------------------------------------------------------------------------------
+# Claiming a folder for a run
+
+
+class RunClaim:
+    """A run's hold on its folder: a shared `flock` on ``.anchorprep/lock``, kept open until
+    `release` (or the process's death: the OS drops the lock, so a killed run never leaves it stuck)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "RunClaim":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _open_lock(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+
+
+def _try_flock(fd: int, mode: int) -> bool:
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def claim_run(folder: RunFolder, settings: RunSettings, overwrite: bool = False) -> RunClaim:
+    """Claim ``folder`` for a run with ``settings``; hold the returned claim while running.
+
+    Protocol (both locks are ``flock(2)`` on files in the state dir, dropped by the OS when the
+    process dies): under the exclusive *setup* lock (held for milliseconds) a run reads run.json.
+    Same settings hash: it takes the *run* lock shared, so array tasks of one run work side by
+    side. Anything else (no run.json, other settings with ``overwrite``) needs the run lock
+    exclusively, i.e. no other run active: then the folder is cleared if asked, run.json written
+    and the lock turned shared (safe: an exclusive lock is only ever taken under the setup lock,
+    which this run holds). Other settings without ``overwrite``, an unreadable run.json without
+    it, a symlinked state dir, or another active run where exclusivity is needed: `UsageError`.
+    OSErrors (read-only folder, ...) propagate for the caller to word.
+    """
+    path = folder.path
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"`out` {path} is a file, not a folder")
+    path.mkdir(parents=True, exist_ok=True)
+    state = folder.state_dir
+    if state.is_symlink():
+        raise UsageError(f"{state} is a symlink: a run's state must live inside its folder; remove the link "
+                         "(or use a new output folder)")
+    if state.exists() and not state.is_dir():
+        if not overwrite:
+            raise UsageError(f"{state} is not a folder; pass `overwrite` to replace it")
+        state.unlink()
+    state.mkdir(exist_ok=True)
+    setup = _open_lock(folder.setup_lock_file)
+    try:
+        fcntl.flock(setup, fcntl.LOCK_EX)
+        run_fd = _open_lock(folder.run_lock_file)
+        try:
+            _claim_locked(folder, settings, overwrite, run_fd)
+        except BaseException:
+            os.close(run_fd)
+            raise
+        return RunClaim(run_fd)
+    finally:
+        os.close(setup)
+
+
+def _claim_locked(folder: RunFolder, settings: RunSettings, overwrite: bool, run_fd: int) -> None:
+    path = folder.path
+    if folder.legacy and not overwrite:  # never mix 0.1.0's layout (shards beside the manifest) with data/
+        raise UsageError(
+            f"{path} holds a run in anchorprep 0.1.0's layout (shards beside {MANIFEST_FILE}); it stays readable, "
+            "but a new run cannot write into it: use a new output folder, or pass `overwrite` to replace it")
+    previous: Mapping[str, Any] | None = None
+    unreadable = None
+    if folder.settings_file.is_file():
+        try:
+            previous = read_json(folder.settings_file)
+            if not isinstance(previous, Mapping):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            previous, unreadable = None, f"{type(exc).__name__}: {exc}"
+    if previous is not None and previous.get("settings_sha256") == settings.settings_sha256 and not folder.legacy:
+        fcntl.flock(run_fd, fcntl.LOCK_SH)  # cannot block: exclusive holders hold the setup lock, which is ours
+        return
+    active = not _try_flock(run_fd, fcntl.LOCK_EX)
+    busy = " (another anchorprep run is writing into it right now)" if active else ""
+    if not overwrite:
+        if unreadable is not None:
+            raise UsageError(f"{folder.settings_file} is unreadable ({unreadable}){busy}; pass `overwrite` to start over")
+        if previous is not None:
+            current = settings.to_dict()
+            changed = sorted(k for k in set(current) | set(previous)
+                             if current.get(k) != previous.get(k) and k != "settings_sha256")
+            raise UsageError(f"{path} holds a run with different settings (changed: {', '.join(changed) or 'none'})"
+                             f"{busy}; use a new output folder, or pass `overwrite` to replace it")
+        if folder.shard_files():
+            raise UsageError(f"{path} holds shards from an unknown run{busy}; pass `overwrite` to replace them")
+    if active:
+        raise UsageError(f"another anchorprep run is writing into {path}; wait for it to finish, or use another "
+                         "output folder")
+    if overwrite:
+        folder.clear()
+    folder.done_dir.mkdir(parents=True, exist_ok=True)
+    folder.data_dir.mkdir(exist_ok=True)
+    write_json_atomic(folder.settings_file, settings.to_dict())
+    fcntl.flock(run_fd, fcntl.LOCK_SH)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -498,13 +714,49 @@ def check_folder(path: str | os.PathLike) -> Path:
     return path
 
 
+def shard_name_problem(name: str) -> str | None:
+    """Why a manifest's shard file name is unusable (None when fine): it must name a file in the
+    run's ``data/`` folder (or, in 0.1.0's layout, in the run folder itself), so a hostile manifest
+    cannot point readers outside it."""
+    base = name[len(DATA_DIR) + 1:] if name.startswith(DATA_DIR + "/") else name
+    if not base or base in (".", "..") or Path(base).name != base or "\\" in base or base.startswith("."):
+        return f"shard name {name!r} is not a plain file name in the run's {DATA_DIR}/ folder"
+    return None
+
+
+def _check_listed_shards(folder: RunFolder, manifest: RunManifest) -> None:
+    """What every reader of a run needs before it starts: each listed shard is a plain name in
+    the folder, exists, and has a readable Parquet footer with the listed row count (`validate`
+    checks the rest, hashes included)."""
+    for entry in manifest.shards:
+        problem = shard_name_problem(entry.file)
+        if problem is not None:
+            raise UsageError(f"{folder.manifest_file}: {problem}")
+        path = folder.path / entry.file
+        if not path.is_file():
+            raise UsageError(f"{folder.manifest_file} lists {entry.file}, which is missing; run "
+                             "`anchorprep validate` on the folder")
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except Exception as exc:  # noqa: BLE001 - any unreadable footer is the same finding
+            reason = " ".join(str(exc).split())
+            raise UsageError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {reason}); run "
+                             "`anchorprep validate` on the folder") from None
+        if rows != entry.rows:
+            raise UsageError(f"{path} holds {rows} rows, {MANIFEST_FILE} says {entry.rows}; run "
+                             "`anchorprep validate` on the folder")
+
+
 def open_run(path: str | os.PathLike) -> Run:
     """Open the finished run in ``path``; `UsageError` (one line: what to fix) when the folder
-    is missing, the run is unfinished, or its manifest is unreadable or malformed."""
+    is missing, the run is unfinished, its manifest is unreadable or malformed, or a listed
+    shard is missing, outside the folder, or has an unreadable footer."""
     folder = RunFolder(check_folder(path))
     if not folder.manifest_file.is_file():
         hint = (" (the run is unfinished: run `anchorprep assemble` once every shard is done)"
-                if folder.settings_file.is_file() else " (is this the output folder of an anchorprep run?)")
+                if folder.settings_file.is_file() else
+                f" (give the run folder {folder.path.parent}, not its {DATA_DIR}/)" if folder.is_data_dir else
+                " (is this the output folder of an anchorprep run?)")
         raise UsageError(f"{folder.path}: no {MANIFEST_FILE}{hint}")
     try:
         data = read_json(folder.manifest_file)
@@ -514,12 +766,13 @@ def open_run(path: str | os.PathLike) -> Run:
         manifest = RunManifest.from_dict(data)
     except UsageError as exc:
         raise UsageError(f"{folder.manifest_file}: {exc}") from None
+    _check_listed_shards(folder, manifest)
     return Run(folder, manifest)
 
 
 __all__ = [
-    "DONE_DIR", "ERRORS_FILE", "MANIFEST_FILE", "REPORT_FILE", "RUN_SETTINGS_FILE", "SHARD_GLOB", "STATE_DIR",
-    "InputsFingerprint", "ItemError", "Run", "RunFolder", "RunManifest", "RunReport", "RunSettings", "ShardEntry",
-    "ShardSummary", "check_folder", "iter_rows", "list_column", "open_run", "settings_hash", "shard_count",
-    "shard_name",
+    "DATA_DIR", "DONE_DIR", "ERRORS_FILE", "MANIFEST_FILE", "REPORT_FILE", "RUN_SETTINGS_FILE", "SHARD_GLOB",
+    "STATE_DIR", "InputsFingerprint", "ItemError", "Run", "RunClaim", "RunFolder", "RunManifest", "RunReport",
+    "RunSettings", "ShardEntry", "ShardSummary", "check_folder", "claim_run", "iter_rows", "list_column", "open_run",
+    "settings_hash", "shard_count", "shard_file", "shard_name", "shard_name_problem",
 ]

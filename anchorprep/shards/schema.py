@@ -1,4 +1,4 @@
-"""The shard row schema (SPEC §4) and fast row → Arrow table conversion."""
+"""The shard row schema (docs/FORMAT.md, Row schema) and fast row → Arrow table conversion."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ BASE_FIELDS = [
 
 
 def shard_schema(passthrough: tuple[str, ...] = (), settings: dict | None = None) -> pa.Schema:
-    """The Arrow schema of every shard of a run: the SPEC columns, then pass-through columns,
+    """The Arrow schema of every shard of a run: the format's columns, then pass-through columns,
     then ``weight`` when the settings carry a ``weights`` block (a run from ``anchorprep weights``).
 
     ``settings`` (the run's settings JSON) travels in the key-value metadata under ``anchorprep``

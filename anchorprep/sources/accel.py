@@ -1,6 +1,6 @@
 """Accelerometer anchors: read 3-axis recordings, pick peaks, map them onto the utterance clock.
 
-SPEC §3: an accelerometer anchor is a peak of the (filtered) acceleration magnitude or of one axis,
+docs/FORMAT.md ("Anchors"): an accelerometer anchor is a peak of the (filtered) acceleration magnitude or of one axis,
 mapped from the sensor's clock to the utterance with an explicit offset. The chain is
 
     read_accel(path) -> AccelRecording          # seconds from the file's first timestamp
@@ -1040,12 +1040,12 @@ def _chain_delay_s(settings: AccelSettings, fs: float) -> float:
 def map_to_utterance(peak_times_s: Sequence[float] | np.ndarray, offset_s: float) -> np.ndarray:
     """Move peak times from the sensor clock to the utterance clock: ``anchor = sensor + offset_s``.
 
-    SPEC §3 measures anchor times in seconds from the start of the utterance (segment). Peak times
+    docs/FORMAT.md ("Anchors") measures anchor times in seconds from the start of the utterance (segment). Peak times
     from `detect_peaks` count from the sensor file's first timestamp, so `offset_s` is the
     utterance time of that first timestamp: if the utterance (segment) starts 12.5 s after the
     accelerometer file does, `offset_s = -12.5`; if the accelerometer started 0.2 s after the
     audio segment, `offset_s = +0.2`. Times that land outside the utterance are returned as they
-    are; the frame grid clips them and counts the clipping (SPEC §2).
+    are; the frame grid clips them and counts the clipping (docs/FORMAT.md, "Frame grid").
     """
     numeric = isinstance(offset_s, (int, float, np.floating, np.integer)) and not isinstance(offset_s, bool)
     if not numeric or not math.isfinite(offset_s):

@@ -216,7 +216,7 @@ def _refuse_special_input(path: PathLike | None) -> None:
 
 
 def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = None) -> pd.DataFrame:
-    """Pair ``X.TextGrid`` with ``X.wav|flac|ogg`` recursively (MFA's output layout).
+    """Pair ``X.TextGrid`` with ``X.wav|flac|ogg`` recursively (MFA's output layout); paths absolute.
 
     MFA writes alignments to an output folder mirroring the corpus folder, so `audio_dir`
     (default: the alignment folder) is searched at the same relative path. Item ids are the
@@ -224,9 +224,11 @@ def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = 
     ``audio_path`` (its duration then comes from the alignment).
     """
     alignment_dir = Path(alignment_dir)
-    audio_dir = Path(audio_dir) if audio_dir is not None else alignment_dir
     if not alignment_dir.is_dir():
         raise UsageError(f"{alignment_dir}: not a folder")
+    # Absolute (as manifest paths are), so the stored audio_path works from any working directory.
+    alignment_dir = alignment_dir.resolve()
+    audio_dir = Path(audio_dir).resolve() if audio_dir is not None else alignment_dir
     rows = []
     # is_file(): FIFOs, devices and folders named *.TextGrid are not alignments (a FIFO would hang)
     for grid_path in sorted(p for p in alignment_dir.rglob("*") if p.suffix.lower() in ALIGNMENT_SUFFIXES and p.is_file()):
@@ -245,10 +247,11 @@ def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = 
 
 def folder_items(folder: PathLike, suffixes: tuple[str, ...], column: str) -> pd.DataFrame:
     """Every file with one of `suffixes` under `folder` (recursive, sorted) as an item whose
-    `column` is the file; ids are relative paths without suffix."""
+    `column` is the file's absolute path; ids are relative paths without suffix."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"{folder}: not a folder")
+    folder = folder.resolve()  # absolute paths, as for manifests
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
     if not files:
         raise UsageError(f"{folder}: no {'/'.join(suffixes)} files found")

@@ -3,7 +3,7 @@
 * `select_word_tier` — find the word (or phone) tier the way MFA, FAVE and MAUS name it,
   per speaker on multi-speaker files (`speakers` lists them); `select_word_tiers` also takes
   ``speaker="all"`` (every speaker's tier, each with its speaker);
-* `find_phrase` — every occurrence of a keyword or phrase (SPEC §3: case-insensitive,
+* `find_phrase` — every occurrence of a keyword or phrase (case-insensitive,
   consecutive words, silences skipped), anchored at its end, start or centre;
 * `speech_run_starts` — the starts of speech runs (non-silence after a pause).
 """
@@ -345,7 +345,7 @@ def find_phrase(
     e.g. ``"AH[012]"`` on a phone tier; unknown markers are skipped unless `match_unknown` is
     True (``match_unknown`` only affects regex matching).
 
-    `edge` is "end" (the keyword end, SPEC §3 default), "start" or "centre" ("center" is
+    `edge` is "end" (the keyword end, the default), "start" or "centre" ("center" is
     accepted) of the matched span. Matching on a phone tier uses the same function with the
     phone tier. Raises `UsageError` for an empty phrase, an invalid regex or a bad `edge`.
     """

@@ -22,7 +22,7 @@ alignment source; pass it to `lhotse_items` as ``recordings=`` next to a ``Super
   CutSet): one utterance per supervision, keyed by the supervision id, spanning the supervision.
   In a CutSet a supervision then starts ``cut.start + supervision.start`` into the recording.
 
-**Times.** Every returned time is seconds from the start of the utterance (SPEC §3), never from
+**Times.** Every returned time is seconds from the start of the utterance (docs/FORMAT.md, Anchors), never from
 the recording, and ``xmin = 0``, ``xmax`` = the utterance duration. lhotse's own conventions,
 which this conversion undoes: a supervision's ``start`` is relative to its cut (in a CutSet) or
 to its recording (in a SupervisionSet), while an ``AlignmentItem.start`` is always relative to
