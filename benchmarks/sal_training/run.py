@@ -238,7 +238,7 @@ def prepare_data(args, log) -> dict:
     accel_paths = {}
     if accel_manifest is not None:
         accel_paths = {r["utt_id"]: r["accel_path"] for r in sal_prep._read_csv(accel_manifest)}
-    shards = {t: _digest([(p.name, _sha(p)) for p in sorted((args.work / "shards" / t).glob("*.parquet"))])
+    shards = {t: _digest([(p.name, _sha(p)) for p in sorted((args.work / "shards" / t).rglob("*.parquet"))])
               for t in args.tasks}
     params = {"shards": shards, "tasks": args.tasks, "categories": _digest(categories), "bins": 40,
               "code": _sha(HERE / "sal_prep.py")}
