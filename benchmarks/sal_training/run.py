@@ -188,16 +188,18 @@ def prepare_data(args, log) -> dict:
     voices = sal_prep.voice_table(args.voices_per_accent)
     test_voices = [v for v in voices if v[1] == "test"]
     valid_voices = [v for v in voices if v[1] == "valid"]
-    corpora = [(sal_prep.make_corpus(args.work, "corpus", args.positives, args.negatives, args.corpus_seed, voices,
-                                     check.kept, args.workers, log)[0], "")]
+    made = [sal_prep.make_corpus(args.work, "corpus", args.positives, args.negatives, args.corpus_seed, voices,
+                                 check.kept, args.workers, log)]
     if args.test_negatives:
-        corpora.append((sal_prep.make_corpus(args.work, "corpus_test_negatives", 0, args.test_negatives,
-                                             args.corpus_seed + 1, test_voices, check.kept, args.workers, log)[0], "tneg-"))
+        made.append(sal_prep.make_corpus(args.work, "corpus_test_negatives", 0, args.test_negatives,
+                                         args.corpus_seed + 1, test_voices, check.kept, args.workers, log))
     if args.valid_negatives:
-        corpora.append((sal_prep.make_corpus(args.work, "corpus_valid_negatives", 0, args.valid_negatives,
-                                             args.corpus_seed + 2, valid_voices, check.kept, args.workers, log)[0], "vneg-"))
+        made.append(sal_prep.make_corpus(args.work, "corpus_valid_negatives", 0, args.valid_negatives,
+                                         args.corpus_seed + 2, valid_voices, check.kept, args.workers, log))
+    corpora = [(manifest, prefix) for (manifest, _), prefix in zip(made, ("", "tneg-", "vneg-"))]
     keyword_manifest, truth = sal_prep.combine_corpora(args.work, corpora)
     timing["corpus_s"] = round(time.perf_counter() - t, 1)
+    timing["corpus_reused"] = all(reused for _, reused in made)
 
     t = time.perf_counter()
     main_rows = [r for r in sal_prep._read_csv(keyword_manifest) if not r["utt_id"].startswith(("tneg-", "vneg-"))]
