@@ -103,6 +103,40 @@ def synthesize(s: Sample) -> tuple[np.ndarray, np.ndarray, list[float]]:
     return t, sensor, truth
 
 
+def trigger_trace(duration_s: float, raises_s: list[float], rng: np.random.Generator, *, walking: bool,
+                  handling: bool, rate_hz: float = 100.0) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """A random wrist trace for the SAL benchmark's trigger task: (times s, specific force (N, 3), raise peaks s).
+
+    Raises as in `synthesize` (push 3-5 m/s², held to the end of the clip), gravity, white sensor noise
+    (0.03-0.08 m/s²), slow sway, and optionally walking (1.6-2.2 Hz vertical bounce, 0.3-0.8 m/s²) and
+    handling (1-3 short bumps of 0.5-1.5 m/s², 60-120 ms). Peak times: the noise-free magnitude maximum.
+    """
+    n = int(round(duration_s * rate_hz))
+    t = np.arange(n) / rate_hz
+    s = Sample("trigger", "", duration_s, tuple(raises_s), float(rng.uniform(3.0, 5.0)), 0.0, duration_s + 5.0,
+               float(rng.uniform(0.03, 0.08)), 0.0, 0)
+    fwd, up, angle = clean_motion(s, t)
+    truth = []
+    for c in raises_s:
+        fine = np.arange(c - 0.3, c + 0.3, 1e-3)
+        f_fwd, f_up, _ = clean_motion(s, fine)
+        truth.append(round(float(fine[int(np.argmax(np.hypot(f_fwd, G + f_up)))]), 3))
+    if walking:
+        f = rng.uniform(1.6, 2.2)
+        up = up + rng.uniform(0.3, 0.8) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+    if handling:
+        for _ in range(int(rng.integers(1, 4))):
+            up = up + rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.5) * _gauss(t, rng.uniform(0, duration_s),
+                                                                                 rng.uniform(0.03, 0.06))
+    sway = 0.1 * np.sin(2 * np.pi * 0.2 * t + rng.uniform(0, 2 * np.pi))
+    world = np.column_stack([fwd + sway, np.zeros(n), G + up])
+    ca, sa = np.cos(angle), np.sin(angle)
+    sensor = np.column_stack([ca * world[:, 0] + sa * world[:, 2], world[:, 1],
+                              -sa * world[:, 0] + ca * world[:, 2]])
+    sensor += rng.normal(0.0, s.noise, sensor.shape)
+    return t, sensor, truth
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("sample_data/accel"))

@@ -1,27 +1,32 @@
-"""Training and evaluation of one (task, model, loss, seed) job of the SAL benchmark.
+"""Training and evaluation of one (task, model, loss family, setting, seed) job of the SAL benchmark.
 
-A job runs in a worker process (one torch thread) and returns plain JSON-ready results. It reads
-the task's feature cache (written by `sal_prep.cache_features`), builds batches with anchorprep's
-`LengthBucketBatchSampler` and `collate` (an `AnchorWeightConfig` carries the SAL kernel), computes
-the loss with `anchorprep.loss`, and scores the valid and test splits with
-`anchorprep.metrics.evaluate` on the shards' frame grid.
+A job runs in a worker process (one torch thread by default) and returns plain JSON-ready results.
+It reads the task's feature cache (written by `sal_prep.cache_features`), builds batches with
+anchorprep's `LengthBucketBatchSampler` and `collate`, computes the loss with `anchorprep.loss`,
+scores the valid split (tuning runs) or the test split (main runs) with
+`anchorprep.metrics.evaluate`, and for the test split writes an *evidence* file (`Evidence`): per negative utterance its alarm
+count at a grid of thresholds, per event its latency at the same thresholds, per utterance its
+maximum score. The report bootstraps over those (sal_report.py).
 
-Models (both strictly causal, so a frame's score only depends on the audio up to its end):
+Models (both strictly causal, so a frame's score only depends on the input up to its end):
 
 * ``cnn``: a 1-D CNN, 5 dilated causal convolutions (kernel 3, dilations 1..16, 48 channels,
   residual from the second layer on), receptive field 63 model frames.
 * ``gru``: a linear input projection, one GRU layer (64 units), a linear output layer.
 
-The input is the fbank (stacked over the grid's subsampling) normalised by the train split's
-CMVN, the output two logits per model frame (background, event); the detector's score is the
-event class's softmax posterior.
+The input is the fbank (stacked over the grid's subsampling; for the trigger task followed by the
+per-frame accelerometer features) normalised by the train split's CMVN, the output two logits per
+model frame (background, event); the detector's score is the event class's softmax posterior.
+
+``energy`` is no model: a causal energy detector (`energy_scores`) as the onset tasks' baseline row.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,17 +35,15 @@ from torch import nn
 
 from anchorprep.data import AnchorWeightConfig, LengthBucketBatchSampler, collate
 from anchorprep.grid import FrameGrid
-from anchorprep.loss import (
-    DEFAULT_GAMMA,
-    focal_loss,
-    frame_cross_entropy,
-    streaming_anchor_loss,
-)
-from anchorprep.metrics import detect, evaluate
+from anchorprep.loss import focal_loss, frame_cross_entropy, streaming_anchor_loss
+from anchorprep.metrics import AlarmCounter, Traces, evaluate
+from anchorprep.metrics.detection import Events, detect_events
+from anchorprep.metrics.inputs import anchor_lists
 
-LOSSES = ("FCE", "FL", "SAL", "SA+FL", "SAFL")
-ANCHOR_LOSSES = {"SAL": "sal", "SA+FL": "sa+fl", "SAFL": "safl"}
 MODELS = ("cnn", "gru")
+# Loss families; each is tuned over the same number of settings on the validation voices.
+FAMILIES = ("FCE", "FCE+α", "FL", "SAL", "SA+FL")
+ANCHOR_VARIANTS = {"SAL": "sal", "SA+FL": "sa+fl"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -115,16 +118,24 @@ def parameter_checksum(model: nn.Module) -> str:
 # losses
 
 
-def loss_value(name: str, logits: torch.Tensor, batch: dict, weights: AnchorWeightConfig | None) -> torch.Tensor:
-    """The benchmark's five losses, all from `anchorprep.loss` (mean over the batch's real frames)."""
+def loss_value(family: str, setting: dict, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+    """The benchmark's loss families, all from `anchorprep.loss` (mean over the batch's real frames).
+
+    ``setting`` holds the family's tuned parameters: FCE none (its settings are learning rates),
+    FCE+α ``alpha`` (class weights [1 - α, α]), FL ``gamma``, SAL / SA+FL ``kernel``, ``width``,
+    ``gain`` (SA+FL also ``gamma``).
+    """
     target, mask = batch["target"], batch["mask"]
-    if name == "FCE":
+    if family == "FCE":
         return frame_cross_entropy(logits, target, mask=mask)
-    if name == "FL":
-        return focal_loss(logits, target, gamma=DEFAULT_GAMMA, mask=mask)
-    assert weights is not None
-    return streaming_anchor_loss(logits, target, batch["distance"], variant=ANCHOR_LOSSES[name],
-                                 gamma=DEFAULT_GAMMA, mask=mask, **weights.kwargs())
+    if family == "FCE+α":
+        return frame_cross_entropy(logits, target, alpha=setting["alpha"], mask=mask)
+    if family == "FL":
+        return focal_loss(logits, target, gamma=setting["gamma"], mask=mask)
+    kwargs = {k: setting[k] for k in ("kernel", "width", "gain") if k in setting}
+    if "gamma" in setting:
+        kwargs["gamma"] = setting["gamma"]
+    return streaming_anchor_loss(logits, target, batch["distance"], variant=ANCHOR_VARIANTS[family], mask=mask, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -141,16 +152,17 @@ def task_data(path: str) -> dict:
     return _CACHE[path]
 
 
+def split_indices(data: dict, split: str) -> list[int]:
+    return [i for i, s in enumerate(data["split"]) if s == split]
+
+
 def items_of(data: dict, split: str) -> list[dict]:
-    """Items in the shape `anchorprep.data.collate_anchors` expects, for one split."""
-    out = []
-    for i, s in enumerate(data["split"]):
-        if s == split:
-            out.append({"utt_id": data["utt_id"][i], "num_frames": len(data["target"][i]),
-                        "target": data["target"][i], "distance": data["distance"][i],
-                        "anchor_frames": data["anchor_frames"][i], "features": data["features"][i],
-                        "anchor_times_s": data["anchor_times_s"][i], "duration_s": data["duration_s"][i]})
-    return out
+    """Items in the shape `anchorprep.data.collate` expects, for one split (cache order)."""
+    return [{"utt_id": data["utt_id"][i], "num_frames": len(data["target"][i]), "target": data["target"][i],
+             "distance": data["distance"][i], "anchor_frames": data["anchor_frames"][i],
+             "features": data["features"][i], "anchor_times_s": data["anchor_times_s"][i],
+             "duration_s": data["duration_s"][i], "speaker": data["speaker"][i], "category": data["category"][i]}
+            for i in split_indices(data, split)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,60 +171,90 @@ def items_of(data: dict, split: str) -> list[dict]:
 
 @dataclass(frozen=True)
 class Job:
-    phase: str  # "sweep" or "main"
+    phase: str  # "sweep" (seed 0, valid split) or "main" (test split, evidence file)
     task: str
     model: str
-    loss: str
+    family: str
+    setting: dict
     seed: int
     cache: str
     epochs: int
     lr: float
     max_frames: int
-    weights: dict | None = None  # AnchorWeightConfig fields for SAL, SA+FL, SAFL
-    fa_per_hour: tuple[float, ...] = (10.0,)
+    evidence_dir: str = ""
+    fa_per_hour: tuple[float, ...] = (5.0, 1.0)
     tolerance_s: float = 0.2
     max_latency_s: float = 1.0
     debounce_s: float = 1.0
     threads: int = 1
-    curve_points: int = 40
-    tag: str = ""
+    device: str = "cpu"
 
     def key(self) -> str:
-        w = "" if self.weights is None else ":" + ",".join(f"{k}={v}" for k, v in sorted(self.weights.items()))
-        return f"{self.phase}/{self.task}/{self.model}/{self.loss}{w}/seed{self.seed}"
+        s = ",".join(f"{k}={v}" for k, v in sorted(self.setting.items()))
+        return f"{self.phase}/{self.task}/{self.model}/{self.family}[{s}]/seed{self.seed}"
+
+
+def learning_rate(job: Job) -> float:
+    return float(job.setting.get("lr", job.lr))
 
 
 def run_job(job: Job) -> dict[str, Any]:
-    """Train one model and evaluate it on the valid and test splits; plain-dict results."""
+    """Train one model (or score the energy detector) and evaluate it; plain-dict results."""
     torch.set_num_threads(job.threads)
     started = time.perf_counter()
     data = task_data(job.cache)
     grid = FrameGrid(**data["grid"])
-    train = items_of(data, "train")
-    in_dim = train[0]["features"].shape[1]
-    weights = AnchorWeightConfig(**job.weights) if job.weights is not None else None
-    collate_fn = collate(weights)
+    splits = ("valid",) if job.phase == "sweep" else ("test",)  # tuning sees valid only; main runs report test
+    if job.model == "energy":
+        result = {"key": job.key(), "phase": job.phase, "task": job.task, "model": job.model, "family": job.family,
+                  "setting": job.setting, "seed": job.seed, "epochs": 0, "steps": 0, "parameters": 0,
+                  "init_checksum": "", "epoch_loss": [], "train_seconds": 0.0}
+        scorer = lambda items: [energy_scores(it["features"]) for it in items]  # noqa: E731
+    else:
+        model, result = train(job, data)
+        device = torch.device(job.device)
+        scorer = lambda items: scores_of(model, items, max(job.max_frames, 20000), device)  # noqa: E731
+    result["eval"] = {}
+    for split in splits:
+        items = items_of(data, split)
+        scores = scorer(items)
+        result["eval"][split] = evaluate_split(scores, items, grid, job)
+        if split == "test" and job.evidence_dir:
+            path = Path(job.evidence_dir) / (job.key().replace("/", "__") + ".npz")
+            Evidence.build(scores, items, grid, job).save(path)
+            result["evidence"] = str(path)
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    return result
 
-    torch.manual_seed(job.seed)  # same initial weights for every loss of a (task, model, seed)
+
+def train(job: Job, data: dict) -> tuple[nn.Module, dict]:
+    device = torch.device(job.device)
+    train_items = items_of(data, "train")
+    in_dim = train_items[0]["features"].shape[1]
+    anchor = job.family in ANCHOR_VARIANTS
+    collate_fn = collate(AnchorWeightConfig(**{k: job.setting[k] for k in ("kernel", "width", "gain")}) if anchor else None)
+    torch.manual_seed(job.seed)  # same initial weights for every loss and setting of a (task, model, seed)
     model = build_model(job.model, in_dim, data["cmvn_mean"], data["cmvn_std"])
     init_checksum = parameter_checksum(model)
-    sampler = LengthBucketBatchSampler([it["num_frames"] for it in train], max_frames=job.max_frames,
-                                       shuffle=True, seed=job.seed, pool_size=512)
-    steps_per_epoch = len(sampler)
-    total_steps = max(1, steps_per_epoch * job.epochs)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=job.lr, weight_decay=1e-4)
+    model.to(device)
+    sampler = LengthBucketBatchSampler([it["num_frames"] for it in train_items], max_frames=job.max_frames,
+                                       shuffle=True, seed=job.seed, pool_size=512)  # same batch order per seed
+    total_steps = max(1, len(sampler) * job.epochs)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate(job), weight_decay=1e-4)
     warmup = max(1, total_steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
-    epoch_loss, anchor_weight = [], []
+    epoch_loss, anchor_weight = [], None
     model.train()
     for epoch in range(job.epochs):
         sampler.set_epoch(epoch)
         total, count = 0.0, 0
         for indices in sampler:
-            batch = collate_fn([train[i] for i in indices])
-            logits = model(batch["features"])
-            loss = loss_value(job.loss, logits, batch, weights)
+            batch = collate_fn([train_items[i] for i in indices])
+            if anchor_weight is None and "weight" in batch and bool((batch["distance"] == 0).any()):
+                anchor_weight = float(batch["weight"][batch["distance"] == 0].mean())
+            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            loss = loss_value(job.family, job.setting, model(batch["features"]), batch)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -220,26 +262,18 @@ def run_job(job: Job) -> dict[str, Any]:
             schedule.step()
             total += float(loss.detach())
             count += 1
-            if epoch == 0 and count == 1 and "weight" in batch:
-                on_anchor = batch["distance"] == 0
-                anchor_weight.append(float(batch["weight"][on_anchor].mean()) if on_anchor.any() else float("nan"))
         epoch_loss.append(total / max(count, 1))
-    train_s = time.perf_counter() - started
     model.eval()
-    result = {
-        "key": job.key(), "phase": job.phase, "task": job.task, "model": job.model, "loss": job.loss,
-        "seed": job.seed, "weights": job.weights, "epochs": job.epochs, "steps": total_steps,
+    return model, {
+        "key": job.key(), "phase": job.phase, "task": job.task, "model": job.model, "family": job.family,
+        "setting": job.setting, "seed": job.seed, "epochs": job.epochs, "steps": total_steps,
         "parameters": num_parameters(model), "init_checksum": init_checksum, "epoch_loss": epoch_loss,
-        "anchor_weight_at_anchor": anchor_weight[0] if anchor_weight else None,
-        "train_seconds": round(train_s, 2),
-        "eval": {split: evaluate_split(model, items_of(data, split), grid, job) for split in ("valid", "test")},
+        "anchor_weight_at_anchor": anchor_weight, "train_seconds": 0.0,
     }
-    result["seconds"] = round(time.perf_counter() - started, 2)
-    return result
 
 
 @torch.no_grad()
-def scores_of(model: nn.Module, items: list[dict], max_frames: int) -> list[np.ndarray]:
+def scores_of(model: nn.Module, items: list[dict], max_frames: int, device: torch.device) -> list[np.ndarray]:
     """Per-utterance event posteriors (one per model frame), in item order."""
     out: list[np.ndarray | None] = [None] * len(items)
     sampler = LengthBucketBatchSampler([it["num_frames"] for it in items], max_frames=max_frames, shuffle=False,
@@ -247,37 +281,90 @@ def scores_of(model: nn.Module, items: list[dict], max_frames: int) -> list[np.n
     fn = collate()
     for indices in sampler:
         batch = fn([items[i] for i in indices])
-        post = torch.softmax(model(batch["features"]).float(), dim=-1)[..., 1]
+        post = torch.softmax(model(batch["features"].to(device)).float(), dim=-1)[..., 1].cpu()
         for row, i in enumerate(indices):
             out[i] = post[row, : int(batch["lengths"][row])].numpy().astype(np.float64)
     return out  # type: ignore[return-value]
 
 
-def evaluate_split(model: nn.Module, items: list[dict], grid: FrameGrid, job: Job) -> dict:
-    scores = scores_of(model, items, max(job.max_frames, 20000))
-    anchors = [it["anchor_times_s"] for it in items]
-    report = evaluate(scores, anchors, grid, durations_s=[it["duration_s"] for it in items],
+def energy_scores(features: torch.Tensor, floor_frames: int = 33) -> np.ndarray:
+    """Causal energy detector: frame log-mel energy above its running minimum over the last
+    ``floor_frames`` frames (1 s at 30 ms), squashed to (0, 1). No learned parameters."""
+    e = torch.logsumexp(features.double(), dim=1).numpy()
+    e = np.convolve(e, np.ones(3) / 3, mode="full")[: len(e)]  # causal 3-frame mean
+    padded = np.concatenate([np.full(floor_frames - 1, np.inf), e])
+    floor = np.lib.stride_tricks.sliding_window_view(padded, floor_frames).min(axis=1)
+    return 1.0 / (1.0 + np.exp(-(e - floor - 4.0)))
+
+
+def evaluate_split(scores: list[np.ndarray], items: list[dict], grid: FrameGrid, job: Job) -> dict:
+    report = evaluate(scores, [it["anchor_times_s"] for it in items], grid, durations_s=[it["duration_s"] for it in items],
                       fa_per_hour_targets=job.fa_per_hour, tolerance_s=job.tolerance_s, debounce_s=job.debounce_s,
                       max_latency_s=job.max_latency_s)
-    out = report.to_dict()
-    out["curve"] = latency_frr_curve(scores, anchors, grid, job)
-    return out
+    return report.to_dict()
 
 
-def latency_frr_curve(scores: list[np.ndarray], anchors: list[np.ndarray], grid: FrameGrid, job: Job) -> dict:
-    """FRR and median / mean latency at thresholds spread over the events' peak scores."""
-    positives = [i for i, a in enumerate(anchors) if len(a)]
-    if not positives:
-        return {"threshold": [], "frr": [], "latency_p50": [], "latency_mean": []}
-    peaks = np.concatenate([[scores[i].max()] * len(anchors[i]) for i in positives])
-    qs = np.quantile(peaks, np.linspace(0.0, 0.98, job.curve_points))
-    curve = {"threshold": [], "frr": [], "latency_p50": [], "latency_mean": []}
-    for theta in np.unique(qs):
-        found = detect([scores[i] for i in positives], [anchors[i] for i in positives], grid, float(theta),
-                       tolerance_s=job.tolerance_s, max_latency_s=job.max_latency_s)
-        lat = found.latency()
-        curve["threshold"].append(float(theta))
-        curve["frr"].append(float(found.frr))
-        curve["latency_p50"].append(None if lat.count == 0 else float(lat.p50))
-        curve["latency_mean"].append(None if lat.count == 0 else float(lat.mean))
-    return curve
+# ----------------------------------------------------------------------------------------------
+# evidence for the bootstrap
+
+
+@dataclass
+class Evidence:
+    """Per-utterance outcomes of one run on the test split, at a grid of thresholds (ascending).
+
+    ``neg_alarms[u, k]``: counted false alarms of negative ``u`` at ``thresholds[k]`` (anchorprep's
+    `AlarmCounter`, debounce as in the evaluation); ``latency[e, k]``: latency (s) of event ``e`` at
+    ``thresholds[k]``, NaN for a miss (`detect_events`); ``pos_max`` / ``neg_max``: utterance maximum
+    scores (AUC). Indices refer to the split's positives / negatives in cache order, identical for
+    every run of a task.
+    """
+
+    thresholds: np.ndarray
+    neg_alarms: np.ndarray
+    neg_duration_s: np.ndarray
+    neg_max: np.ndarray
+    pos_max: np.ndarray
+    event_utt: np.ndarray
+    latency: np.ndarray
+    pos_speaker: np.ndarray
+    neg_category: np.ndarray
+    fields: tuple[str, ...] = field(default=("thresholds", "neg_alarms", "neg_duration_s", "neg_max", "pos_max",
+                                             "event_utt", "latency", "pos_speaker", "neg_category"), repr=False)
+
+    @classmethod
+    def build(cls, scores: list[np.ndarray], items: list[dict], grid: FrameGrid, job: Job, points: int = 100,
+              top_negatives: int = 100):
+        pos = [i for i, it in enumerate(items) if len(it["anchor_times_s"])]
+        neg = [i for i, it in enumerate(items) if not len(it["anchor_times_s"])]
+        pos_traces = Traces.from_scores([scores[i] for i in pos], None)
+        events = Events.build(pos_traces, anchor_lists([items[i]["anchor_times_s"] for i in pos], len(pos)), grid,
+                              job.tolerance_s, job.max_latency_s)
+        event_max = events.max_scores(pos_traces)
+        neg_max = np.array([scores[i].max() for i in neg])
+        # Event-score quantiles for the FRR axis; just above each of the highest negative maxima,
+        # where the false-alarm count steps, for operating points at a few alarms per hour.
+        top = np.sort(neg_max)[-top_negatives:]
+        thresholds = np.unique(np.concatenate([np.quantile(event_max[np.isfinite(event_max)], np.linspace(0, 1, points)),
+                                               np.quantile(neg_max, np.linspace(0.5, 0.9, points // 2)),
+                                               top, np.nextafter(top, np.inf)]))
+        alarms = np.zeros((len(neg), len(thresholds)), dtype=np.int16)
+        for row, i in enumerate(neg):
+            counter = AlarmCounter.build(Traces.from_scores([scores[i]], None), grid, job.debounce_s)
+            live = np.flatnonzero(thresholds <= neg_max[row])
+            if live.size:
+                alarms[row, live] = counter.counts(thresholds[live])
+        latency = np.stack([detect_events(pos_traces, events, grid, float(t)).latency_s for t in thresholds], axis=1)
+        return cls(thresholds=thresholds, neg_alarms=alarms,
+                   neg_duration_s=np.array([items[i]["duration_s"] for i in neg]), neg_max=neg_max,
+                   pos_max=np.array([scores[i].max() for i in pos]), event_utt=events.utterance.astype(np.int32),
+                   latency=latency.astype(np.float32), pos_speaker=np.array([items[i]["speaker"] for i in pos]),
+                   neg_category=np.array([items[i]["category"] for i in neg]))
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **{f: getattr(self, f) for f in self.fields})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Evidence:
+        with np.load(path) as z:
+            return cls(**{f: z[f] for f in cls.__dataclass_fields__ if f != "fields"})
