@@ -364,3 +364,39 @@ def test_merge_of_a_run_with_itself_is_refused(corpus, reference, tmp_path):
         result = runner.invoke(app, ["merge", *map(str, runs), "-o", str(tmp_path / "merged"), "-q"])
         assert result.exit_code == 2 and "same run" in result.output, result.output
     assert not (tmp_path / "merged" / "manifest.json").exists()
+
+
+def test_a_shard_whose_submit_finds_the_pool_broken_is_still_run(tmp_path, monkeypatch):
+    """A worker can die between `wait` and the next `submit`: `submit` then raises
+    BrokenProcessPool, and the shard it was given must be run later, not dropped."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from anchorprep.pipeline import runner as runner_module
+
+    real_pool = runner_module._pool
+    broken_once = []
+
+    class BreaksOnFirstSubmit:
+        def __init__(self, pool):
+            self.pool = pool
+
+        def submit(self, *args, **kwargs):
+            if not broken_once:
+                broken_once.append(True)
+                raise BrokenProcessPool("a worker died")
+            return self.pool.submit(*args, **kwargs)
+
+    from contextlib import contextmanager
+
+    @contextmanager
+    def pool(workers):
+        with real_pool(workers) as inner:
+            yield BreaksOnFirstSubmit(inner)
+
+    monkeypatch.setattr(runner_module, "_pool", pool)
+    manifest = write_synthetic_alignments(tmp_path / "corpus", n=12)
+    import anchorprep
+
+    result = anchorprep.align(manifest, tmp_path / "out", keyword="hey computer", shard_size=3, workers=2)
+    assert broken_once and result.complete and result.exit_code == 0
+    assert result.report.written == 12 and len(list((tmp_path / "out" / "data").glob("anchors-*.parquet"))) == 4

@@ -394,7 +394,12 @@ def _execute_local(job, todo, count, shard_items, out, settings, options):
                 while queue or in_flight:
                     while queue and len(in_flight) < 2 * options.workers:
                         index = queue.pop()
-                        in_flight[pool.submit(process_shard, job, index, count, shard_items(index), out, settings)] = index
+                        try:
+                            future = pool.submit(process_shard, job, index, count, shard_items(index), out, settings)
+                        except BrokenProcessPool:  # the pool broke since the last wait: keep the shard queued
+                            queue.append(index)
+                            raise
+                        in_flight[future] = index
                     finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in finished:
                         summary = future.result()
