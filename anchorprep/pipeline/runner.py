@@ -462,27 +462,33 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
 
                 shard_of: dict = {}
 
-                def submit(index: int):
+                def submit(index: int, attempt: str = ""):
                     future = client.submit(process_shard, job, index, count, shard_items(index), out, settings,
-                                           retries=options.retries, pure=False, key=f"{key_prefix}-shard-{index}")
+                                           retries=options.retries, pure=False,
+                                           key=f"{key_prefix}-shard-{index}{attempt}")
                     shard_of[future.key] = index
                     return future
 
+                # A shard whose workers kept dying (Dask's allowed-failures) may only have shared a
+                # worker with the culprit: it is rerun alone once the rest is done, and only a shard
+                # that still kills its workers then has its items failed, as the local pool does.
+                suspects = []
                 pending = as_completed([submit(queue.pop()) for _ in range(min(window, len(queue)))])
                 for future in pending:
                     try:
-                        summary = future.result()
+                        yield future.result()
                     except KilledWorker:
-                        # Workers died on this shard (Dask's allowed-failures): fail its items, as
-                        # the local pool does, instead of aborting the whole run. (The reason
-                        # leaves out worker addresses, so errors.jsonl stays deterministic.)
-                        index = shard_of[future.key]
-                        summary = _fail_shard(index, count, shard_items(index), out, settings, None,
-                                              reason="Dask workers kept dying while processing this item's shard "
-                                                     "(KilledWorker: out of memory or a crash in native code?)")
-                    yield summary
+                        suspects.append(shard_of[future.key])
                     if queue:
                         pending.add(submit(queue.pop()))
+                for index in sorted(suspects):
+                    try:
+                        yield submit(index, attempt="-alone").result()
+                    except KilledWorker:
+                        # (The reason leaves out worker addresses, so errors.jsonl stays deterministic.)
+                        yield _fail_shard(index, count, shard_items(index), out, settings, None,
+                                          reason="Dask workers kept dying while processing this item's shard "
+                                                 "(KilledWorker: out of memory or a crash in native code?)")
         finally:
             if cluster is not None:
                 cluster.close()
