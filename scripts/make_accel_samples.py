@@ -88,19 +88,30 @@ def synthesize(s: Sample) -> tuple[np.ndarray, np.ndarray, list[float]]:
         t = t + rng.uniform(-s.jitter_ms, s.jitter_ms, n) / 1000.0
         t[0] = 0.0  # jitter is below half a step, so the times stay increasing
     fwd, up, angle = clean_motion(s, t)
-    truth: list[float] = []
-    for c in s.raises_s:
-        fine = np.arange(c - 0.3, c + 0.3, 1e-4)
+    truth = peak_times(s, s.raises_s, step_s=1e-4, digits=4)
+    return t, sensor_frame(t, fwd, up, angle, s.noise, rng), truth
+
+
+def peak_times(s: Sample, raises_s, step_s: float, digits: int) -> list[float]:
+    """Each raise's noise-free magnitude maximum, searched ±0.3 s around it on a ``step_s`` grid."""
+    truth = []
+    for c in raises_s:
+        fine = np.arange(c - 0.3, c + 0.3, step_s)
         f_fwd, f_up, _ = clean_motion(s, fine)
-        truth.append(round(float(fine[int(np.argmax(np.hypot(f_fwd, G + f_up)))]), 4))
+        truth.append(round(float(fine[int(np.argmax(np.hypot(f_fwd, G + f_up)))]), digits))
+    return truth
+
+
+def sensor_frame(t: np.ndarray, fwd: np.ndarray, up: np.ndarray, angle: np.ndarray, noise: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """World-frame motion plus gravity and slow sway, turned into the sensor frame, plus white noise."""
     sway = 0.1 * np.sin(2 * np.pi * 0.2 * t + rng.uniform(0, 2 * np.pi))
-    world = np.column_stack([fwd + sway, np.zeros(n), G + up])
+    world = np.column_stack([fwd + sway, np.zeros(len(t)), G + up])
     # World to sensor frame: as the wrist turns, gravity moves from the z axis towards x.
     ca, sa = np.cos(angle), np.sin(angle)
     sensor = np.column_stack([ca * world[:, 0] + sa * world[:, 2], world[:, 1],
                               -sa * world[:, 0] + ca * world[:, 2]])
-    sensor += rng.normal(0.0, s.noise, sensor.shape)
-    return t, sensor, truth
+    return sensor + rng.normal(0.0, noise, sensor.shape)
 
 
 def trigger_trace(duration_s: float, raises_s: list[float], rng: np.random.Generator, *, walking: bool,
@@ -116,11 +127,7 @@ def trigger_trace(duration_s: float, raises_s: list[float], rng: np.random.Gener
     s = Sample("trigger", "", duration_s, tuple(raises_s), float(rng.uniform(3.0, 5.0)), 0.0, duration_s + 5.0,
                float(rng.uniform(0.03, 0.08)), 0.0, 0)
     fwd, up, angle = clean_motion(s, t)
-    truth = []
-    for c in raises_s:
-        fine = np.arange(c - 0.3, c + 0.3, 1e-3)
-        f_fwd, f_up, _ = clean_motion(s, fine)
-        truth.append(round(float(fine[int(np.argmax(np.hypot(f_fwd, G + f_up)))]), 3))
+    truth = peak_times(s, raises_s, step_s=1e-3, digits=3)
     if walking:
         f = rng.uniform(1.6, 2.2)
         up = up + rng.uniform(0.3, 0.8) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
@@ -128,13 +135,7 @@ def trigger_trace(duration_s: float, raises_s: list[float], rng: np.random.Gener
         for _ in range(int(rng.integers(1, 4))):
             up = up + rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.5) * _gauss(t, rng.uniform(0, duration_s),
                                                                                  rng.uniform(0.03, 0.06))
-    sway = 0.1 * np.sin(2 * np.pi * 0.2 * t + rng.uniform(0, 2 * np.pi))
-    world = np.column_stack([fwd + sway, np.zeros(n), G + up])
-    ca, sa = np.cos(angle), np.sin(angle)
-    sensor = np.column_stack([ca * world[:, 0] + sa * world[:, 2], world[:, 1],
-                              -sa * world[:, 0] + ca * world[:, 2]])
-    sensor += rng.normal(0.0, s.noise, sensor.shape)
-    return t, sensor, truth
+    return t, sensor_frame(t, fwd, up, angle, s.noise, rng), truth
 
 
 def main() -> None:
