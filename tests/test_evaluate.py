@@ -224,20 +224,8 @@ def test_report_is_json_without_nan(run, tmp_path):
     assert math.isnan(evaluate_run(run, scores, allow_missing=True).metrics.auc)
 
 
-def test_an_extra_utterance_the_run_failed_names_the_runs_error(tmp_path):
-    import csv
-
-    rows_in = list(csv.DictReader(open(MANIFEST, newline="")))[:6]
-    for row in rows_in:
-        row["audio_path"] = str(MANIFEST.parent / row["audio_path"])
-        row["alignment_path"] = str(MANIFEST.parent / row["alignment_path"])
-    rows_in.append({**rows_in[1], "utt_id": "broken", "alignment_path": str(tmp_path / "missing.TextGrid")})
-    manifest = tmp_path / "manifest.csv"
-    with open(manifest, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows_in[0]))
-        writer.writeheader()
-        writer.writerows(rows_in)
-    assert anchorprep.align(manifest, tmp_path / "kw", keyword="hey computer").exit_code == 1
+def test_an_extra_utterance_the_run_failed_names_the_runs_error(tmp_path, sample_run_with_a_failed_item):
+    sample_run_with_a_failed_item(6)
     records = score_records(tmp_path / "kw") + [{"utt_id": "broken", "scores": [0.5] * 10}]
     result = evaluate_run(tmp_path / "kw", write_jsonl(tmp_path / "s.jsonl", records))
     assert result.exit_code == 1 and result.evaluated == 6

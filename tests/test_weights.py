@@ -159,20 +159,8 @@ def test_the_torch_loader_pads_the_stored_weights_like_computed_ones(source, tmp
     assert stored["weight"].dtype == torch.float32 and torch.equal(stored["weight"], computed["weight"])
 
 
-def test_a_run_with_failed_items_keeps_its_errors(tmp_path):
-    import csv
-
-    rows = list(csv.DictReader(open(MANIFEST, newline="")))
-    for row in rows:
-        row["audio_path"] = str(MANIFEST.parent / row["audio_path"])
-        row["alignment_path"] = str(MANIFEST.parent / row["alignment_path"])
-    rows.append({**rows[0], "utt_id": "broken", "alignment_path": str(tmp_path / "missing.TextGrid")})
-    manifest = tmp_path / "manifest.csv"
-    with open(manifest, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    assert anchorprep.align(manifest, tmp_path / "kw", keyword="hey computer").exit_code == 1
+def test_a_run_with_failed_items_keeps_its_errors(tmp_path, sample_run_with_a_failed_item):
+    sample_run_with_a_failed_item()
     write_weights(tmp_path / "kw", tmp_path / "w")
     assert (tmp_path / "w" / "errors.jsonl").read_text() == (tmp_path / "kw" / "errors.jsonl").read_text() != ""
     from anchorprep.inspect import validate_run
