@@ -914,6 +914,18 @@ def test_export_wekws_extends_an_existing_ctc_list(lj_run, tmp_path):
         export_wekws(lj_run, tmp_path / "err.list", base_list=base, missing="error")
 
 
+def test_export_wekws_with_a_base_list_of_other_utterances_exits_1(lj_run, tmp_path):
+    from anchorprep.interop import NoKeyMatchedError
+
+    base = tmp_path / "base.list"
+    base.write_text(json.dumps({"key": "other-corpus-utt", "txt": [1], "duration": 1.0, "wav": "/data/o.wav"}) + "\n")
+    with pytest.raises(NoKeyMatchedError, match=r"no key of .* \(1 keys\) has a row"):
+        export_wekws(lj_run, tmp_path / "data.list", base_list=base)
+    result = runner.invoke(app, ["export", "wekws", str(lj_run), "-o", str(tmp_path / "x.list"), "--base-list", str(base)])
+    assert result.exit_code == 1 and "has a row" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "data.list").exists() and not (tmp_path / "x.list").exists()
+
+
 def test_export_wekws_refuses_rows_without_audio(lj, tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"utt_id,alignment_path\nx,{lj / 'LJ002-0035.TextGrid'}\n")

@@ -52,7 +52,13 @@ def wekws(
     per_frame: Annotated[bool, typer.Option("--per-frame/--no-per-frame", help="Include the per-frame target and distance lists.")] = True,
     missing: Missing = "drop",
 ) -> None:
-    """Write a WeKws data.list: key, wav, txt (keyword token, <FILLER> = negative), duration, start/end, anchors, targets."""
-    from anchorprep.interop.wekws import export_wekws
+    """Write a WeKws data.list: key, wav, txt (keyword token, <FILLER> = negative), duration, start/end, anchors, targets.
+    Exit 1 when no key of --base-list has a row."""
+    from anchorprep.interop.wekws import NoKeyMatchedError, export_wekws
 
-    _report(export_wekws(run, out, base_list=base_list, dict_dir=dict_dir, per_frame=per_frame, missing=missing))
+    try:
+        summary = export_wekws(run, out, base_list=base_list, dict_dir=dict_dir, per_frame=per_frame, missing=missing)
+    except NoKeyMatchedError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _report(summary)

@@ -21,10 +21,10 @@ from anchorprep.interop.lhotse_export import (
     AnchorBatch, CutAnchors, LhotseExport, NoCutMatchedError, collate_anchors, cut_anchors, export_lhotse,
 )
 from anchorprep.interop.weights import WeightSettings, WeightsResult, write_weights
-from anchorprep.interop.wekws import WekwsExport, export_wekws, wekws_label, wekws_token
+from anchorprep.interop.wekws import NoKeyMatchedError, WekwsExport, export_wekws, wekws_label, wekws_token
 
 __all__ = [
-    "AnchorBatch", "CutAnchors", "LhotseExport", "MissingDependencyError", "NoCutMatchedError", "WeightSettings",
+    "AnchorBatch", "CutAnchors", "LhotseExport", "MissingDependencyError", "NoCutMatchedError", "NoKeyMatchedError", "WeightSettings",
     "WeightsResult", "WekwsExport", "collate_anchors", "cut_anchors", "export_lhotse", "export_wekws",
     "hf_data_files", "load_hf_dataset", "run_rows", "wekws_label", "wekws_token", "write_weights",
 ]

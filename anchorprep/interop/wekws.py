@@ -50,7 +50,8 @@ max-pooling loss by the per-frame loss of `anchorprep.loss` (SAL, or SAFL) on th
 keep max-pooling and use ``anchor_frames`` to restrict the positive max to frames near the
 anchor. ``anchor_times`` give the latency reference for evaluation (docs/FORMAT.md, "Evaluation").
 
-A row without ``audio_path`` is refused (`UsageError`) unless ``base_list`` supplies ``wav``.
+A row without ``audio_path`` is refused (`UsageError`) unless ``base_list`` supplies ``wav``. When no
+key of ``base_list`` has a row, `NoKeyMatchedError` (the CLI exits 1) and nothing is written.
 The file is written atomically.
 """
 
@@ -66,7 +67,7 @@ from pathlib import Path
 import numpy as np
 
 from anchorprep.data.source import open_source
-from anchorprep.errors import UsageError
+from anchorprep.errors import AnchorprepError, UsageError
 from anchorprep.interop._run import model_frame_shift_s, run_rows
 from anchorprep.shards.io import write_atomic
 
@@ -170,6 +171,10 @@ def _write_dict(dict_dir: Path, tokens: list[str]) -> None:
         "".join(f"{token}\n" for token, _ in entries), encoding="utf-8"))
 
 
+class NoKeyMatchedError(AnchorprepError):
+    """No key of the base ``data.list`` has a row in the run: nothing to export (the CLI exits 1)."""
+
+
 @dataclass(frozen=True)
 class WekwsExport:
     """What `export_wekws` wrote: line counts, base-list keys without a row (``missing``, first
@@ -255,8 +260,14 @@ def export_wekws(
                    "duration": float(row["duration_s"]), **_segment_fields(row), **_anchor_fields(row, per_frame)}
             handle.write(line(obj, row))
 
+    rows = None if base is None else {row["utt_id"]: row for row in run_rows(source) if row["utt_id"] in wanted}
+    if base and not rows:
+        raise NoKeyMatchedError(
+            f"no key of {base_list} ({len(wanted)} keys) has a row in {run_dir}: make the run from the same "
+            "utterances (each row's utt_id is its data.list key)"
+        )
+
     def from_base(handle) -> None:
-        rows = {row["utt_id"]: row for row in run_rows(source) if row["utt_id"] in wanted}
         for obj in base:
             row = rows.get(obj["key"])
             if row is None:
