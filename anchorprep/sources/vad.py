@@ -1,9 +1,12 @@
 """Speech onsets from a voice activity detector: webrtcvad (default) or Silero VAD (optional).
 
-The pipeline is: load the audio segment as mono float32 (`anchorprep.sources.audio.load_audio`,
-resampled with soxr to the VAD's rate), classify fixed frames, smooth the frame decisions into
-speech segments, and report each segment as ``(onset_s, offset_s)`` in seconds from the start of
-the segment that was loaded.
+The pipeline is: read the audio segment block by block as mono samples
+(`anchorprep.sources.audio.read_blocks`: decoded, mixed or selected, resampled with soxr's
+streaming resampler to the VAD's rate), classify fixed frames, smooth the frame decisions into
+speech segments as they come (`HysteresisSmoother`), and report each segment as
+``(onset_s, offset_s)`` in seconds from the start of the segment that was read. Memory is bounded
+by the block size (plus one byte per frame for the raw decisions kept in the result), whatever
+the length of the audio, and the result does not depend on the block size.
 
 **Onsets are first speech samples.** Smoothers such as py-webrtcvad's example collector delay
 the decision until a window of frames is mostly voiced and then report the start of the *window*
@@ -27,7 +30,8 @@ webrtcvad backend (``backend="webrtc"``):
    32768, rounded, clipped) and cut into ``frame_ms`` frames of exactly
    ``sample_rate * frame_ms / 1000`` samples; a trailing partial frame is zero-padded to a full
    frame (its offset is clipped to the end of the audio).
-2. One fresh ``webrtcvad.Vad(mode)`` per call classifies the frames in order (it is stateful).
+2. One fresh ``webrtcvad.Vad(mode)`` per call classifies the frames in order (it is stateful);
+   a frame may straddle two blocks.
 3. Hysteresis, as in py-webrtcvad's example collector: a run starts when at least
    ``start_ratio`` of the last ``window_ms`` of frames are voiced and ends when at least
    ``stop_ratio`` of them are unvoiced; the window restarts at every change of state.
@@ -38,7 +42,9 @@ Silero backend (``backend="silero"``, ``pip install 'anchorprep[silero]'``): Sil
 probabilities (512-sample windows at 16 kHz, 256 at 8 kHz) and its own
 ``get_speech_timestamps_from_probs`` with ``speech_pad_ms=0``, ``threshold``, ``neg_threshold``,
 ``min_speech_ms`` and ``min_silence_ms``; ``window_ms`` and the ratios do not apply. Its onset is
-the start of the first window whose probability reaches ``threshold``.
+the start of the first window whose probability reaches ``threshold``. The (stateful) model is
+fed the same windows block by block; its probabilities (4 bytes per window) are kept until the
+end, where Silero's function needs them all.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ from typing import Iterable, Literal
 import numpy as np
 
 from anchorprep.errors import InputError, UsageError
-from anchorprep.sources.audio import Channel, audio_segment, read_blocks, resample, to_pcm16
+from anchorprep.sources.audio import DEFAULT_BLOCK_FRAMES, Channel, audio_segment, read_blocks, resample, to_pcm16
 
 BACKENDS = ("webrtc", "silero")
 WEBRTC_RATES = (8000, 16000, 32000, 48000)
@@ -220,14 +226,15 @@ def vad_file(
     start_s: float = 0.0,
     duration_s: float | None = None,
     channel: Channel = "mix",
+    block_frames: int = DEFAULT_BLOCK_FRAMES,
 ) -> VadResult:
     """Run the VAD on a segment of ``path`` (arguments as in `load_audio`), read block by block.
 
-    The audio is decoded, mixed or selected, resampled and classified one block
-    (`anchorprep.sources.audio.read_blocks`) at a time, so memory does not grow with the
-    segment's length beyond one byte per VAD frame (the raw decisions kept in the result:
-    360 KB per hour at 10 ms) and the segments found; the result is the same as classifying the
-    whole segment at once. Times in the result are relative to ``start_s``. Bad audio raises
+    The audio is decoded, mixed or selected, resampled and classified ``block_frames`` samples
+    (at the file's rate; `anchorprep.sources.audio.read_blocks`) at a time, so memory does not
+    grow with the segment's length beyond one byte per VAD frame (the raw decisions kept in the
+    result: 360 KB per hour at 10 ms; Silero: 4 bytes per 32 ms window) and the segments found;
+    the result is bit-identical to classifying the whole segment at once. Times in the result are relative to ``start_s``. Bad audio raises
     `InputError` naming the file.
     """
     settings = settings or VadSettings()
@@ -235,8 +242,8 @@ def vad_file(
                             channel=channel)
     try:
         if settings.backend == "silero":
-            return _silero_vad(read_blocks(segment), settings)
-        return _webrtc_vad(read_blocks(segment, pcm16=True), settings)
+            return _silero_vad(read_blocks(segment, block_frames), settings)
+        return _webrtc_vad(read_blocks(segment, block_frames, pcm16=True), settings)
     except InputError as exc:
         if exc.path is not None:
             raise
