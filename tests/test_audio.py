@@ -10,6 +10,8 @@ import pytest
 import soundfile as sf
 import soxr
 
+from vad_reference import whole_segment  # main's whole-segment read, the reference
+
 from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.audio import (
     audio_info,
@@ -226,20 +228,6 @@ def test_truncated_file_reads_what_is_there_but_rejects_a_segment_past_it(tmp_pa
 # Block reading: the same samples as one whole-segment read
 
 
-def whole_segment_reference(path, start_s=0.0, duration_s=None, sample_rate=None, channel="mix") -> np.ndarray:
-    """main's `load_audio` before block reading: one read, one float32 mean, one ``soxr.resample``."""
-    info = sf.info(str(path))
-    sr = info.samplerate
-    first = int(round(start_s * sr))
-    count = info.frames - first if duration_s is None else min(int(round(duration_s * sr)), info.frames - first)
-    data, _ = sf.read(str(path), start=first, frames=count, dtype="float32", always_2d=True)
-    mono = data.mean(axis=1, dtype=np.float32) if channel == "mix" else data[:, channel]
-    mono = np.ascontiguousarray(mono, dtype=np.float32)
-    if sample_rate is not None and sample_rate != sr:
-        mono = np.ascontiguousarray(soxr.resample(mono, sr, sample_rate, quality="HQ"), dtype=np.float32)
-    return mono
-
-
 @pytest.fixture(scope="module")
 def three_channel_files(realdata: Path, ami_int16: np.ndarray, tmp_path_factory) -> dict:
     """AMI speech, its reverse at half level and low noise as three channels, at four rates, in
@@ -272,7 +260,7 @@ def test_blocks_concatenate_to_the_whole_segment_read(three_channel_files: dict,
         channels * 2, [(0.0, None), (0.3137, 2.5), (1.0, None), (0.0, 0.75), (2.2, 3.3), (0.01, None)],
         [997, 4099, 1 << 17, 160, 12345, 1 << 17],
     ):
-        reference = whole_segment_reference(path, start_s, duration_s, target, channel)
+        reference = whole_segment(path, start_s, duration_s, target, channel)
         segment = audio_segment(path, start_s, duration_s, target, channel)
         blocks = list(read_blocks(segment, block_frames))
         assert all(b.dtype == np.float32 and b.ndim == 1 and b.size > 0 for b in blocks)
@@ -302,7 +290,7 @@ def test_soxr_stream_gives_the_one_shot_samples_for_any_chunking(ami_int16: np.n
 def test_very_short_files_read_like_the_whole_file(tmp_path: Path, n: int, rate: int, target: int | None) -> None:
     path = str(tmp_path / "short.wav")
     sf.write(path, np.random.default_rng(n).uniform(-0.5, 0.5, n).astype(np.float32), rate, subtype="PCM_16")
-    reference = whole_segment_reference(path, sample_rate=target)
+    reference = whole_segment(path, sample_rate=target)
     if reference.size == 0:
         with pytest.raises(InputError, match="too short to resample"):
             load_audio(path, sample_rate=target)

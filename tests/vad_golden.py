@@ -49,17 +49,19 @@ def cases(key: str, path: Path) -> list[dict]:
     return [{"key": key, **case} for case in out]
 
 
-def compute(path: Path, case: dict) -> dict:
+def compute(path: Path, case: dict, block_frames: int | None = None) -> dict:
+    """The case's result; ``block_frames`` is passed on when given (main's `vad_file` has none)."""
     from anchorprep.sources.vad import VadSettings, vad_file
 
     settings = VadSettings(backend=case["backend"], sample_rate=case["sample_rate"],
                            frame_ms=case.get("frame_ms", 10), window_ms=300)
+    blocks = {} if block_frames is None else {"block_frames": block_frames}
     result = vad_file(str(path), settings, start_s=case.get("start_s", 0.0), duration_s=case.get("duration_s"),
-                      channel=case["channel"])
+                      channel=case["channel"], **blocks)
     decisions = np.asarray(result.frame_decisions, dtype=bool)
     out = {
         "segments": [[float(a), float(b)] for a, b in result.segments],
-        "duration_s": float(result.duration_s),
+        "result_duration_s": float(result.duration_s),
         "frames": int(decisions.size),
         "decisions_sha1": hashlib.sha1(np.packbits(decisions).tobytes()).hexdigest(),
     }
