@@ -50,9 +50,9 @@ end, where Silero's function needs them all.
 from __future__ import annotations
 
 import bisect
-from array import array
 import threading
 import warnings
+from array import array
 from dataclasses import asdict, dataclass, field, replace
 from itertools import repeat
 from typing import Iterable, Literal
@@ -234,8 +234,8 @@ def vad_file(
     (at the file's rate; `anchorprep.sources.audio.read_blocks`) at a time, so memory does not
     grow with the segment's length beyond one byte per VAD frame (the raw decisions kept in the
     result: 360 KB per hour at 10 ms; Silero: 4 bytes per 32 ms window) and the segments found;
-    the result is bit-identical to classifying the whole segment at once. Times in the result are relative to ``start_s``. Bad audio raises
-    `InputError` naming the file.
+    the result is bit-identical to classifying the whole segment at once. Times in the result are
+    relative to ``start_s``. Bad audio raises `InputError` naming the file.
     """
     settings = settings or VadSettings()
     segment = audio_segment(path, start_s=start_s, duration_s=duration_s, sample_rate=settings.sample_rate,
