@@ -406,7 +406,7 @@ def speed(minutes: float, repeats: int, with_silero: bool) -> dict:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
         pass
-    out: dict = {"minutes": minutes, "repeats": repeats, "rows": []}
+    out: dict = {"minutes": minutes, "repeats": repeats, "rows": [], "load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         paths = build_long_audio(minutes, Path(tmp))
         settings = VadSettings()
@@ -430,6 +430,7 @@ def speed(minutes: float, repeats: int, with_silero: bool) -> dict:
             cpu, wall, _ = _cpu(lambda: vad_file(str(paths[16000]), sil), 1)
             out["rows"].append({"what": "vad_file silero (JIT, 1 torch thread), 16 kHz", "audio_s": audio_s,
                                 "cpu_s": cpu, "wall_s": wall})
+    out["load_after"] = os.getloadavg()
     for row in out["rows"]:
         row["x_realtime_per_core"] = row["audio_s"] / row["cpu_s"]
         row["ratio_to_raw"] = row["cpu_s"] / raw_cpu
@@ -438,7 +439,9 @@ def speed(minutes: float, repeats: int, with_silero: bool) -> dict:
 
 def speed_table(result: dict) -> str:
     lines = [f"### Speed ({result['rows'][0]['audio_s'] / 60:.1f} min of speech, best of {result['repeats']}, "
-             "one core, CPU time of this process)", ""]
+             "one core, CPU time of this process), load average "
+             + ", ".join(f"{x:.2f}" for x in result["load_before"]) + " → "
+             + ", ".join(f"{x:.2f}" for x in result["load_after"]), ""]
     lines.append("| path | CPU s | wall s | × real time per core | CPU / raw webrtcvad |")
     lines.append("|---|---:|---:|---:|---:|")
     for r in result["rows"]:
@@ -605,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long-minutes", type=float, default=60.0, help="length of the long file (default 60)")
     ap.add_argument("--before", type=Path, help="an older checkout to compare on the long file (e.g. main)")
     ap.add_argument("--only-long", action="store_true", help="run only the long-file comparison")
+    ap.add_argument("--no-accuracy", action="store_true", help="skip the accuracy tables")
     args = ap.parse_args(argv)
     if not REALDATA.is_dir():
         print(f"real data not found at {REALDATA}; set ANCHORPREP_REALDATA", file=sys.stderr)
@@ -627,6 +631,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_speed:
         results["speed"] = speed(args.minutes, args.repeats, with_silero)
         print(speed_table(results["speed"]) + "\n")
+    if args.no_accuracy:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1, default=float))
+        return 0
     cases = build_cases()
     cfgs = configs(with_silero, VadSettings())
     results["accuracy"] = evaluate(cases, cfgs)
