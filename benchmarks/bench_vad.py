@@ -7,7 +7,15 @@
     thread), and compared with raw webrtcvad (`Vad.is_speech` in a loop) over the very PCM bytes
     the pipeline fed it, in the same run. Silero is timed too when installed.
 
-(b) Accuracy. Every realdata recording that has both audio and a time-aligned reference (forced
+(b) One hour in bounded memory. An hour of real 16 kHz speech (the same recordings tiled) is
+    written as one 16-bit mono WAV. In fresh subprocesses, with this checkout (and, with
+    ``--before DIR``, an older checkout such as main before block reading, in the same run):
+    ``anchorprep vad`` on it (peak RSS of the process = its VmHWM; CPU seconds
+    including start-up and the shard write), and ``vad_file`` in-process (its CPU seconds, best
+    of ``--repeats``) against raw webrtcvad over the same PCM bytes in the same process. The
+    shards of both checkouts are compared byte for byte. Load average printed alongside.
+
+(c) Accuracy. Every realdata recording that has both audio and a time-aligned reference (forced
     alignment word tiers, Gentle's alignment, AMI's human segments, the Eesen/Kaldi CTM, MFA's
     per-speaker utterance segmentation) is run through each webrtcvad mode 0-3 and Silero, and the
     VAD onsets are compared with the reference:
@@ -17,15 +25,18 @@
       is an onset; each is matched to the nearest unmatched VAD onset within +-0.3 s. Misses and
       unmatched VAD onsets ("false onsets") inside the reference's span are counted.
 
-Run: ``python benchmarks/bench_vad.py [--json out.json] [--minutes 3] [--sweep]``.
+Run: ``python benchmarks/bench_vad.py [--json out.json] [--minutes 3] [--sweep]
+[--long-minutes 60] [--before /path/to/old/checkout] [--only-long]``.
 Needs the shared real data (``$ANCHORPREP_REALDATA`` or ``../shared/realdata``) and praatio.
 """
 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -395,7 +406,7 @@ def speed(minutes: float, repeats: int, with_silero: bool) -> dict:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
         pass
-    out: dict = {"minutes": minutes, "repeats": repeats, "rows": []}
+    out: dict = {"minutes": minutes, "repeats": repeats, "rows": [], "load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         paths = build_long_audio(minutes, Path(tmp))
         settings = VadSettings()
@@ -419,6 +430,7 @@ def speed(minutes: float, repeats: int, with_silero: bool) -> dict:
             cpu, wall, _ = _cpu(lambda: vad_file(str(paths[16000]), sil), 1)
             out["rows"].append({"what": "vad_file silero (JIT, 1 torch thread), 16 kHz", "audio_s": audio_s,
                                 "cpu_s": cpu, "wall_s": wall})
+    out["load_after"] = os.getloadavg()
     for row in out["rows"]:
         row["x_realtime_per_core"] = row["audio_s"] / row["cpu_s"]
         row["ratio_to_raw"] = row["cpu_s"] / raw_cpu
@@ -427,12 +439,139 @@ def speed(minutes: float, repeats: int, with_silero: bool) -> dict:
 
 def speed_table(result: dict) -> str:
     lines = [f"### Speed ({result['rows'][0]['audio_s'] / 60:.1f} min of speech, best of {result['repeats']}, "
-             "one core, CPU time of this process)", ""]
+             "one core, CPU time of this process), load average "
+             + ", ".join(f"{x:.2f}" for x in result["load_before"]) + " → "
+             + ", ".join(f"{x:.2f}" for x in result["load_after"]), ""]
     lines.append("| path | CPU s | wall s | × real time per core | CPU / raw webrtcvad |")
     lines.append("|---|---:|---:|---:|---:|")
     for r in result["rows"]:
         lines.append(f"| {r['what']} | {r['cpu_s']:.3f} | {r['wall_s']:.3f} | {r['x_realtime_per_core']:.0f}× "
                      f"| {r['ratio_to_raw']:.2f} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# One hour in bounded memory
+
+
+def write_long_wav(path: Path, minutes: float) -> float:
+    """Real 16 kHz speech tiled to ``minutes``, written block by block as 16-bit mono."""
+    sources = ["textgrid/mfa_tests/acoustic_corpus.wav", "textgrid/mfa_tests/cold_corpus.wav",
+               "textgrid/mfa_tests/cold_corpus3.wav", "textgrid/polyglotdb/overlapped.wav",
+               "audio_vad/ami_lhotse/ES2011a.Headset-0-40s-46s.wav"] + [
+        f"textgrid/mfa_examples_chinese/{s}.wav" for s in ("774", "814", "854", "934", "974")]
+    one = np.concatenate([sf.read(str(REALDATA / s), dtype="int16")[0] for s in sources])
+    left = int(minutes * 60 * 16000)
+    with sf.SoundFile(str(path), "w", 16000, 1, "PCM_16") as f:
+        while left:
+            f.write(one[: min(left, one.size)])
+            left -= min(left, one.size)
+    return sf.info(str(path)).duration
+
+
+# Runs in a fresh interpreter with the checkout under test first on sys.path: vad_file's CPU time
+# (best of N) and raw webrtcvad's over the very PCM the file holds, then this process's VmHWM.
+_IN_PROCESS = r"""
+import json, sys, time
+import soundfile as sf, webrtcvad
+from anchorprep.sources.vad import VadSettings, vad_file
+path, repeats = sys.argv[1], int(sys.argv[2])
+settings = VadSettings()
+def best(fn):
+    out = float("inf")
+    for _ in range(repeats):
+        t = time.process_time(); fn(); out = min(out, time.process_time() - t)
+    return out
+vad_cpu = best(lambda: vad_file(path, settings))
+vad_hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+pcm = sf.read(path, dtype="int16")[0].tobytes()
+n = 2 * settings.sample_rate * settings.frame_ms // 1000
+def raw():
+    vad = webrtcvad.Vad(settings.mode)
+    for i in range(0, len(pcm) - n + 1, n):
+        vad.is_speech(pcm[i : i + n], settings.sample_rate)
+raw_cpu = best(raw)
+import anchorprep
+print(json.dumps({"anchorprep": anchorprep.__file__, "vad_file_cpu_s": vad_cpu, "raw_cpu_s": raw_cpu, "vad_file_peak_rss_mb": int(vad_hwm) / 1024}))
+"""
+
+
+# Runs `anchorprep` in this interpreter and writes its VmHWM and CPU seconds at exit. (The
+# process's own VmHWM: ``wait4``'s ru_maxrss would also count the benchmark's pages the child
+# shared between fork and exec.)
+_CLI = r"""
+import atexit, os, runpy, sys
+def report():
+    hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0].split()[1]
+    t = os.times()
+    with open(os.environ["BENCH_VAD_REPORT"], "w") as f:
+        f.write(f"{int(hwm) / 1024} {t.user + t.system + t.children_user + t.children_system}")
+atexit.register(report)
+sys.argv = ["anchorprep", *sys.argv[1:]]
+runpy.run_module("anchorprep", run_name="__main__", alter_sys=True)
+"""
+
+
+def _run(tree: Path, argv: list[str], cwd: Path) -> str:
+    """Run ``argv`` in ``cwd`` (not a checkout: ``-c`` puts the cwd first on sys.path) with
+    ``tree`` first on PYTHONPATH; its stdout."""
+    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1")
+    return subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          check=True).stdout
+
+
+def _run_cli(tree: Path, args: list[str], report: Path) -> tuple[float, float]:
+    """``anchorprep ARGS`` with ``tree`` first on PYTHONPATH, in the folder of ``report``;
+    (peak RSS MB = VmHWM, CPU s)."""
+    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1", BENCH_VAD_REPORT=str(report))
+    subprocess.run([sys.executable, "-c", _CLI, *args], env=env, cwd=report.parent, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=True)
+    rss, cpu = report.read_text().split()
+    return float(rss), float(cpu)
+
+
+def long_file(minutes: float, repeats: int, before: Path | None) -> dict:
+    trees = {"after": REPO} if before is None else {"before": before, "after": REPO}
+    out: dict = {"minutes": minutes, "rows": {}, "load_before": os.getloadavg()}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "audio"
+        folder.mkdir()
+        wav = folder / "hour.wav"
+        audio_s = write_long_wav(wav, minutes)
+        out["audio_s"] = audio_s
+        out["wav_mb"] = wav.stat().st_size / 1e6
+        for name, tree in trees.items():
+            rss, cpu = _run_cli(tree, ["vad", str(folder), "-o", f"{tmp}/{name}"], Path(tmp) / "report")
+            text = _run(tree, [sys.executable, "-c", _IN_PROCESS, str(wav), str(repeats)], Path(tmp))
+            row = {"cli_peak_rss_mb": rss, "cli_cpu_s": cpu, **json.loads(text)}
+            row["cli_x_realtime"] = audio_s / row["cli_cpu_s"]
+            row["vad_file_x_realtime"] = audio_s / row["vad_file_cpu_s"]
+            row["raw_x_realtime"] = audio_s / row["raw_cpu_s"]
+            row["vad_file_speed_vs_raw"] = row["raw_cpu_s"] / row["vad_file_cpu_s"]
+            out["rows"][name] = row
+        if before is not None:
+            names = sorted(p.name for p in (Path(tmp) / "after" / "data").iterdir())
+            out["shards_identical"] = names == sorted(p.name for p in (Path(tmp) / "before" / "data").iterdir()) and all(
+                filecmp.cmp(Path(tmp) / "after" / "data" / n, Path(tmp) / "before" / "data" / n, shallow=False)
+                for n in names)
+    out["load_after"] = os.getloadavg()
+    return out
+
+
+def long_file_table(result: dict) -> str:
+    load = ", ".join(f"{x:.2f}" for x in result["load_before"]) + " → " + ", ".join(
+        f"{x:.2f}" for x in result["load_after"])
+    lines = [f"### One {result['audio_s'] / 60:.0f}-minute 16 kHz mono WAV ({result['wav_mb']:.0f} MB) of real speech, "
+             f"load average {load}", "",
+             "| code | `anchorprep vad` peak RSS MB | `anchorprep vad` CPU s (× real time) | `vad_file` peak RSS MB "
+             "| `vad_file` CPU s (× real time) | raw webrtcvad CPU s (× real time) | `vad_file` speed / raw |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in result["rows"].items():
+        lines.append(f"| {name} | {r['cli_peak_rss_mb']:.0f} | {r['cli_cpu_s']:.2f} ({r['cli_x_realtime']:,.0f}×) "
+                     f"| {r['vad_file_peak_rss_mb']:.0f} | {r['vad_file_cpu_s']:.2f} ({r['vad_file_x_realtime']:,.0f}×) "
+                     f"| {r['raw_cpu_s']:.2f} ({r['raw_x_realtime']:,.0f}×) | {r['vad_file_speed_vs_raw']:.2f} |")
+    if "shards_identical" in result:
+        lines += ["", f"Shards of both byte-identical: {'yes' if result['shards_identical'] else 'NO'}."]
     return "\n".join(lines)
 
 
@@ -466,6 +605,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-silero", action="store_true", help="skip Silero even when installed")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--sweep", action="store_true", help="also sweep the webrtc smoothing settings")
+    ap.add_argument("--long-minutes", type=float, default=60.0, help="length of the long file (default 60)")
+    ap.add_argument("--before", type=Path, help="an older checkout to compare on the long file (e.g. main)")
+    ap.add_argument("--only-long", action="store_true", help="run only the long-file comparison")
+    ap.add_argument("--no-accuracy", action="store_true", help="skip the accuracy tables")
     args = ap.parse_args(argv)
     if not REALDATA.is_dir():
         print(f"real data not found at {REALDATA}; set ANCHORPREP_REALDATA", file=sys.stderr)
@@ -479,9 +622,19 @@ def main(argv: list[str] | None = None) -> int:
         print("(silero-vad not installed: Silero rows skipped; pip install 'anchorprep[silero]')\n")
 
     results: dict = {}
+    results["long_file"] = long_file(args.long_minutes, args.repeats, args.before)
+    print(long_file_table(results["long_file"]) + "\n")
+    if args.only_long:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1, default=float))
+        return 0
     if not args.no_speed:
         results["speed"] = speed(args.minutes, args.repeats, with_silero)
         print(speed_table(results["speed"]) + "\n")
+    if args.no_accuracy:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1, default=float))
+        return 0
     cases = build_cases()
     cfgs = configs(with_silero, VadSettings())
     results["accuracy"] = evaluate(cases, cfgs)

@@ -1,4 +1,4 @@
-"""load_audio / audio_info on real files and on files written here in every subtype."""
+"""load_audio / audio_info / read_blocks on real files and on files written here in every subtype."""
 
 from __future__ import annotations
 
@@ -8,9 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
+
+from vad_reference import whole_segment  # main's whole-segment read, the reference
 
 from anchorprep.errors import InputError, UsageError
-from anchorprep.sources.audio import audio_info, load_audio
+from anchorprep.sources.audio import (
+    audio_info,
+    audio_segment,
+    load_audio,
+    open_audio,
+    read_blocks,
+    resample,
+    to_pcm16,
+)
 
 AMI = "audio_vad/ami_lhotse/ES2011a.Headset-0-40s-46s.wav"
 FAVE = "textgrid/polyglotdb/fave_stereo.wav"
@@ -211,3 +222,124 @@ def test_truncated_file_reads_what_is_there_but_rejects_a_segment_past_it(tmp_pa
     assert samples.size == 1000
     with pytest.raises(InputError, match="past the end"):
         load_audio(str(path), start_s=0.0, duration_s=0.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Block reading: the same samples as one whole-segment read
+
+
+@pytest.fixture(scope="module")
+def three_channel_files(realdata: Path, ami_int16: np.ndarray, tmp_path_factory) -> dict:
+    """AMI speech, its reverse at half level and low noise as three channels, at four rates, in
+    16-bit PCM and float; one odd-length mono 16-bit file per rate."""
+    folder = tmp_path_factory.mktemp("blocks")
+    speech = ami_int16.astype(np.float32) / 32768.0
+    noise = np.random.default_rng(5).standard_normal(speech.size).astype(np.float32) * 0.01
+    stereo = np.stack([speech, speech[::-1] * 0.5, noise], axis=1)
+    files = {}
+    for rate in (8000, 16000, 44100, 48000):
+        channels = np.stack([resample(np.ascontiguousarray(stereo[:, c]), 16000, rate) for c in range(3)], axis=1)
+        for subtype in ("PCM_16", "FLOAT"):
+            path = folder / f"three_{rate}_{subtype}.wav"
+            sf.write(path, channels, rate, subtype=subtype)
+            files[rate, subtype] = path
+        path = folder / f"mono_{rate}.wav"
+        sf.write(path, channels[:-7, 0], rate, subtype="PCM_16")  # an odd length
+        files[rate, "mono"] = path
+    return files
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 44100, 48000])
+@pytest.mark.parametrize("kind", ["PCM_16", "FLOAT", "mono"])
+@pytest.mark.parametrize("target", [None, 8000, 16000, 48000])
+def test_blocks_concatenate_to_the_whole_segment_read(three_channel_files: dict, rate: int, kind: str,
+                                                       target: int | None) -> None:
+    path = str(three_channel_files[rate, kind])
+    channels = ("mix", 0) if kind == "mono" else ("mix", 0, 2)
+    for channel, (start_s, duration_s), block_frames in zip(
+        channels * 2, [(0.0, None), (0.3137, 2.5), (1.0, None), (0.0, 0.75), (2.2, 3.3), (0.01, None)],
+        [997, 4099, 1 << 17, 160, 12345, 1 << 17],
+    ):
+        reference = whole_segment(path, start_s, duration_s, target, channel)
+        segment = audio_segment(path, start_s, duration_s, target, channel)
+        blocks = list(read_blocks(segment, block_frames))
+        assert all(b.dtype == np.float32 and b.ndim == 1 and b.size > 0 for b in blocks)
+        if target in (None, rate):
+            assert all(b.size <= block_frames for b in blocks)
+        np.testing.assert_array_equal(np.concatenate(blocks), reference)
+        pcm = list(read_blocks(segment, block_frames, pcm16=True))
+        assert all(b.dtype == np.int16 for b in pcm)
+        np.testing.assert_array_equal(np.concatenate(pcm), to_pcm16(reference))
+        whole, sr = load_audio(path, start_s, duration_s, target, channel)
+        assert sr == (target or rate)
+        np.testing.assert_array_equal(whole, reference)
+
+
+def test_soxr_stream_gives_the_one_shot_samples_for_any_chunking(ami_int16: np.ndarray) -> None:
+    x = np.tile(ami_int16.astype(np.float32) / 32768.0, 3)
+    for a, b in ((16000, 48000), (16000, 8000), (44100, 16000), (48000, 16000), (8000, 16000), (22050, 16000)):
+        for chunk, size in ((1, 20000), (511, x.size), (65536, x.size)):  # one at a time is slow: 20k
+            stream = soxr.ResampleStream(a, b, 1, dtype="float32", quality="HQ")
+            parts = [stream.resample_chunk(x[i : min(i + chunk, size)], last=False) for i in range(0, size, chunk)]
+            parts.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+            np.testing.assert_array_equal(np.concatenate(parts), soxr.resample(x[:size], a, b, quality="HQ"))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 160, 161, 479, 4800])
+@pytest.mark.parametrize("rate, target", [(16000, None), (48000, 8000), (8000, 48000), (44100, 16000)])
+def test_very_short_files_read_like_the_whole_file(tmp_path: Path, n: int, rate: int, target: int | None) -> None:
+    path = str(tmp_path / "short.wav")
+    sf.write(path, np.random.default_rng(n).uniform(-0.5, 0.5, n).astype(np.float32), rate, subtype="PCM_16")
+    reference = whole_segment(path, sample_rate=target)
+    if reference.size == 0:
+        with pytest.raises(InputError, match="too short to resample"):
+            load_audio(path, sample_rate=target)
+        return
+    for block_frames in (1, 3, 1 << 17):
+        blocks = list(read_blocks(audio_segment(path, sample_rate=target), block_frames))
+        np.testing.assert_array_equal(np.concatenate(blocks), reference)
+
+
+def test_pcm16_blocks_of_a_16bit_file_are_its_integers(realdata: Path, ami_int16: np.ndarray) -> None:
+    segment = audio_segment(str(realdata / AMI))
+    blocks = list(read_blocks(segment, 10000, pcm16=True))
+    assert [b.size for b in blocks] == [10000] * 9 + [6000]
+    np.testing.assert_array_equal(np.concatenate(blocks), ami_int16)
+    fave = list(read_blocks(audio_segment(str(realdata / FAVE), channel=1), 50000, pcm16=True))
+    np.testing.assert_array_equal(np.concatenate(fave), sf.read(realdata / FAVE, dtype="int16")[0][:, 1])
+
+
+def test_block_reading_errors(realdata: Path, tmp_path: Path) -> None:
+    segment = audio_segment(str(realdata / AMI))
+    for bad in (0, -5, 1.5, True):
+        with pytest.raises(UsageError, match="`block_frames`"):
+            next(read_blocks(segment, bad))
+    path = tmp_path / "nan.wav"
+    audio = np.zeros(50000, dtype=np.float32)
+    audio[45000] = np.nan
+    sf.write(path, audio, 16000, subtype="FLOAT")
+    blocks = read_blocks(audio_segment(str(path)), 20000)
+    assert next(blocks).size == 20000 and next(blocks).size == 20000  # read as far as the bad block
+    with pytest.raises(InputError, match="NaN") as caught:
+        next(blocks)
+    assert caught.value.path == str(path)
+
+
+def test_open_audio_is_the_one_place_files_are_opened(realdata: Path, tmp_path: Path, monkeypatch) -> None:
+    with open_audio(str(realdata / FAVE)) as f:
+        assert (f.samplerate, f.channels, f.subtype) == (18000, 2, "PCM_16")
+    with pytest.raises(InputError, match="not found"):
+        open_audio(str(tmp_path / "missing.wav"))
+    opened = []
+    import anchorprep.sources.audio as audio
+
+    def spy(path):
+        opened.append(path)
+        return sf.SoundFile(str(path))
+
+    monkeypatch.setattr(audio, "open_audio", spy)
+    load_audio(str(realdata / AMI), start_s=1.0)
+    from anchorprep.sources.vad import vad_file
+
+    vad_file(str(realdata / AMI))
+    assert opened == [str(realdata / AMI)] * 4  # header, then samples, for each call

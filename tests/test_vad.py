@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +15,13 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+import vad_golden
+import vad_reference  # main's whole-file implementation
 from anchorprep.errors import InputError, UsageError
 from anchorprep.grid import FrameGrid
-from anchorprep.sources.audio import load_audio
+from anchorprep.sources.audio import DEFAULT_BLOCK_FRAMES, load_audio, resample
 from anchorprep.sources.vad import (
+    HysteresisSmoother,
     VadResult,
     VadSettings,
     first_onset_after,
@@ -461,3 +466,154 @@ def test_hysteresis_runs_start_and_end_on_voiced_frames(decisions, window, start
     if v.any() and start_ratio * window <= 1:
         # One voiced frame is enough to start: the first run starts at the first voiced frame.
         assert runs[0][0] == int(np.argmax(v))
+
+
+# ---------------------------------------------------------------------------------------------
+# Block processing: the same results as main's whole-file implementation
+
+
+GOLDEN = json.loads((Path(__file__).parent / "vad_golden.json").read_text())
+
+
+def _golden_id(case: dict) -> str:
+    extra = "".join(f"-{k}={case[k]}" for k in ("frame_ms", "start_s", "duration_s") if k in case)
+    return f"{case['key']}-{case['backend']}-{case['sample_rate']}-{case['channel']}{extra}"
+
+
+@pytest.fixture(scope="module")
+def golden_paths(realdata: Path) -> dict[str, Path]:
+    return dict(vad_golden.audio_files(realdata))
+
+
+@pytest.mark.parametrize("block_frames", [DEFAULT_BLOCK_FRAMES, 3001])
+@pytest.mark.parametrize("case", GOLDEN, ids=_golden_id)
+def test_same_results_as_main_on_every_real_recording(
+    golden_paths: dict[str, Path], case: dict, block_frames: int, request: pytest.FixtureRequest
+) -> None:
+    """Segments, raw frame decisions and Silero's scores equal those main's whole-file code wrote
+    to vad_golden.json, with the default blocks (one block for most recordings) and with blocks
+    of 3001 samples (frames and Silero windows straddle every block boundary)."""
+    if case["backend"] == "silero":
+        request.getfixturevalue("silero")
+    got = vad_golden.compute(golden_paths[case["key"]], case, block_frames)
+    assert got == {k: case[k] for k in got}
+
+
+@pytest.fixture(scope="module")
+def long_speech(realdata: Path) -> np.ndarray:
+    """34 s of real 16 kHz speech (acoustic_corpus, then AMI's headset clip)."""
+    parts = [load_audio(str(realdata / rel))[0] for rel in ("textgrid/mfa_tests/acoustic_corpus.wav", AMI)]
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def multichannel_files(long_speech: np.ndarray, tmp_path_factory) -> dict:
+    """12 s of speech, the same reversed at half level, and low noise, as three channels at four
+    rates (16-bit; float at 16 kHz); lengths are not whole frames."""
+    folder = tmp_path_factory.mktemp("multichannel")
+    long_speech = long_speech[: 12 * 16000]
+    noise = np.random.default_rng(3).standard_normal(long_speech.size).astype(np.float32) * 0.003
+    channels = [long_speech, long_speech[::-1] * 0.5, noise]
+    files = {}
+    for rate in (8000, 16000, 44100, 48000):
+        data = np.stack([resample(np.ascontiguousarray(c), 16000, rate) for c in channels], axis=1)[:-7]
+        files[rate, "PCM_16"] = folder / f"three_{rate}.wav"
+        sf.write(files[rate, "PCM_16"], data, rate, subtype="PCM_16")
+    files[16000, "FLOAT"] = folder / "three_16000_float.wav"
+    sf.write(files[16000, "FLOAT"], np.stack(channels, axis=1)[:-3], 16000, subtype="FLOAT")
+    return files
+
+
+@pytest.mark.parametrize("file", [(8000, "PCM_16"), (16000, "PCM_16"), (16000, "FLOAT"), (44100, "PCM_16"),
+                                  (48000, "PCM_16")], ids=str)
+@pytest.mark.parametrize("vad_rate, frame_ms", [(16000, 10), (8000, 30), (48000, 20)])
+def test_multichannel_resampled_segments_equal_the_whole_file_results(
+    multichannel_files: dict, file: tuple, vad_rate: int, frame_ms: int
+) -> None:
+    path = str(multichannel_files[file])
+    settings = VadSettings(sample_rate=vad_rate, frame_ms=frame_ms, window_ms=10 * frame_ms)
+    found = 0
+    for channel, (start_s, duration_s), block_frames in zip(
+        ("mix", 0, 2, "mix", 1, 0),
+        [(0.0, None), (1.2345, 8.0), (0.0, None), (5.87, None), (0.5, 0.731), (9.5, None)],
+        [DEFAULT_BLOCK_FRAMES, 4099, 997, 160, 1 << 15, 331],
+    ):
+        segments, decisions, duration = vad_reference.vad_file(path, settings, start_s, duration_s, channel)
+        result = vad_file(path, settings, start_s, duration_s, channel, block_frames=block_frames)
+        assert result.segments == segments
+        np.testing.assert_array_equal(result.frame_decisions, decisions)
+        assert result.duration_s == duration
+        found += len(segments)
+    assert found >= 6  # the comparisons are about speech, not about empty results
+
+
+@pytest.mark.parametrize("n", [1, 100, 159, 160, 161, 479, 480, 481, 4801])
+@pytest.mark.parametrize("rate", [16000, 48000, 8000])
+def test_very_short_files_equal_the_whole_file_results(tmp_path: Path, long_speech: np.ndarray, n: int,
+                                                       rate: int) -> None:
+    path = str(tmp_path / "short.wav")
+    sf.write(path, resample(long_speech, 16000, rate)[rate : rate + n], rate, subtype="PCM_16")
+    for settings in (VadSettings(), VadSettings(frame_ms=30, window_ms=30, min_speech_ms=0, start_ratio=0.1)):
+        if vad_reference.whole_segment(path, sample_rate=settings.sample_rate).size == 0:
+            with pytest.raises(InputError, match="too short to resample"):
+                vad_file(path, settings)
+            continue
+        segments, decisions, duration = vad_reference.vad_file(path, settings)
+        for block_frames in (1, 7, DEFAULT_BLOCK_FRAMES):
+            result = vad_file(path, settings, block_frames=block_frames)
+            assert (result.segments, result.duration_s) == (segments, duration)
+            np.testing.assert_array_equal(result.frame_decisions, decisions)
+
+
+def _speech_like(draw_runs: list[tuple[bool, int]]) -> np.ndarray:
+    return np.concatenate([np.full(length, voiced) for voiced, length in draw_runs] or [np.zeros(0, bool)])
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(
+    runs=st.lists(st.tuples(st.booleans(), st.integers(1, 40)), max_size=30),
+    noise=st.lists(st.integers(0, 1199), max_size=40),
+    window=st.integers(1, 35),
+    start_ratio=st.floats(0.05, 1.0),
+    stop_ratio=st.floats(0.05, 1.0),
+    cuts=st.lists(st.integers(0, 1200), max_size=12),
+)
+def test_streaming_smoother_equals_the_per_frame_loop_for_any_blocks(runs, noise, window, start_ratio, stop_ratio,
+                                                                     cuts) -> None:
+    v = _speech_like(runs)
+    flips = [i for i in noise if i < v.size]
+    v[flips] = ~v[flips]
+    smoother = HysteresisSmoother(window, start_ratio, stop_ratio)
+    bounds = sorted({c for c in cuts if c <= v.size})
+    for a, b in zip([0, *bounds], [*bounds, v.size]):
+        smoother.feed(v[a:b])
+    assert smoother.finish() == vad_reference.hysteresis_with_triggers(v, window, start_ratio, stop_ratio)
+
+
+def _write_tiled(path: Path, speech: np.ndarray, minutes: int) -> None:
+    pcm = (speech * 32768).astype(np.int16)
+    with sf.SoundFile(path, "w", 16000, 1, "PCM_16") as f:
+        left = minutes * 60 * 16000
+        while left:
+            f.write(pcm[: min(left, pcm.size)])
+            left -= min(left, pcm.size)
+
+
+def test_memory_does_not_grow_with_the_length_of_the_audio(tmp_path: Path, long_speech: np.ndarray) -> None:
+    """Peak traced allocation of `vad_file` on 10 and 60 minutes of real speech: the same block
+    buffers, plus one byte per 10 ms frame (300 KB more for the longer file) and the segments.
+    Reading the whole file (main) allocated ~8 bytes per sample: 460 MB more."""
+    peaks = {}
+    for minutes in (10, 60):
+        path = tmp_path / f"{minutes}.wav"
+        _write_tiled(path, long_speech, minutes)
+        tracemalloc.start()
+        try:
+            result = vad_file(str(path))
+            peaks[minutes] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert result.duration_s == minutes * 60 and len(result.segments) > minutes * 10
+        path.unlink()
+    assert peaks[10] < 4e6, peaks
+    assert peaks[60] - peaks[10] < 1e6, peaks

@@ -1,9 +1,12 @@
 """Speech onsets from a voice activity detector: webrtcvad (default) or Silero VAD (optional).
 
-The pipeline is: load the audio segment as mono float32 (`anchorprep.sources.audio.load_audio`,
-resampled with soxr to the VAD's rate), classify fixed frames, smooth the frame decisions into
-speech segments, and report each segment as ``(onset_s, offset_s)`` in seconds from the start of
-the segment that was loaded.
+The pipeline is: read the audio segment block by block as mono samples
+(`anchorprep.sources.audio.read_blocks`: decoded, mixed or selected, resampled with soxr's
+streaming resampler to the VAD's rate), classify fixed frames, smooth the frame decisions into
+speech segments as they come (`HysteresisSmoother`), and report each segment as
+``(onset_s, offset_s)`` in seconds from the start of the segment that was read. Memory is bounded
+by the block size (plus one byte per frame for the raw decisions kept in the result), whatever
+the length of the audio, and the result does not depend on the block size.
 
 **Onsets are first speech samples.** Smoothers such as py-webrtcvad's example collector delay
 the decision until a window of frames is mostly voiced and then report the start of the *window*
@@ -27,7 +30,8 @@ webrtcvad backend (``backend="webrtc"``):
    32768, rounded, clipped) and cut into ``frame_ms`` frames of exactly
    ``sample_rate * frame_ms / 1000`` samples; a trailing partial frame is zero-padded to a full
    frame (its offset is clipped to the end of the audio).
-2. One fresh ``webrtcvad.Vad(mode)`` per call classifies the frames in order (it is stateful).
+2. One fresh ``webrtcvad.Vad(mode)`` per call classifies the frames in order (it is stateful);
+   a frame may straddle two blocks.
 3. Hysteresis, as in py-webrtcvad's example collector: a run starts when at least
    ``start_ratio`` of the last ``window_ms`` of frames are voiced and ends when at least
    ``stop_ratio`` of them are unvoiced; the window restarts at every change of state.
@@ -38,7 +42,9 @@ Silero backend (``backend="silero"``, ``pip install 'anchorprep[silero]'``): Sil
 probabilities (512-sample windows at 16 kHz, 256 at 8 kHz) and its own
 ``get_speech_timestamps_from_probs`` with ``speech_pad_ms=0``, ``threshold``, ``neg_threshold``,
 ``min_speech_ms`` and ``min_silence_ms``; ``window_ms`` and the ratios do not apply. Its onset is
-the start of the first window whose probability reaches ``threshold``.
+the start of the first window whose probability reaches ``threshold``. The (stateful) model is
+fed the same windows block by block; its probabilities (4 bytes per window) are kept until the
+end, where Silero's function needs them all.
 """
 
 from __future__ import annotations
@@ -46,13 +52,15 @@ from __future__ import annotations
 import bisect
 import threading
 import warnings
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from array import array
+from dataclasses import asdict, dataclass, field, replace
+from itertools import repeat
+from typing import Iterable, Literal
 
 import numpy as np
 
 from anchorprep.errors import InputError, UsageError
-from anchorprep.sources.audio import Channel, load_audio, resample
+from anchorprep.sources.audio import DEFAULT_BLOCK_FRAMES, Channel, audio_segment, read_blocks, resample, to_pcm16
 
 BACKENDS = ("webrtc", "silero")
 WEBRTC_RATES = (8000, 16000, 32000, 48000)
@@ -180,6 +188,10 @@ class VadResult:
 # Public entry points
 
 
+#: Samples per block when an in-memory array is classified (`vad_audio`): bounds the int16 copy.
+ARRAY_BLOCK_SAMPLES = 1 << 17
+
+
 def vad_audio(samples: np.ndarray, sample_rate: int, settings: VadSettings | None = None) -> VadResult:
     """Run the VAD on mono samples (float in [-1, 1] or int16; any rate, resampled to the VAD's rate).
 
@@ -202,9 +214,10 @@ def vad_audio(samples: np.ndarray, sample_rate: int, settings: VadSettings | Non
         raise InputError("audio contains NaN or infinite samples")
     if sample_rate != settings.sample_rate:
         samples = resample(samples, int(sample_rate), settings.sample_rate)
+    blocks = (samples[i : i + ARRAY_BLOCK_SAMPLES] for i in range(0, samples.size, ARRAY_BLOCK_SAMPLES))
     if settings.backend == "silero":
-        return _silero_vad(samples, settings)
-    return _webrtc_vad(samples, settings)
+        return _silero_vad(blocks, settings)
+    return _webrtc_vad(map(to_pcm16, blocks), settings)
 
 
 def vad_file(
@@ -213,18 +226,27 @@ def vad_file(
     start_s: float = 0.0,
     duration_s: float | None = None,
     channel: Channel = "mix",
+    block_frames: int = DEFAULT_BLOCK_FRAMES,
 ) -> VadResult:
-    """Load a segment of ``path`` (see `load_audio`) and run the VAD on it.
+    """Run the VAD on a segment of ``path`` (arguments as in `load_audio`), read block by block.
 
-    Times in the result are relative to ``start_s``. Bad audio raises `InputError` naming the file.
+    The audio is decoded, mixed or selected, resampled and classified ``block_frames`` samples
+    (at the file's rate; `anchorprep.sources.audio.read_blocks`) at a time, so memory does not
+    grow with the segment's length beyond one byte per VAD frame (the raw decisions kept in the
+    result: 360 KB per hour at 10 ms; Silero: 4 bytes per 32 ms window) and the segments found;
+    the result is bit-identical to classifying the whole segment at once. Times in the result are
+    relative to ``start_s``. Bad audio raises `InputError` naming the file.
     """
     settings = settings or VadSettings()
-    samples, rate = load_audio(
-        path, start_s=start_s, duration_s=duration_s, sample_rate=settings.sample_rate, channel=channel
-    )
+    segment = audio_segment(path, start_s=start_s, duration_s=duration_s, sample_rate=settings.sample_rate,
+                            channel=channel)
     try:
-        return vad_audio(samples, rate, settings)
+        if settings.backend == "silero":
+            return _silero_vad(read_blocks(segment, block_frames), settings)
+        return _webrtc_vad(read_blocks(segment, block_frames, pcm16=True), settings)
     except InputError as exc:
+        if exc.path is not None:
+            raise
         raise InputError(exc.reason, path) from exc
 
 
@@ -277,51 +299,68 @@ def speech_targets(result: VadResult, frame_centres: np.ndarray, smoothed: bool 
 # webrtcvad
 
 
-def to_pcm16(samples: np.ndarray) -> np.ndarray:
-    """Float samples in [-1, 1] to int16 the way webrtcvad expects them (x 32768, rounded, clipped).
-
-    16-bit sources read as float (soundfile divides by 32768) come back bit-exact.
-    """
-    return np.clip(np.rint(samples * 32768.0), -32768, 32767).astype("<i2")
-
-
 def webrtc_frame_decisions(pcm: np.ndarray, sample_rate: int, frame_ms: int, mode: int) -> np.ndarray:
     """Raw webrtcvad decision per ``frame_ms`` frame of int16 PCM; the last frame is zero-padded."""
-    import webrtcvad
-
-    frame_len = sample_rate * frame_ms // 1000
-    n_frames = -(-pcm.size // frame_len)
-    padded = np.zeros(n_frames * frame_len, dtype="<i2")
-    padded[: pcm.size] = pcm
-    buf = padded.tobytes()
-    nbytes = 2 * frame_len
-    vad = webrtcvad.Vad(mode)
-    is_speech = vad.is_speech
-    return np.fromiter(
-        (is_speech(buf[i * nbytes : (i + 1) * nbytes], sample_rate) for i in range(n_frames)),
-        dtype=bool,
-        count=n_frames,
-    )
+    if pcm.size == 0:
+        return np.zeros(0, dtype=bool)
+    return _webrtc_vad([pcm], replace(VadSettings(), sample_rate=sample_rate, frame_ms=frame_ms, mode=mode,
+                                      window_ms=frame_ms)).frame_decisions
 
 
-def _webrtc_vad(samples: np.ndarray, settings: VadSettings) -> VadResult:
+def _speech_frames(is_speech, pcm: np.ndarray, sample_rate: int, frame_bytes: int) -> bytes:
+    """webrtcvad's decision (0/1) per frame of whole frames of little-endian int16 ``pcm``.
+
+    The frames are zero-copy memoryview slices and the loop runs in ``map``: per frame, one
+    slice and the unavoidable ``is_speech`` call.
+    """
+    view = memoryview(np.ascontiguousarray(pcm, dtype="<i2")).cast("B")
+    frames = (view[i : i + frame_bytes] for i in range(0, len(view), frame_bytes))
+    return bytes(map(is_speech, frames, repeat(sample_rate)))
+
+
+def _webrtc_vad(pcm_blocks: Iterable[np.ndarray], settings: VadSettings) -> VadResult:
+    """Classify consecutive int16 blocks (at ``settings.sample_rate``) as one stream.
+
+    webrtcvad sees ``frame_ms`` frames cut from the concatenated blocks (a frame may straddle a
+    block boundary); a trailing partial frame is zero-padded. The smoother is fed the decisions
+    of each block as they come, so only the current block, the last window of decisions, the
+    decisions kept for the result (one byte per frame) and the runs are held.
+    """
     import webrtcvad
 
     sr = settings.sample_rate
-    decisions = webrtc_frame_decisions(to_pcm16(samples), sr, settings.frame_ms, settings.mode)
-    runs = hysteresis_runs(
-        decisions,
-        settings.window_frames,
-        settings.start_ratio,
-        settings.stop_ratio,
-    )
-    runs = _merge_and_filter(runs, settings.frame_ms, settings.min_silence_ms, settings.min_speech_ms)
     frame_len = sr * settings.frame_ms // 1000
-    n = samples.size
+    is_speech = webrtcvad.Vad(settings.mode).is_speech
+    smoother = HysteresisSmoother(settings.window_frames, settings.start_ratio, settings.stop_ratio)
+    decisions = bytearray()
+    carry = np.zeros(0, dtype="<i2")
+    n = 0
+
+    def classify(pcm: np.ndarray) -> None:
+        block_decisions = _speech_frames(is_speech, pcm, sr, 2 * frame_len)
+        decisions.extend(block_decisions)
+        smoother.feed(np.frombuffer(block_decisions, dtype=bool))
+
+    for block in pcm_blocks:
+        n += block.size
+        if carry.size:
+            block = np.concatenate((carry, block))
+        whole = block.size - block.size % frame_len
+        carry = block[whole:].copy()
+        if whole:
+            classify(block[:whole])
+    if carry.size:
+        last = np.zeros(frame_len, dtype="<i2")
+        last[: carry.size] = carry
+        classify(last)
+    if n == 0:
+        raise InputError("no audio samples to run the VAD on")
+    runs = [(start, end) for start, end, _ in smoother.finish()]
+    runs = _merge_and_filter(runs, settings.frame_ms, settings.min_silence_ms, settings.min_speech_ms)
     segments = [(a * frame_len / sr, min(b * frame_len, n) / sr) for a, b in runs]
     return VadResult(
         segments=segments,
-        frame_decisions=decisions,
+        frame_decisions=np.frombuffer(decisions, dtype=bool),
         frame_ms=float(settings.frame_ms),
         settings=settings,
         duration_s=n / sr,
@@ -353,14 +392,7 @@ def _runs(decisions: np.ndarray) -> list[tuple[int, int]]:
 def hysteresis_runs(
     decisions: np.ndarray, window: int, start_ratio: float, stop_ratio: float
 ) -> list[tuple[int, int]]:
-    """Accepted speech runs ``[first_voiced, last_voiced + 1)`` (frame indices).
-
-    A run is accepted when ``ceil(start_ratio * window)`` of the frames in the window ending at
-    the current frame are voiced, and ends when ``ceil(stop_ratio * window)`` of them are
-    unvoiced; the window only reaches back to the last change of state. The run's first frame
-    is the start of the contiguous voiced stretch holding the window's first voiced frame, so
-    the window's look-back is not reported as speech.
-    """
+    """Accepted speech runs ``[first_voiced, last_voiced + 1)`` (frame indices); see `HysteresisSmoother`."""
     return [(start, end) for start, end, _ in hysteresis_with_triggers(decisions, window, start_ratio, stop_ratio)]
 
 
@@ -372,44 +404,109 @@ def hysteresis_with_triggers(
     ``(start, end, trigger)``: a streaming smoother only knows about the run at the end of frame
     ``trigger``; ``trigger - start`` is the decision delay that the reported onset does not carry.
     """
-    v = np.asarray(decisions, dtype=bool)
-    n = v.size
-    if n == 0:
-        return []
-    k_start = max(1, int(np.ceil(start_ratio * window - 1e-9)))
-    k_stop = max(1, int(np.ceil(stop_ratio * window - 1e-9)))
-    cs = np.concatenate(([0], np.cumsum(v, dtype=np.int64))).tolist()
-    # stretch_start[i]: first frame of the contiguous voiced stretch containing frame i.
-    idx = np.arange(n)
-    breaks = np.where(v, 0, idx + 1)
-    stretch_start = np.maximum.accumulate(breaks).tolist()
-    vl = v.tolist()
+    smoother = HysteresisSmoother(window, start_ratio, stop_ratio)
+    smoother.feed(decisions)
+    return smoother.finish()
 
-    runs: list[tuple[int, int, int]] = []
-    triggered = False
-    reset = 0  # first frame the window may look at (the frame after the last change of state)
-    onset = last_voiced = trigger = 0
-    for i in range(n):
-        lo = max(reset, i - window + 1)
-        voiced = cs[i + 1] - cs[lo]
-        if not triggered:
-            if voiced >= k_start:
-                first = lo + vl[lo : i + 1].index(True)
-                onset = max(stretch_start[first], reset)
-                triggered = True
-                trigger = i
-                reset = i + 1
-                last_voiced = i - vl[lo : i + 1][::-1].index(True)
-        else:
-            if vl[i]:
-                last_voiced = i
-            if (i + 1 - lo) - voiced >= k_stop:
-                runs.append((onset, last_voiced + 1, trigger))
-                triggered = False
-                reset = i + 1
-    if triggered:
-        runs.append((onset, last_voiced + 1, trigger))
-    return runs
+
+class HysteresisSmoother:
+    """Accepted speech runs of a stream of frame decisions, fed block by block.
+
+    A run is accepted when ``ceil(start_ratio * window)`` of the frames in the window ending at
+    the current frame are voiced, and ends when ``ceil(stop_ratio * window)`` of them are
+    unvoiced; the window only reaches back to the last change of state. The run's first frame
+    is the start of the contiguous voiced stretch holding the window's first voiced frame (never
+    before the last change of state), so the window's look-back is not reported as speech; its
+    end is one past its last voiced frame. Runs are ``(start, end, trigger)`` with ``trigger``
+    the frame at whose end the run was accepted.
+
+    The result does not depend on how the decisions are split into blocks. Between state
+    changes the window counts are computed with numpy over the block (no Python step per
+    frame); memory is the last ``window - 1`` decisions plus the runs found.
+    """
+
+    def __init__(self, window: int, start_ratio: float, stop_ratio: float) -> None:
+        self.window = int(window)
+        self.k_start = max(1, int(np.ceil(start_ratio * window - 1e-9)))
+        self.k_stop = max(1, int(np.ceil(stop_ratio * window - 1e-9)))
+        self.runs: list[tuple[int, int, int]] = []
+        self._tail = np.zeros(0, dtype=bool)  # the last window - 1 decisions fed
+        self._tail_stretch = np.zeros(0, dtype=np.int64)  # their voiced-stretch starts
+        self._stretch = 0  # start of the voiced stretch ending the stream (frames fed, if unvoiced)
+        self._fed = 0
+        self._triggered = False
+        self._reset = 0  # first frame the window may look at (the frame after the last change of state)
+        self._onset = self._last_voiced = self._trigger = 0
+
+    def feed(self, decisions: np.ndarray) -> None:
+        new = np.asarray(decisions, dtype=bool).ravel()
+        if new.size == 0:
+            return
+        buf = np.concatenate((self._tail, new))
+        g0 = self._fed - self._tail.size  # frame index of buf[0]
+        size = buf.size
+        counts = np.zeros(size + 1, dtype=np.int64)
+        np.cumsum(buf, out=counts[1:])
+        # stretch[t]: first frame of the contiguous voiced stretch holding voiced frame g0 + t.
+        breaks = np.where(new, 0, np.arange(self._fed + 1, self._fed + new.size + 1))
+        new_stretch = np.maximum.accumulate(np.concatenate(([self._stretch], breaks)))[1:]
+        stretch = np.concatenate((self._tail_stretch, new_stretch))
+
+        t = self._tail.size
+        while t < size:
+            reset = self._reset - g0
+            if not self._triggered:
+                hit = self._first_hit(counts, reset, t, size, self.k_start, voiced=True)
+                if hit is None:
+                    break
+                lo = max(reset, hit - self.window + 1)
+                window = buf[lo : hit + 1]
+                first = lo + int(window.argmax())
+                self._onset = max(int(stretch[first]), self._reset)
+                self._last_voiced = g0 + hit - int(window[::-1].argmax())
+                self._trigger = g0 + hit
+                self._triggered = True
+                self._reset = g0 + hit + 1
+                t = hit + 1
+            else:
+                hit = self._first_hit(counts, reset, t, size, self.k_stop, voiced=False)
+                stop = size if hit is None else hit + 1
+                voiced = np.flatnonzero(buf[t:stop])
+                if voiced.size:
+                    self._last_voiced = g0 + t + int(voiced[-1])
+                if hit is None:
+                    break
+                self.runs.append((self._onset, self._last_voiced + 1, self._trigger))
+                self._triggered = False
+                self._reset = g0 + hit + 1
+                t = hit + 1
+
+        keep = min(self.window - 1, size)
+        self._tail = buf[size - keep :].copy()
+        self._tail_stretch = stretch[size - keep :].copy()
+        self._stretch = int(new_stretch[-1])
+        self._fed += new.size
+
+    def _first_hit(self, counts: np.ndarray, reset: int, t: int, size: int, k: int, voiced: bool) -> int | None:
+        """First buffer position ``>= t`` whose window holds ``k`` voiced (or unvoiced) frames."""
+        step = max(8 * self.window, 256)
+        while t < size:
+            ends = np.arange(t, min(size, t + step))
+            starts = np.maximum(ends - self.window + 1, reset)
+            n_voiced = counts[ends + 1] - counts[starts]
+            hits = n_voiced >= k if voiced else (ends + 1 - starts) - n_voiced >= k
+            j = int(hits.argmax())
+            if hits[j]:
+                return t + j
+            t = int(ends[-1]) + 1
+        return None
+
+    def finish(self) -> list[tuple[int, int, int]]:
+        """The runs; a run still open at the end of the stream ends at its last voiced frame."""
+        runs = list(self.runs)
+        if self._triggered:
+            runs.append((self._onset, self._last_voiced + 1, self._trigger))
+        return runs
 
 
 def _merge_and_filter(
@@ -470,27 +567,51 @@ def silero_probabilities(samples: np.ndarray, sample_rate: int) -> np.ndarray:
 
     The last window is zero-padded, as Silero's own ``get_speech_timestamps`` does.
     """
+    return _silero_stream([np.asarray(samples, dtype=np.float32)], sample_rate)[0]
+
+
+def _silero_stream(blocks: Iterable[np.ndarray], sample_rate: int) -> tuple[np.ndarray, int]:
+    """Silero's probabilities over consecutive float32 blocks as one stream, and the sample count.
+
+    The model is stateful and sees the same windows as it would over the whole audio (a window
+    may straddle a block boundary), so the result does not depend on the blocks. Memory: one
+    block plus 4 bytes per window (450 KB per hour). The model lock is held while the blocks are
+    read.
+    """
     with _SILERO_LOCK:
         torch, _, model = _silero_model()
         window = 512 if sample_rate == 16000 else 256
-        n_windows = -(-samples.size // window)
-        padded = np.zeros(n_windows * window, dtype=np.float32)
-        padded[: samples.size] = samples
-        audio = torch.from_numpy(padded)
+        probs = array("f")
+        carry = np.zeros(0, dtype=np.float32)
+        n = 0
         model.reset_states()
-        probs = np.empty(n_windows, dtype=np.float32)
-        with torch.inference_mode():
-            for i in range(n_windows):
-                probs[i] = model(audio[i * window : (i + 1) * window], sample_rate).item()
-        model.reset_states()
-    return probs
+        try:
+            with torch.inference_mode():
+                for block in blocks:
+                    n += block.size
+                    if carry.size:
+                        block = np.concatenate((carry, block))
+                    whole = block.size - block.size % window
+                    carry = block[whole:].copy()
+                    audio = torch.from_numpy(np.ascontiguousarray(block[:whole]))
+                    for i in range(0, whole, window):
+                        probs.append(model(audio[i : i + window], sample_rate).item())
+                if carry.size:
+                    last = np.zeros(window, dtype=np.float32)
+                    last[: carry.size] = carry
+                    probs.append(model(torch.from_numpy(last), sample_rate).item())
+        finally:
+            model.reset_states()
+    return np.frombuffer(probs, dtype=np.float32), n
 
 
-def _silero_vad(samples: np.ndarray, settings: VadSettings) -> VadResult:
+def _silero_vad(blocks: Iterable[np.ndarray], settings: VadSettings) -> VadResult:
     _, silero_vad = _silero_modules()
     sr = settings.sample_rate
     window = 512 if sr == 16000 else 256
-    probs = silero_probabilities(samples, sr)
+    probs, n = _silero_stream(blocks, sr)
+    if n == 0:
+        raise InputError("no audio samples to run the VAD on")
     neg = settings.neg_threshold if settings.neg_threshold is not None else max(settings.threshold - 0.15, 0.01)
     speeches = silero_vad.get_speech_timestamps_from_probs(
         probs.tolist(),
@@ -500,15 +621,15 @@ def _silero_vad(samples: np.ndarray, settings: VadSettings) -> VadResult:
         min_speech_duration_ms=settings.min_speech_ms,
         min_silence_duration_ms=settings.min_silence_ms,
         speech_pad_ms=0,  # the padding would move every onset 30 ms early
-        audio_length_samples=samples.size,
+        audio_length_samples=n,
     )
-    segments = [(s["start"] / sr, min(s["end"], samples.size) / sr) for s in speeches]
+    segments = [(s["start"] / sr, min(s["end"], n) / sr) for s in speeches]
     return VadResult(
         segments=segments,
         frame_decisions=probs >= settings.threshold,
         frame_ms=window * 1000.0 / sr,
         settings=settings,
-        duration_s=samples.size / sr,
+        duration_s=n / sr,
         info={
             "backend": "silero",
             "package": "silero-vad",
