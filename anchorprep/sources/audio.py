@@ -24,6 +24,7 @@ import soxr
 
 from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.files import refuse_special_file
+from anchorprep.storage import StoragePath, audio_source, item_location
 
 #: Channel selector: a 0-based channel index, or "mix" for the mean of all channels.
 Channel = Union[int, Literal["mix"]]
@@ -45,16 +46,27 @@ class AudioInfo:
 
 def audio_info(path: str) -> AudioInfo:
     """Read the header of an audio file; raises `InputError` when it cannot be read."""
-    if not os.path.exists(path):
+    local = not _is_url(path)
+    if local and not os.path.exists(path):
         raise InputError("audio file not found", path)
-    if os.path.isdir(path):
+    if local and os.path.isdir(path):
         raise InputError("audio path is a directory, not a file", path)
     refuse_special_file(path)
     try:
-        info = sf.info(str(path))
+        with audio_source(path) as source:
+            info = sf.info(source)
+    except FileNotFoundError as exc:
+        raise InputError(f"audio file not found ({exc.strerror or exc})", path) from None
     except Exception as exc:  # libsndfile reports every failure as a RuntimeError/LibsndfileError
         raise InputError(f"cannot read audio header: {exc}", path) from exc
     return AudioInfo(sample_rate=int(info.samplerate), num_samples=int(info.frames), channels=int(info.channels))
+
+
+def _is_url(path) -> bool:
+    try:
+        return isinstance(item_location(path), StoragePath)
+    except FileNotFoundError:
+        return True  # an unusable URL: opening it reports the problem
 
 
 def _check_channel(channel: Channel) -> None:
@@ -143,7 +155,8 @@ def load_audio(
             raise InputError(f"segment {start_s:.4f}+{duration_s:.4f} s is shorter than one sample", path)
 
     try:
-        data, _ = sf.read(str(path), start=first, frames=count, dtype="float32", always_2d=True)
+        with audio_source(path) as source:
+            data, _ = sf.read(source, start=first, frames=count, dtype="float32", always_2d=True)
     except Exception as exc:  # LibsndfileError, or a decoder error deep inside a damaged file
         raise InputError(f"cannot decode audio: {exc}", path) from exc
     if data.shape[0] == 0:
