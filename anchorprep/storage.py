@@ -396,15 +396,34 @@ def arrow_filesystem(path: Location):
     ``pq.ParquetFile``, ``pyarrow.dataset``): object storage through fsspec, so reads use the same
     credentials and endpoint as every other read."""
     if not isinstance(path, StoragePath):
-        return str(path), None
+        from pyarrow.fs import LocalFileSystem
+
+        # Explicitly local: given no filesystem, pyarrow reads ``run:v2/data`` as a URI.
+        return os.path.abspath(path), LocalFileSystem()
     from pyarrow.fs import FSSpecHandler, PyFileSystem
 
     return path.key, PyFileSystem(FSSpecHandler(path.fs))
 
 
+def parquet_file(path):
+    """``pyarrow.parquet.ParquetFile`` of a local path or an object (footer and row groups read by range)."""
+    import pyarrow.parquet as pq
+
+    source, filesystem = arrow_filesystem(location(path))
+    return pq.ParquetFile(source, filesystem=filesystem)
+
+
+def read_table(path, columns=None):
+    """``pyarrow.parquet.read_table`` of a local path or an object."""
+    import pyarrow.parquet as pq
+
+    source, filesystem = arrow_filesystem(location(path))
+    return pq.read_table(source, columns=None if columns is None else list(columns), filesystem=filesystem)
+
+
 __all__ = [
     "AUDIO_BLOCK_SIZE", "EXTRAS", "Location", "StoragePath", "arrow_filesystem", "audio_source", "create_exclusive",
     "file_stamp", "filesystem", "is_url", "item_location", "join", "list_files", "local_copy", "local_staging",
-    "location", "open_input",
+    "location", "open_input", "parquet_file", "read_table",
     "read_bytes", "sha256_of", "url_protocol",
 ]

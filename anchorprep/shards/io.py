@@ -15,9 +15,11 @@ from pathlib import Path
 from anchorprep.storage import Location, StoragePath, local_staging, sha256_of
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 SHARD_COMPRESSION = "zstd"
+LOCAL = pafs.LocalFileSystem()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -89,7 +91,8 @@ def write_parquet_atomic(path: Location, table: pa.Table) -> str:
     return write_atomic(
         path,
         lambda tmp: pq.write_table(
-            table, tmp, compression=SHARD_COMPRESSION, row_group_size=max(1, table.num_rows)
+            table, os.path.abspath(tmp), compression=SHARD_COMPRESSION, row_group_size=max(1, table.num_rows),
+            filesystem=LOCAL,  # explicitly local: pyarrow would read ``run:v2/...`` as a URI
         ),
     )
 

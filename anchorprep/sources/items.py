@@ -222,7 +222,7 @@ def _read_input(path: StoragePath, what: str) -> bytes:
 
 
 def _is_stdin(inputs: PathLike) -> bool:
-    return os.fspath(inputs) == STDIN
+    return not isinstance(inputs, StoragePath) and os.fspath(inputs) == STDIN
 
 
 def _refuse_special_input(path: PathLike | None) -> None:
