@@ -48,7 +48,7 @@ EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "ab
           "adl": "azure"}
 #: Audio is read through a block cache of this block size: a segment of a long recording fetches
 #: its header block and the blocks holding the segment, not the whole object.
-AUDIO_BLOCK_SIZE = 1 << 20
+AUDIO_BLOCK_SIZE = 1 << 18
 
 
 def _known_protocols() -> set[str]:

@@ -17,7 +17,6 @@ find it the way they would find a real endpoint). What is checked:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import signal
@@ -37,7 +36,8 @@ from anchorprep.cli import app
 from anchorprep.synthetic import synthetic_utterance, textgrid_text
 
 s3fs = pytest.importorskip("s3fs", reason="object storage is an optional extra: pip install 'anchorprep[s3]'")
-moto_server = pytest.importorskip("moto.server", reason="the tests need moto[server] (in the test extra)")
+pytest.importorskip("moto.server", reason="the tests need moto[server] (in the test extra)")
+from s3server import S3Server  # noqa: E402  (needs moto)
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -47,16 +47,17 @@ SHARD = ("--shard-size", "4")
 
 
 @pytest.fixture(scope="session")
-def s3():
-    """A moto S3 server for the session; yields the s3fs filesystem (bucket `BUCKET` created)."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+def server():
+    with S3Server() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def s3(server):
+    """The session's moto S3 server as an s3fs filesystem (bucket `BUCKET` created); the
+    environment points every client (subprocesses and Dask workers too) at it."""
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                            "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
+        for name, value in server.environment().items():
             patch.setenv(name, value)
         for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "FSSPEC_S3_ENDPOINT_URL"):
             patch.delenv(name, raising=False)
@@ -67,7 +68,6 @@ def s3():
             yield fs
         finally:
             s3fs.S3FileSystem.clear_instance_cache()
-            server.stop()
 
 
 def _wav_and_grid(folder: Path, i: int, rng) -> dict:
@@ -270,6 +270,45 @@ def test_missing_inputs_on_the_bucket(s3, corpus):
     result = invoke("align", f"s3://{BUCKET}/corpus/nothing-here", "-o", f"s3://{BUCKET}/runs/x", "-q",
                     "-k", "hey", code=2)
     assert result.output.count("\n") == 1
+
+
+def test_permission_denied(s3, server, corpus):
+    """A 403 on the output is a one-line usage error; on an item's file, that item's error line."""
+    server.denied_prefixes.append(f"/{BUCKET}/private")
+    try:
+        result = invoke("vad", str(corpus / "vad.csv"), "-o", f"s3://{BUCKET}/private/run", "-q", code=2)
+        assert "forbidden" in result.output.lower() and result.output.count("\n") == 1, result.output
+        s3.put(str(corpus / "audio" / "u01.wav"), f"{BUCKET}/open/u01.wav")
+        manifest = f"s3://{BUCKET}/open/denied.csv"
+        s3.pipe_file(manifest.removeprefix("s3://"), (
+            "utt_id,audio_path\n"
+            f"ok,s3://{BUCKET}/open/u01.wav\n"
+            f"denied,s3://{BUCKET}/private/u02.wav\n").encode())
+        out = f"s3://{BUCKET}/runs/denied"
+        invoke("vad", manifest, "-o", out, "-q", code=1)
+        errors = [json.loads(line) for line in s3.cat_file(f"{BUCKET}/runs/denied/errors.jsonl").splitlines()]
+        assert [e["utt_id"] for e in errors] == ["denied"] and "forbidden" in errors[0]["reason"].lower()
+    finally:
+        server.denied_prefixes.clear()
+
+
+def test_a_segment_of_a_long_recording_is_read_by_byte_range(s3, server, tmp_path):
+    """120 s of 16 kHz PCM-16 (3.8 MB): one second from the middle fetches a few blocks, not the file."""
+    from anchorprep.sources.audio import load_audio
+
+    local = tmp_path / "long.wav"
+    badinputs.write_audio(local, badinputs.speechlike(120.0, seed=3, onset_s=1.0))
+    s3.put(str(local), f"{BUCKET}/long/long.wav")
+    size = local.stat().st_size
+    server.log.reset()
+    remote, rate = load_audio(f"s3://{BUCKET}/long/long.wav", start_s=60.0, duration_s=1.0)
+    segment_bytes = server.log.bytes_out
+    expected, _ = load_audio(str(local), start_s=60.0, duration_s=1.0)
+    np.testing.assert_array_equal(remote, expected)
+    assert segment_bytes < size / 4, (segment_bytes, size)
+    server.log.reset()
+    whole, _ = load_audio(f"s3://{BUCKET}/long/long.wav")
+    assert len(whole) == 120 * rate and server.log.bytes_out >= size
 
 
 def test_local_paths_with_a_colon_stay_local(corpus, tmp_path, monkeypatch):
