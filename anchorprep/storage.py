@@ -285,12 +285,13 @@ def read_bytes(path) -> bytes:
     return item_location(path).read_bytes()
 
 
-def open_input(path, mode: str = "rb") -> IO:
-    """A file object for reading ``path`` (text modes too)."""
+def open_input(path, mode: str = "rb", encoding: str | None = None) -> IO:
+    """A file object for reading ``path`` (text modes too, with ``encoding``)."""
     where = item_location(path)
+    text = {} if "b" in mode else {"encoding": encoding}
     if isinstance(where, StoragePath):
-        return where.open(mode)
-    return open(where, mode)
+        return where.open(mode, **text)
+    return open(where, mode, **text)
 
 
 @contextmanager

@@ -69,6 +69,7 @@ from anchorprep.data.source import open_source
 from anchorprep.errors import UsageError
 from anchorprep.interop._run import model_frame_shift_s, run_rows
 from anchorprep.shards.io import write_atomic
+from anchorprep.storage import read_bytes
 
 MISSING = ("drop", "keep", "error")
 #: The recipes' token for an utterance without a keyword (``dict.txt``: ``<FILLER> -1``).
@@ -144,7 +145,7 @@ def _anchor_fields(row: dict, per_frame: bool) -> dict:
 def _read_base(path: Path) -> list[dict]:
     lines = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read the base data.list: {exc}") from None
     for number, line in enumerate(text.splitlines(), 1):
