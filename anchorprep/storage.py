@@ -35,6 +35,8 @@ import os
 import posixpath
 import re
 import tempfile
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from pathlib import Path, PurePosixPath
 from typing import IO, Iterator, Union
@@ -224,8 +226,9 @@ class StoragePath:
         return self.fs.open(self.key, mode, **kwargs)
 
     def read_bytes(self) -> bytes:
-        """The whole object in one GET."""
-        return self.fs.cat_file(self.key)
+        """The whole object in one GET (``start=0``: without a range s3fs first asks for the size
+        with a HEAD, to split large objects into concurrent ranges)."""
+        return self.fs.cat_file(self.key, start=0)
 
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
@@ -311,17 +314,73 @@ def local_copy(path) -> Iterator[Path]:
         os.unlink(tmp)
 
 
+class _RecentObjects:
+    """Per-process memory of recently used objects: their metadata (from `file_stamp`, so opening
+    one needs no second HEAD) and the last few audio files left open with their block caches (an
+    item's header read and sample read, or several segments of one recording, fetch each block
+    once). Entries are dropped in a forked child: its filesystem instances are not the parent's."""
+
+    def __init__(self, infos: int = 4096, handles: int = 4) -> None:
+        self.max_infos, self.max_handles = infos, handles
+        self.lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.pid = os.getpid()
+        self.infos: OrderedDict[str, dict] = OrderedDict()
+        self.handles: OrderedDict[str, IO[bytes]] = OrderedDict()
+
+    def _mine(self) -> None:
+        if self.pid != os.getpid():
+            self._reset()
+
+    def remember_info(self, url: str, info: dict) -> None:
+        with self.lock:
+            self._mine()
+            self.infos[url] = info
+            while len(self.infos) > self.max_infos:
+                self.infos.popitem(last=False)
+
+    def take_handle(self, url: str) -> tuple[IO[bytes] | None, dict | None]:
+        with self.lock:
+            self._mine()
+            return self.handles.pop(url, None), self.infos.pop(url, None)
+
+    def give_back(self, url: str, handle: IO[bytes]) -> None:
+        with self.lock:
+            self._mine()
+            self.handles[url] = handle
+            while len(self.handles) > self.max_handles:
+                self.handles.popitem(last=False)[1].close()
+
+
+_RECENT = _RecentObjects()
+
+
 @contextmanager
 def audio_source(path) -> Iterator[str | IO[bytes]]:
     """What soundfile should open for ``path``: the local path itself, or a seekable file object
-    over the object with a block cache (`AUDIO_BLOCK_SIZE` blocks fetched by byte range)."""
+    over the object with a block cache (`AUDIO_BLOCK_SIZE` blocks fetched by byte range, at most
+    32 kept), reused by the next call for the same object in this process (`_RecentObjects`)."""
     where = item_location(path)
     if not isinstance(where, StoragePath):
         with nullcontext(str(path)) as source:
             yield source
         return
-    with where.open("rb", block_size=AUDIO_BLOCK_SIZE, cache_type="blockcache") as handle:
+    url = str(where)
+    handle, info = _RECENT.take_handle(url)
+    if handle is None or handle.closed:
+        size = {"size": info["size"]} if info and info.get("size") is not None else {}
+        handle = where.open("rb", block_size=AUDIO_BLOCK_SIZE, cache_type="blockcache", **size)
+        if size:
+            handle.details = info  # the block cache hashes the file by its details: no second HEAD
+    handle.seek(0)
+    try:
         yield handle
+    except BaseException:
+        handle.close()
+        raise
+    _RECENT.give_back(url, handle)
 
 
 def file_stamp(path: str) -> str:
@@ -338,6 +397,7 @@ def file_stamp(path: str) -> str:
             return "missing"
         if info is None:
             return "missing"
+        _RECENT.remember_info(str(where), info)
         version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
         return f"{info.get('size')}:{version}"
     try:
