@@ -154,12 +154,15 @@ def test_bucket_run_is_byte_identical_to_a_local_run(s3, corpus, tmp_path, comma
         assert [(e["utt_id"], e["path"].startswith("s3://")) for e in errors] == [("gone", True)]
 
 
-def test_folder_input_on_the_bucket_is_one_listing(s3, corpus, tmp_path):
-    """A folder of TextGrids + audio on the bucket: the same items as the local folder."""
+def test_folder_input_on_the_bucket_is_one_listing(s3, server, corpus, tmp_path):
+    """A folder of TextGrids + audio on the bucket: the same items as the local folder, from a
+    listing per folder (a few requests whatever the number of files), not a request per file."""
     from anchorprep.sources.items import textgrid_folder_items
 
     local = textgrid_folder_items(corpus / "grids", corpus / "audio")
+    server.log.reset()
     remote = textgrid_folder_items(f"s3://{BUCKET}/corpus/grids", f"s3://{BUCKET}/corpus/audio")
+    assert server.log.total <= 5, server.log.requests  # folder check (HEAD + listing) + one listing each
     for column in ("audio_path", "alignment_path"):
         remote[column] = remote[column].str.replace(f"s3://{BUCKET}/corpus", str(corpus), regex=False)
     pd.testing.assert_frame_equal(local, remote)
@@ -212,7 +215,7 @@ def test_array_job_tasks_on_the_bucket(s3, corpus):
     if not s3.exists(f"{BUCKET}/runs/vad/manifest.json"):
         _run("vad", inputs, reference)
     out = f"s3://{BUCKET}/runs/vad-array"
-    _run("vad", inputs, out, "--num-shards", "2", "--shard-index", "1")
+    _run("vad", inputs, out, "--num-shards", "2", "--shard-index", "1", "-j", "2")  # forked pool workers
     assert not s3.exists(f"{out.removeprefix('s3://')}/manifest.json")  # task 0 has not run yet
     _run("vad", inputs, out, "--num-shards", "2", "--shard-index", "0")
     assert bucket_outputs(s3, out) == bucket_outputs(s3, reference)

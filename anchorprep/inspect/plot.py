@@ -30,6 +30,7 @@ from anchorprep.anchors import IGNORE_INDEX, NO_ANCHOR, source_kind
 from anchorprep.errors import AnchorprepError, UsageError
 from anchorprep.inspect.runs import find_row, used_mask
 from anchorprep.shards.run import RunSettings, open_run
+from anchorprep.storage import location
 
 PLOT_INSTALL_HINT = "pip install 'anchorprep[plot]'  (or: pip install 'matplotlib>=3.7')"
 SOURCE_COLOURS = {"alignment": "#d62728", "vad": "#2ca02c", "accel": "#9467bd", "manual": "#ff7f0e"}
@@ -144,7 +145,7 @@ def plot_utterance(
     words = None
     if alignment is not None:
         try:
-            words = _load_alignment(Path(alignment), settings.to_dict(), utt_id, float(row["start_s"]))
+            words = _load_alignment(str(location(alignment)), settings.to_dict(), utt_id, float(row["start_s"]))
         except AnchorprepError as exc:
             raise UsageError(f"`alignment` {alignment}: {exc}") from None
     elif settings.command == "align":
@@ -164,7 +165,7 @@ def plot_utterance(
 
     sensor = None
     if accel is not None:
-        sensor = _accel_trace(Path(accel), settings, time_offset_s)
+        sensor = _accel_trace(str(location(accel)), settings, time_offset_s)
     elif settings.command == "accel":
         result.notes.append("accelerometer panel skipped: the shards do not store sensor paths (pass --accel)")
 
