@@ -383,6 +383,14 @@ def audio_source(path) -> Iterator[str | IO[bytes]]:
     _RECENT.give_back(url, handle)
 
 
+def local_output(value) -> Path:
+    """``value`` as a local `Path` for outputs written only locally (PNGs, exports): a URL is a
+    `UsageError` rather than a local ``s3:/bucket/...`` tree."""
+    if is_url(value):
+        raise UsageError(f"{value}: this output is written to local files only; write it locally, then upload it")
+    return location(value)
+
+
 def file_stamp(path: str) -> str:
     """``size:mtime_ns`` of a local file, ``size:ETag`` (or modification time) of an object,
     ``missing`` when it cannot be found or read."""
@@ -485,6 +493,6 @@ def read_table(path, columns=None):
 __all__ = [
     "AUDIO_BLOCK_SIZE", "EXTRAS", "Location", "StoragePath", "arrow_filesystem", "audio_source", "create_exclusive",
     "file_stamp", "filesystem", "is_url", "item_location", "join", "list_files", "local_copy", "local_staging",
-    "location", "open_input", "parquet_file", "read_table",
+    "local_output", "location", "open_input", "parquet_file", "read_table",
     "read_bytes", "sha256_of", "url_protocol",
 ]

@@ -254,6 +254,10 @@ def test_bucket_run_reads_back_everywhere(s3, corpus, tmp_path):
     invoke("stats", out, code=0)
     invoke("vad", f"s3://{BUCKET}/corpus/vad.csv", "-o", f"s3://{BUCKET}/runs/vad-from", "-q", *SHARD,
            "--anchors-from", out)
+    invoke("weights", out, "-o", f"s3://{BUCKET}/runs/vad-weighted", code=0)
+    invoke("validate", f"s3://{BUCKET}/runs/vad-weighted", code=0)
+    result = invoke("stats", out, "--png", f"s3://{BUCKET}/stats.png", code=2)  # PNGs are written locally only
+    assert result.output.count("\n") == 1 and not Path("s3:").exists()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -29,6 +29,7 @@ def evaluate(
     from anchorprep.metrics.evaluate import DEFAULT_FA_PER_HOUR_TARGETS
     from anchorprep.metrics.run_scores import evaluate_run
     from anchorprep.shards.io import write_json_atomic
+    from anchorprep.storage import location
 
     result = evaluate_run(run, scores, fa_per_hour=tuple(fa_per_hour) if fa_per_hour else DEFAULT_FA_PER_HOUR_TARGETS,
                           frame_shift_ms=frame_shift_ms, allow_missing=allow_missing, tolerance_s=tolerance_s,
@@ -37,7 +38,7 @@ def evaluate(
         from anchorprep.inspect.evaluation import evaluation_figure
 
         evaluation_figure(result, png)
-    write_json_atomic(out, result.to_dict())
+    write_json_atomic(location(out), result.to_dict())
     for problem in result.problems:
         typer.echo(f"{problem.utt_id}: {problem.kind}: {problem.reason}", err=True)
     typer.echo(_summary(result), err=True)

@@ -30,7 +30,7 @@ from anchorprep.anchors import IGNORE_INDEX, NO_ANCHOR, source_kind
 from anchorprep.errors import AnchorprepError, UsageError
 from anchorprep.inspect.runs import find_row, used_mask
 from anchorprep.shards.run import RunSettings, open_run
-from anchorprep.storage import location
+from anchorprep.storage import location, local_output
 
 PLOT_INSTALL_HINT = "pip install 'anchorprep[plot]'  (or: pip install 'matplotlib>=3.7')"
 SOURCE_COLOURS = {"alignment": "#d62728", "vad": "#2ca02c", "accel": "#9467bd", "manual": "#ff7f0e"}
@@ -121,7 +121,7 @@ def plot_utterance(
     width_px, height_px = size_px
     if width_px < 400 or height_px < 300 or dpi <= 0:
         raise UsageError("`size_px` must be at least 400x300 pixels and `dpi` positive")
-    if Path(path).is_dir():
+    if local_output(path).is_dir():
         raise UsageError(f"{path} is a folder; give the PNG file to write")
     run = open_run(out)
     row, shard = find_row(run, utt_id)

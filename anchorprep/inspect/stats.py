@@ -25,7 +25,7 @@ import numpy as np
 from anchorprep.anchors import IGNORE_INDEX, NO_ANCHOR
 from anchorprep.errors import UsageError
 from anchorprep.shards.run import MANIFEST_FILE, Run, list_column, open_run
-from anchorprep.storage import location
+from anchorprep.storage import location, local_output
 
 SUMMARY_QUANTILES = (0.05, 0.5, 0.95)
 HIST_BINS = 20
@@ -323,7 +323,7 @@ def stats_figure(stats: RunStats, path: Path, dpi: int = 100) -> Path:
         ax.tick_params(axis="y", labelsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("anchors")
-    path = Path(path)
+    path = local_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.print_png(str(path))
     return path
