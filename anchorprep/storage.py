@@ -419,7 +419,11 @@ def join(base: Location, value: str) -> str:
     """A path value from a manifest at ``base`` (its folder), resolved: URLs and absolute paths
     stay as they are, relative ones join ``base`` (a bucket manifest's relative paths name objects
     beside it)."""
-    if not value or is_url(value) or os.path.isabs(value) or value.startswith("file://"):
+    try:
+        url = is_url(value)
+    except UsageError:  # an unknown protocol: that item's read fails and says so
+        return value
+    if not value or url or os.path.isabs(value) or value.startswith("file://"):
         return value
     return str(base / value)
 

@@ -250,6 +250,11 @@ def test_bucket_run_reads_back_everywhere(s3, corpus, tmp_path):
 
     run = open_run(out)
     assert run.num_rows == 10 and sum(1 for _ in run.iter_rows(["utt_id"])) == 10
+    from anchorprep.data import IterableShardDataset, ShardDataset
+
+    dataset = ShardDataset(out)
+    assert len(dataset) == 10 and dataset[3]["utt_id"] == frame["utt_id"].iloc[3]
+    assert sum(1 for _ in IterableShardDataset(out)) == 10
     assert invoke("validate", out, code=0).exit_code == 0
     invoke("stats", out, code=0)
     invoke("vad", f"s3://{BUCKET}/corpus/vad.csv", "-o", f"s3://{BUCKET}/runs/vad-from", "-q", *SHARD,
