@@ -276,6 +276,15 @@ def test_bad_output_urls_are_one_line_usage_errors(s3, corpus, argv, message):
     assert not Path("s3:").exists() and not Path("xyz:").exists()
 
 
+def test_a_missing_filesystem_library_names_the_extra(corpus):
+    import importlib.util
+
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed here")
+    result = invoke("vad", str(corpus / "vad.csv"), "-o", "gs://bucket/run", "-q", code=2)
+    assert "pip install 'anchorprep[gcs]'" in result.output and result.output.count("\n") == 1
+
+
 def test_missing_inputs_on_the_bucket(s3, corpus):
     result = invoke("vad", f"s3://no-such-bucket/vad.csv", "-o", f"s3://{BUCKET}/runs/x", "-q", code=2)
     assert "manifest not found" in result.output and result.output.count("\n") == 1
