@@ -221,6 +221,21 @@ def test_array_job_tasks_on_the_bucket(s3, corpus):
     assert bucket_outputs(s3, out) == bucket_outputs(s3, reference)
 
 
+def test_setup_lock_is_a_conditional_put(s3, corpus):
+    """A fresh setup.lock (another run setting the folder up) refuses the run; a stale one (left
+    by a killed run) is taken over; the lock is gone once the run is set up."""
+    import time
+
+    out = f"s3://{BUCKET}/runs/locked"
+    lock = f"{BUCKET}/runs/locked/.anchorprep/setup.lock"
+    s3.pipe_file(lock, json.dumps({"host": "elsewhere", "pid": 1, "time": time.time()}).encode())
+    result = invoke("vad", str(corpus / "vad.csv"), "-o", out, "-q", code=2)
+    assert "another anchorprep run is setting up" in result.output and result.output.count("\n") == 1
+    s3.pipe_file(lock, json.dumps({"host": "elsewhere", "pid": 1, "time": time.time() - 3600}).encode())
+    invoke("vad", str(corpus / "vad.csv"), "-o", out, "-q")
+    assert s3.exists(f"{BUCKET}/runs/locked/manifest.json") and not s3.exists(lock)
+
+
 def test_dask_workers_read_and_write_the_bucket(s3, corpus):
     distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'anchorprep[dask]'")
     inputs = f"s3://{BUCKET}/corpus/align.csv"
