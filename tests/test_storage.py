@@ -358,3 +358,14 @@ def test_local_paths_with_a_colon_stay_local(corpus, tmp_path, monkeypatch):
     shutil.copytree(corpus, tmp_path / "a:b")
     invoke("vad", "a:b/vad.csv", "-o", "run:v2", "-q", *SHARD)
     assert (tmp_path / "run:v2" / "manifest.json").is_file()
+
+
+def test_file_and_memory_urls_write_the_same_run(corpus, tmp_path):
+    """``file://`` is the local folder; ``memory://`` (fsspec's in-process store, no buckets) takes
+    the object-storage path (whole-object writes, conditional-put setup lock): same bytes."""
+    fsspec = pytest.importorskip("fsspec")
+    invoke("vad", str(corpus / "vad.csv"), "-o", f"file://{tmp_path}/out", "-q", *SHARD)
+    invoke("vad", str(corpus / "vad.csv"), "-o", "memory://runs/vad", "-q", *SHARD)
+    memory = fsspec.filesystem("memory")
+    local = local_outputs(tmp_path / "out")
+    assert len(local) > 4 and local == {name: memory.cat_file(f"/runs/vad/{name}") for name in local}

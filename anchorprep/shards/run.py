@@ -54,6 +54,7 @@ from anchorprep.errors import UsageError
 from anchorprep.grid import FrameGrid
 from anchorprep.shards.io import write_json_atomic
 from anchorprep.shards.schema import SCHEMA_VERSION
+from anchorprep.storage import EXTRAS as BUCKET_PROTOCOLS
 from anchorprep.storage import Location, StoragePath, arrow_filesystem, create_exclusive, location
 
 SHARD_PREFIX = "anchors-"
@@ -592,7 +593,8 @@ def _claim_object_store(folder: RunFolder, settings: RunSettings, overwrite: boo
     path = folder.path
     bucket = StoragePath(path.protocol, path.key.split("/", 1)[0])
     try:
-        bucket.is_dir()
+        if path.protocol in BUCKET_PROTOCOLS:
+            bucket.is_dir()
     except FileNotFoundError:
         raise UsageError(f"`out` {path}: bucket {bucket} does not exist (create it first, or check the name)") from None
     if path.is_file():
