@@ -5,7 +5,8 @@ functions count: a lazy import is still a dependency). Layers, lowest first:
 
     errors < sources < grid < anchors < shards < pipeline < data < metrics < inspect < interop < cli
 
-(`synthetic`, the sample-corpus writer, imports nothing from anchorprep and sits with `errors`.)
+(`synthetic`, the sample-corpus writer, imports nothing from anchorprep and sits with `errors`;
+`storage`, the URL and object-storage layer, imports only `errors`.)
 A module may import its own layer and the layers below; the package root (`__version__`) is
 importable from anywhere. `anchorprep.loss` stands apart: it imports nothing from
 anchorprep but `anchorprep.errors` and itself (torch only), and anything may import it.
@@ -21,7 +22,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "anchorprep"
 
 LAYERS = (
-    ("errors", "synthetic", "version"),
+    ("errors", "storage", "synthetic", "version"),
     ("sources",),
     ("grid",),
     ("anchors",),

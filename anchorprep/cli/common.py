@@ -57,7 +57,7 @@ RUN_OPTIONS = (
 #: Options of the CLI alone: how it talks to the terminal and where its defaults come from.
 CLI_ONLY = ("quiet", "progress_interval", "config", "print_config")
 
-Out = Annotated[Path, typer.Option("-o", "--out", help="Output folder: data/ (the Parquet shards), manifest.json, errors.jsonl, report.json.", rich_help_panel=RUN)]
+Out = Annotated[str, typer.Option("-o", "--out", help="Output folder: data/ (the Parquet shards), manifest.json, errors.jsonl, report.json.", rich_help_panel=RUN)]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or summary table.", rich_help_panel=RUN)]
 ProgressInterval = Annotated[float, typer.Option("--progress-interval", help="Seconds between progress lines when stderr is not a terminal (batch logs).", rich_help_panel=RUN)]
 
@@ -132,7 +132,7 @@ def load_config(ctx: typer.Context, param, value: Optional[Path]):
     return value
 
 
-ConfigFile = Annotated[Optional[Path], typer.Option("--config", is_eager=True, callback=load_config, help="TOML file of defaults for this command (flags override).", rich_help_panel=RUN)]
+ConfigFile = Annotated[Optional[str], typer.Option("--config", is_eager=True, callback=load_config, help="TOML file of defaults for this command (flags override).", rich_help_panel=RUN)]
 PrintConfig = Annotated[bool, typer.Option("--print-config", help="Print the effective configuration as TOML and exit.", rich_help_panel=RUN)]
 
 

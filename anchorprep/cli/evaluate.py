@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
@@ -15,10 +14,10 @@ METRICS = "Metrics (anchorprep.metrics.evaluate)"
 
 @usage_guard
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="Output folder of the run whose anchors are the truth.")],
-    scores: Annotated[Path, typer.Argument(help="Parquet or JSONL file: utt_id + scores (one list of per-frame scores per utterance).")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="The JSON report to write (AUC, FRR and latency at each FA/h target, DET points, problems).")],
-    png: Annotated[Optional[Path], typer.Option("--png", help="Also draw the DET curve and latencies to this PNG (pip install 'anchorprep\\[plot]').")] = None,
+    run: Annotated[str, typer.Argument(help="Output folder of the run whose anchors are the truth.")],
+    scores: Annotated[str, typer.Argument(help="Parquet or JSONL file: utt_id + scores (one list of per-frame scores per utterance).")],
+    out: Annotated[str, typer.Option("-o", "--out", help="The JSON report to write (AUC, FRR and latency at each FA/h target, DET points, problems).")],
+    png: Annotated[Optional[str], typer.Option("--png", help="Also draw the DET curve and latencies to this PNG (pip install 'anchorprep\\[plot]').")] = None,
     fa_per_hour: Annotated[Optional[List[float]], typer.Option("--fa-per-hour", help="FA/h target (repeatable; the first is the operating point). Default: 0.5, 1, 5.", rich_help_panel=METRICS)] = None,
     frame_shift_ms: Annotated[Optional[float], typer.Option("--frame-shift-ms", help="Milliseconds between score frames when not the run's model frames (or a frame_shift_ms column).")] = None,
     allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Run utterances without scores are skipped, not problems (e.g. only a test split was scored).")] = False,
@@ -30,6 +29,7 @@ def evaluate(
     from anchorprep.metrics.evaluate import DEFAULT_FA_PER_HOUR_TARGETS
     from anchorprep.metrics.run_scores import evaluate_run
     from anchorprep.shards.io import write_json_atomic
+    from anchorprep.storage import location
 
     result = evaluate_run(run, scores, fa_per_hour=tuple(fa_per_hour) if fa_per_hour else DEFAULT_FA_PER_HOUR_TARGETS,
                           frame_shift_ms=frame_shift_ms, allow_missing=allow_missing, tolerance_s=tolerance_s,
@@ -38,7 +38,7 @@ def evaluate(
         from anchorprep.inspect.evaluation import evaluation_figure
 
         evaluation_figure(result, png)
-    write_json_atomic(out, result.to_dict())
+    write_json_atomic(location(out), result.to_dict())
     for problem in result.problems:
         typer.echo(f"{problem.utt_id}: {problem.kind}: {problem.reason}", err=True)
     typer.echo(_summary(result), err=True)

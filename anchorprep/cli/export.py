@@ -1,7 +1,6 @@
 """`anchorprep export lhotse|wekws RUN ...`: a finished run in other toolkits' formats."""
 
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -14,7 +13,7 @@ export_app = typer.Typer(
     no_args_is_help=True,
 )
 
-Run = Annotated[Path, typer.Argument(help="An anchorprep output folder (manifest.json + data/ shards).")]
+Run = Annotated[str, typer.Argument(help="An anchorprep output folder (manifest.json + data/ shards).")]
 Missing = Annotated[str, typer.Option("--missing", help="Inputs without a row: drop, keep (unchanged) or error.")]
 
 
@@ -26,8 +25,8 @@ def _report(summary) -> None:
 @usage_guard
 def lhotse(
     run: Run,
-    cuts: Annotated[Path, typer.Option("--cuts", help="The lhotse CutSet the run was made from (.jsonl.gz/.jsonl/.json).")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="The CutSet to write, with anchor custom fields and arrays.")],
+    cuts: Annotated[str, typer.Option("--cuts", help="The lhotse CutSet the run was made from (.jsonl.gz/.jsonl/.json).")],
+    out: Annotated[str, typer.Option("-o", "--out", help="The CutSet to write, with anchor custom fields and arrays.")],
     missing: Missing = "drop",
 ) -> None:
     """Attach anchors to lhotse cuts as alignment items on an anchor supervision (moved by truncate, pad,
@@ -46,9 +45,9 @@ def lhotse(
 @usage_guard
 def wekws(
     run: Run,
-    out: Annotated[Path, typer.Option("-o", "--out", help="The data.list to write.")],
-    base_list: Annotated[Optional[Path], typer.Option("--base-list", help="A WeKws data.list (e.g. with CTC token ids) to extend by key.")] = None,
-    dict_dir: Annotated[Optional[Path], typer.Option("--dict-dir", help="Also write WeKws' dict.txt and words.txt for the txt tokens here.")] = None,
+    out: Annotated[str, typer.Option("-o", "--out", help="The data.list to write.")],
+    base_list: Annotated[Optional[str], typer.Option("--base-list", help="A WeKws data.list (e.g. with CTC token ids) to extend by key.")] = None,
+    dict_dir: Annotated[Optional[str], typer.Option("--dict-dir", help="Also write WeKws' dict.txt and words.txt for the txt tokens here.")] = None,
     per_frame: Annotated[bool, typer.Option("--per-frame/--no-per-frame", help="Include the per-frame target and distance lists.")] = True,
     missing: Missing = "drop",
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -16,9 +15,9 @@ from anchorprep.errors import UsageError
 
 @usage_guard
 def validate(
-    run: Annotated[Path, typer.Argument(help="Output folder of a run (data/ shards, manifest.json, errors.jsonl, report.json).")],
+    run: Annotated[str, typer.Argument(help="Output folder of a run (data/ shards, manifest.json, errors.jsonl, report.json).")],
     deep: Annotated[int, typer.Option("--deep", help="Also re-derive N sampled rows from their inputs and compare every column.")] = 0,
-    inputs: Annotated[Optional[Path], typer.Option("--inputs", help="The manifest, folder or CTM the run read: checks that each shard holds its planned items in input order (and --deep needs it for align and accel runs).")] = None,
+    inputs: Annotated[Optional[str], typer.Option("--inputs", help="The manifest, folder or CTM the run read: checks that each shard holds its planned items in input order (and --deep needs it for align and accel runs).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="With --deep: seed of the row sample.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
     max_problems: Annotated[int, typer.Option("--max-problems", help="Problems printed (--json lists up to 200 per check and counts the rest).")] = 50,
@@ -61,10 +60,10 @@ def print_report(report, max_problems: int = 50) -> None:
 
 @usage_guard
 def stats(
-    run: Annotated[Path, typer.Argument(help="Output folder of a run.")],
+    run: Annotated[str, typer.Argument(help="Output folder of a run.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
-    png: Annotated[Optional[Path], typer.Option("--png", help="Also write histograms to this PNG (pip install 'anchorprep\\[plot]').")] = None,
-    other_edge: Annotated[Optional[Path], typer.Option("--other-edge", help="An align run over the same items with the other --edge (start/end): keyword durations = end - start.")] = None,
+    png: Annotated[Optional[str], typer.Option("--png", help="Also write histograms to this PNG (pip install 'anchorprep\\[plot]').")] = None,
+    other_edge: Annotated[Optional[str], typer.Option("--other-edge", help="An align run over the same items with the other --edge (start/end): keyword durations = end - start.")] = None,
 ) -> None:
     """Utterances, anchors, anchor positions, durations and errors of a run."""
     from anchorprep.inspect.stats import run_stats, stats_figure
@@ -179,16 +178,16 @@ def _size(text: str) -> tuple[int, int]:
 
 @usage_guard
 def plot(
-    run: Annotated[Path, typer.Argument(help="Output folder of a run.")],
+    run: Annotated[str, typer.Argument(help="Output folder of a run.")],
     utt_id: Annotated[str, typer.Argument(help="The utterance to draw.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="PNG file to write.")],
+    out: Annotated[str, typer.Option("-o", "--out", help="PNG file to write.")],
     kernel: Kernel = None,
     width: Width = None,
     width_before: WidthBefore = None,
     width_after: WidthAfter = None,
     gain: Gain = None,
-    alignment: Annotated[Optional[Path], typer.Option("--alignment", help="Alignment file (TextGrid, MFA csv/json, CTM) to draw the word tier from.", rich_help_panel=EXTRA)] = None,
-    accel: Annotated[Optional[Path], typer.Option("--accel", help="Accelerometer file to draw the filtered signal and peaks from.", rich_help_panel=EXTRA)] = None,
+    alignment: Annotated[Optional[str], typer.Option("--alignment", help="Alignment file (TextGrid, MFA csv/json, CTM) to draw the word tier from.", rich_help_panel=EXTRA)] = None,
+    accel: Annotated[Optional[str], typer.Option("--accel", help="Accelerometer file to draw the filtered signal and peaks from.", rich_help_panel=EXTRA)] = None,
     time_offset_s: Annotated[Optional[float], typer.Option("--time-offset-s", help="Utterance time of the sensor's first sample (default: the run's default_time_offset_s).", rich_help_panel=EXTRA)] = None,
     size: Annotated[str, typer.Option("--size", help="Image size WIDTHxHEIGHT in pixels.")] = "1400x1000",
     dpi: Annotated[int, typer.Option("--dpi", help="Dots per inch (font scale).")] = 100,

@@ -4,7 +4,6 @@ Each declares its own options (names and defaults of the library function it cal
 else: `pipeline_command` adds the shared options and calls `anchorprep.<command>`.
 """
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -18,7 +17,7 @@ MANIFEST_STDIN = " '-' reads the manifest from stdin."
 
 
 def align(
-    inputs: Annotated[Path, typer.Argument(help="A manifest (.csv/.tsv/.jsonl/.parquet), a folder of TextGrids (+audio), a Kaldi .ctm, an .rttm, or a lhotse cuts/supervisions manifest." + MANIFEST_STDIN)],
+    inputs: Annotated[str, typer.Argument(help="A manifest (.csv/.tsv/.jsonl/.parquet), a folder of TextGrids (+audio), a Kaldi .ctm, an .rttm, or a lhotse cuts/supervisions manifest." + MANIFEST_STDIN)],
     out: Out,
     keyword: Annotated[Optional[list[str]], typer.Option("-k", "--keyword", help="Keyword or phrase; repeat for more classes (ids 1, 2, ... in order).", rich_help_panel=SOURCE)] = None,
     speech_onsets: Annotated[bool, typer.Option("--speech-onsets", help="Anchor the start of every speech run on the tier instead of keywords.", rich_help_panel=SOURCE)] = False,
@@ -31,18 +30,18 @@ def align(
     require_keyword: Annotated[bool, typer.Option("--require-keyword", help="An utterance without any keyword is an error, not a negative.", rich_help_panel=SOURCE)] = False,
     format: Annotated[str, typer.Option("--format", help="auto (by extension/content), textgrid, mfa-csv, mfa-json, ctm, rttm or lhotse.", rich_help_panel=SOURCE)] = "auto",
     encoding: Annotated[str, typer.Option("--encoding", help="Text encoding of CTM files (e.g. gb18030).", rich_help_panel=SOURCE)] = "utf-8",
-    segments: Annotated[Optional[Path], typer.Option("--segments", help="Kaldi segments file: CTM times are recording-relative.", rich_help_panel=SOURCE)] = None,
-    wav_scp: Annotated[Optional[Path], typer.Option("--wav-scp", help="Kaldi wav.scp giving audio for a .ctm or .rttm input.", rich_help_panel=SOURCE)] = None,
+    segments: Annotated[Optional[str], typer.Option("--segments", help="Kaldi segments file: CTM times are recording-relative.", rich_help_panel=SOURCE)] = None,
+    wav_scp: Annotated[Optional[str], typer.Option("--wav-scp", help="Kaldi wav.scp giving audio for a .ctm or .rttm input.", rich_help_panel=SOURCE)] = None,
     lhotse_unit: Annotated[str, typer.Option("--lhotse-unit", help="lhotse input: one item per cut or per supervision (auto: cuts for a CutSet).", rich_help_panel=SOURCE)] = "auto",
-    recordings: Annotated[Optional[Path], typer.Option("--recordings", help="lhotse RecordingSet for a SupervisionSet input.", rich_help_panel=SOURCE)] = None,
-    audio_root: Annotated[Optional[Path], typer.Option("--audio-root", help="Folder relative lhotse audio sources resolve against.", rich_help_panel=SOURCE)] = None,
-    audio_dir: Annotated[Optional[Path], typer.Option("--audio-dir", help="For a TextGrid folder: the corpus folder holding the audio (MFA layout).", rich_help_panel=SOURCE)] = None,
+    recordings: Annotated[Optional[str], typer.Option("--recordings", help="lhotse RecordingSet for a SupervisionSet input.", rich_help_panel=SOURCE)] = None,
+    audio_root: Annotated[Optional[str], typer.Option("--audio-root", help="Folder relative lhotse audio sources resolve against.", rich_help_panel=SOURCE)] = None,
+    audio_dir: Annotated[Optional[str], typer.Option("--audio-dir", help="For a TextGrid folder: the corpus folder holding the audio (MFA layout).", rich_help_panel=SOURCE)] = None,
 ) -> None:
     """Anchors from forced alignments: every occurrence of each keyword, at its end (or start/centre)."""
 
 
 def vad(
-    inputs: Annotated[Path, typer.Argument(help="A manifest (utt_id, audio_path[, start_s, duration_s]) or a folder of audio files." + MANIFEST_STDIN)],
+    inputs: Annotated[str, typer.Argument(help="A manifest (utt_id, audio_path[, start_s, duration_s]) or a folder of audio files." + MANIFEST_STDIN)],
     out: Out,
     backend: Annotated[str, typer.Option("--backend", help="webrtc, or silero (pip install 'anchorprep\\[silero]').", rich_help_panel=VAD)] = "webrtc",
     mode: Annotated[int, typer.Option("--mode", help="webrtcvad aggressiveness 0..3.", rich_help_panel=VAD)] = 3,
@@ -57,13 +56,13 @@ def vad(
     offsets: Annotated[bool, typer.Option("--offsets", help="Also anchor speech ends (label speech_offset).", rich_help_panel=VAD)] = False,
     onsets: Annotated[str, typer.Option("--onsets", help="all onsets, or only the first.", rich_help_panel=VAD)] = "all",
     targets: Annotated[str, typer.Option("--targets", help="window: positive window after each anchor; vad: per-frame speech/non-speech.", rich_help_panel=VAD)] = "window",
-    anchors_from: Annotated[Optional[Path], typer.Option("--anchors-from", help="An earlier run: only onsets after each utterance's first anchor there (e.g. a wake word's end).", rich_help_panel=VAD)] = None,
+    anchors_from: Annotated[Optional[str], typer.Option("--anchors-from", help="An earlier run: only onsets after each utterance's first anchor there (e.g. a wake word's end).", rich_help_panel=VAD)] = None,
 ) -> None:
     """Speech-onset anchors from webrtcvad (or Silero): the first speech sample of each speech run."""
 
 
 def accel(
-    inputs: Annotated[Path, typer.Argument(help="A manifest (utt_id, accel_path[, audio_path, time_offset_s, start_s, duration_s]) or a folder of sensor files." + MANIFEST_STDIN)],
+    inputs: Annotated[str, typer.Argument(help="A manifest (utt_id, accel_path[, audio_path, time_offset_s, start_s, duration_s]) or a folder of sensor files." + MANIFEST_STDIN)],
     out: Out,
     preset: Annotated[str, typer.Option("--preset", help="Starting settings: step (walking steps), raise (raise-to-speak) or default.", rich_help_panel=ACCEL)] = "default",
     axis: Annotated[Optional[str], typer.Option("--axis", help="x, y, z or magnitude.", rich_help_panel=ACCEL)] = None,
@@ -93,7 +92,7 @@ def accel(
 
 
 def merge(
-    runs: Annotated[list[Path], typer.Argument(help="Output folders of earlier runs (same frame grid).")],
+    runs: Annotated[list[str], typer.Argument(help="Output folders of earlier runs (same frame grid).")],
     out: Out,
     use_source: Annotated[Optional[list[str]], typer.Option("--use-source", help="Sources the distance uses (repeat; first = primary).")] = None,
     agree_within_ms: Annotated[Optional[float], typer.Option("--agree-within-ms", help="Positive only where all --use-source anchors agree within this.")] = None,
@@ -102,7 +101,7 @@ def merge(
 
 
 @usage_guard
-def assemble(run: Annotated[Path, typer.Argument(help="Output folder of an array-job run.")]) -> None:
+def assemble(run: Annotated[str, typer.Argument(help="Output folder of an array-job run.")]) -> None:
     """Write manifest.json, errors.jsonl and report.json once every shard of a run is finished."""
     import json
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -14,8 +13,8 @@ from anchorprep.cli.common import Gain, Kernel, Width, WidthAfter, WidthBefore, 
 
 @usage_guard
 def weights(
-    run: Annotated[Path, typer.Argument(help="Output folder of a finished run.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="New run folder to write (the rows plus a per-frame weight column).")],
+    run: Annotated[str, typer.Argument(help="Output folder of a finished run.")],
+    out: Annotated[str, typer.Option("-o", "--out", help="New run folder to write (the rows plus a per-frame weight column).")],
     kernel: Kernel = None,
     width: Width = None,
     width_before: WidthBefore = None,

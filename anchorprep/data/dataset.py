@@ -50,8 +50,8 @@ Example:
     >>> folder = Path(tempfile.mkdtemp())
     >>> schema = shard_schema((), {"grid": {"sample_rate": 16000}, "label_map": {"background": 0}})
     >>> for s in range(3):
-    ...     write_parquet_atomic(folder / f"anchors-{s:05d}-of-00003.parquet",
-    ...                          rows_to_table([row(4 * s + i) for i in range(4)], schema))
+    ...     _ = write_parquet_atomic(folder / f"anchors-{s:05d}-of-00003.parquet",
+    ...                              rows_to_table([row(4 * s + i) for i in range(4)], schema))
     >>> ds = ShardDataset(folder)
     >>> len(ds), ds[5]["utt_id"], ds[5]["target"].shape
     (12, 'u5', torch.Size([10]))

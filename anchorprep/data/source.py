@@ -22,8 +22,8 @@ Example:
     >>> folder = Path(tempfile.mkdtemp())
     >>> settings = {"grid": {"sample_rate": 16000}, "label_map": {"background": 0}}
     >>> (folder / "data").mkdir()
-    >>> write_parquet_atomic(folder / "data" / "anchors-00000-of-00001.parquet",
-    ...                      rows_to_table([], shard_schema((), settings)))
+    >>> _ = write_parquet_atomic(folder / "data" / "anchors-00000-of-00001.parquet",
+    ...                          rows_to_table([], shard_schema((), settings)))
     >>> source = open_source(folder)
     >>> len(source.shards), source.num_rows, source.grid.frame_shift_ms
     (1, 0, 10.0)
@@ -43,6 +43,7 @@ from anchorprep.grid import FrameGrid
 from anchorprep.shards.io import sha256_file
 from anchorprep.shards.run import DATA_DIR, MANIFEST_FILE, SHARD_GLOB, RunFolder, open_run
 from anchorprep.shards.schema import read_settings
+from anchorprep.storage import location, parquet_file
 
 #: What the datasets accept as a source: a folder, one shard file, or shard files in order.
 Source = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
@@ -91,7 +92,7 @@ class ShardSource:
 
 def _footer(path: Path) -> tuple[int, dict]:
     try:
-        handle = pq.ParquetFile(path)
+        handle = parquet_file(path)
     except Exception as exc:  # a truncated or foreign file: say which one
         raise UsageError(f"cannot read shard {path}: {exc}") from exc
     return handle.metadata.num_rows, read_settings(handle.schema_arrow)
@@ -134,7 +135,7 @@ def open_source(source: Source) -> ShardSource:
     if isinstance(source, ShardSource):
         return source
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
+        path = location(source)
         if path.is_dir():
             folder = RunFolder(path)
             if folder.manifest_file.is_file():
@@ -144,4 +145,4 @@ def open_source(source: Source) -> ShardSource:
                 raise UsageError(f"{path} holds neither {MANIFEST_FILE} nor {DATA_DIR}/{SHARD_GLOB} files")
             return _from_files(files)
         return _from_files([path])
-    return _from_files([Path(p) for p in source])
+    return _from_files([location(p) for p in source])

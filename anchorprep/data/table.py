@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 import torch
 
 from anchorprep.shards.run import is_list_column, list_column
+from anchorprep.storage import arrow_filesystem, location
 
 #: Columns every item carries (``anchor_times_s`` and ``duration_s`` so that a batch can be
 #: evaluated with `anchorprep.metrics.evaluate` without joining the shards again).
@@ -91,7 +92,8 @@ class ShardTable:
     @classmethod
     def read(cls, path: Path, columns: Sequence[str] = ITEM_COLUMNS, use_threads: bool = True) -> "ShardTable":
         """Read only ``columns`` of the shard at ``path``."""
-        return cls(pq.read_table(path, columns=list(columns), use_threads=use_threads), columns)
+        source, filesystem = arrow_filesystem(location(path))
+        return cls(pq.read_table(source, columns=list(columns), use_threads=use_threads, filesystem=filesystem), columns)
 
     def scalar(self, name: str) -> list:
         return self._scalars[name]

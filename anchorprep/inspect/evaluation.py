@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from anchorprep.metrics.run_scores import RunEvaluation
+from anchorprep.storage import local_output
 
 
 def evaluation_figure(evaluation: RunEvaluation, path: str | Path, dpi: int = 100) -> Path:
@@ -21,7 +22,7 @@ def evaluation_figure(evaluation: RunEvaluation, path: str | Path, dpi: int = 10
     from anchorprep.inspect.plot import _matplotlib
 
     Figure, FigureCanvasAgg = _matplotlib()
-    path = Path(path)
+    path = local_output(path)
     metrics = evaluation.metrics
     fig = Figure(figsize=(12, 5), dpi=dpi, layout="constrained")
     canvas = FigureCanvasAgg(fig)

@@ -30,6 +30,7 @@ from anchorprep.anchors import IGNORE_INDEX, NO_ANCHOR, source_kind
 from anchorprep.errors import AnchorprepError, UsageError
 from anchorprep.inspect.runs import find_row, used_mask
 from anchorprep.shards.run import RunSettings, open_run
+from anchorprep.storage import location, local_output
 
 PLOT_INSTALL_HINT = "pip install 'anchorprep[plot]'  (or: pip install 'matplotlib>=3.7')"
 SOURCE_COLOURS = {"alignment": "#d62728", "vad": "#2ca02c", "accel": "#9467bd", "manual": "#ff7f0e"}
@@ -120,7 +121,7 @@ def plot_utterance(
     width_px, height_px = size_px
     if width_px < 400 or height_px < 300 or dpi <= 0:
         raise UsageError("`size_px` must be at least 400x300 pixels and `dpi` positive")
-    if Path(path).is_dir():
+    if local_output(path).is_dir():
         raise UsageError(f"{path} is a folder; give the PNG file to write")
     run = open_run(out)
     row, shard = find_row(run, utt_id)
@@ -144,7 +145,7 @@ def plot_utterance(
     words = None
     if alignment is not None:
         try:
-            words = _load_alignment(Path(alignment), settings.to_dict(), utt_id, float(row["start_s"]))
+            words = _load_alignment(str(location(alignment)), settings.to_dict(), utt_id, float(row["start_s"]))
         except AnchorprepError as exc:
             raise UsageError(f"`alignment` {alignment}: {exc}") from None
     elif settings.command == "align":
@@ -164,7 +165,7 @@ def plot_utterance(
 
     sensor = None
     if accel is not None:
-        sensor = _accel_trace(Path(accel), settings, time_offset_s)
+        sensor = _accel_trace(str(location(accel)), settings, time_offset_s)
     elif settings.command == "accel":
         result.notes.append("accelerometer panel skipped: the shards do not store sensor paths (pass --accel)")
 

@@ -17,6 +17,7 @@ from anchorprep.errors import UsageError
 from anchorprep.pipeline.combine import CombineOptions
 from anchorprep.pipeline.rows import AnchorEvent, Labelling
 from anchorprep.shards.run import Run, RunSettings, iter_rows
+from anchorprep.storage import location
 
 
 def find_row(run: Run, utt_id: str) -> tuple[dict, str]:
@@ -135,13 +136,13 @@ def command_items(settings: dict, inputs: Path):
     """
     from anchorprep.sources.items import accel_items, alignment_items, audio_items
 
-    inputs = Path(inputs)
+    inputs = location(inputs) if str(inputs) != "-" else Path(inputs)
     if str(inputs) != "-" and not inputs.exists():
         raise UsageError(f"`inputs` {inputs}: no such file or folder")
     command, config = settings.get("command"), config_of(settings)
 
     def path(key: str) -> Path | None:
-        return Path(config[key]) if config.get(key) else None
+        return location(config[key]) if config.get(key) else None
 
     if command == "align":
         align = settings.get("align", {})

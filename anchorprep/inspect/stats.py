@@ -25,6 +25,7 @@ import numpy as np
 from anchorprep.anchors import IGNORE_INDEX, NO_ANCHOR
 from anchorprep.errors import UsageError
 from anchorprep.shards.run import MANIFEST_FILE, Run, list_column, open_run
+from anchorprep.storage import location, local_output
 
 SUMMARY_QUANTILES = (0.05, 0.5, 0.95)
 HIST_BINS = 20
@@ -256,7 +257,7 @@ def run_stats(out: Path, other_edge: Path | None = None) -> RunStats:
             "clipped_after_end": counters.get("anchors_clipped_after_end", 0),
             "clipped_before_start": counters.get("anchors_clipped_before_start", 0),
         },
-        event_durations=_event_durations(run, Path(other_edge) if other_edge else None),
+        event_durations=_event_durations(run, location(other_edge) if other_edge else None),
         report_counters={k: v for k, v in sorted(counters.items())
                          if k not in known and not k.startswith("anchors_from_") and not k.startswith("anchors_clipped")},
         errors=_errors(run),
@@ -322,7 +323,7 @@ def stats_figure(stats: RunStats, path: Path, dpi: int = 100) -> Path:
         ax.tick_params(axis="y", labelsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("anchors")
-    path = Path(path)
+    path = local_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.print_png(str(path))
     return path

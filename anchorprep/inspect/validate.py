@@ -32,6 +32,7 @@ from anchorprep.inspect.runs import combine_of, command_items, job_settings_mism
 from anchorprep.pipeline.runner import ItemFailure, inputs_fingerprint
 from anchorprep.shards import SCHEMA_VERSION, read_settings, shard_schema
 from anchorprep.shards.io import SHARD_COMPRESSION, sha256_file
+from anchorprep.storage import location, parquet_file, read_table
 from anchorprep.shards.run import (
     ERRORS_FILE, MANIFEST_FILE, REPORT_FILE, RUN_SETTINGS_FILE, RunFolder, RunSettings, check_folder, iter_rows,
     settings_hash, shard_count, shard_file, shard_name, shard_name_problem,
@@ -343,7 +344,7 @@ def _check_shards(run: _RawRun, problem, report: ValidationReport, grid_ok: bool
             problem("sha256", f"sha256 {sha256_file(path)[:12]}… differs from manifest.json's "
                               f"{str(entry.get('sha256'))[:12]}… (the file changed after the run)", name)
         try:
-            parquet = pq.ParquetFile(path)
+            parquet = parquet_file(path)
             schema = parquet.schema_arrow
         except Exception as exc:  # noqa: BLE001 - any unreadable file is a finding, not a crash
             problem("schema", f"not a readable Parquet file: {exc}", name)
@@ -658,7 +659,7 @@ def _check_plan(run: _RawRun, problem, report: ValidationReport, state: _ShardSt
         from anchorprep.pipeline.merge import read_merge_inputs
 
         try:
-            items = read_merge_inputs([Path(r) for r in settings.job.get("merged_runs", [])]).items
+            items = read_merge_inputs([location(r) for r in settings.job.get("merged_runs", [])]).items
         except UsageError as exc:
             report.notes.append(f"plan not checked: cannot read the merged runs: {exc}")
             return
@@ -726,7 +727,7 @@ def _deep_items(run: _RawRun, rows: list[tuple[str, dict]], inputs: Path | None,
     if run.command == "merge":
         from anchorprep.pipeline.merge import read_merge_inputs
 
-        items = read_merge_inputs([Path(r) for r in settings.job.get("merged_runs", [])]).items
+        items = read_merge_inputs([location(r) for r in settings.job.get("merged_runs", [])]).items
     elif inputs is not None:
         items = command_items(run.settings, inputs)
     else:  # vad: the row holds the audio segment
@@ -740,7 +741,7 @@ def _deep_items(run: _RawRun, rows: list[tuple[str, dict]], inputs: Path | None,
         if anchors_from:
             from anchorprep.pipeline.inputs import add_search_region
 
-            items = add_search_region(items, Path(anchors_from))
+            items = add_search_region(items, location(anchors_from))
         report.notes.append("deep: items rebuilt from the shard rows (audio_path, start_s, duration_s); pass "
                             "`inputs` to re-derive from the run's own item list")
         return _items_by_utt(items)
@@ -795,13 +796,13 @@ def _check_deep(run: _RawRun, problem, report: ValidationReport, n: int, inputs:
         path = run.out / name
         if path.is_file():
             try:
-                keys += [(name, i) for i in range(pq.ParquetFile(path).metadata.num_rows)]
+                keys += [(name, i) for i in range(parquet_file(path).metadata.num_rows)]
             except Exception:  # noqa: BLE001 - reported by the shard checks
                 continue
     sample = sorted(random.Random(seed).sample(keys, min(n, len(keys))))
     rows: list[tuple[str, dict]] = []
     for name in dict.fromkeys(name for name, _ in sample):
-        table = pq.read_table(run.out / name)
+        table = read_table(run.out / name)
         wanted = {i for shard, i in sample if shard == name}
         rows += [(name, row) for i, row in enumerate(iter_rows(table)) if i in wanted]
     try:

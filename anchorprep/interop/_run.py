@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 
-import pyarrow.parquet as pq
 
 from anchorprep.data.source import ShardSource, open_source
 from anchorprep.errors import UsageError
 from anchorprep.shards.run import iter_rows
+from anchorprep.storage import read_table
 
 #: The columns the exporters read.
 EXPORT_COLUMNS = (
@@ -48,4 +48,4 @@ def run_rows(run: str | os.PathLike | ShardSource, columns: Sequence[str] = EXPO
     as Python values, numeric list columns as numpy arrays (int16 ``distance``/``target``), string
     list columns as lists."""
     for shard in open_source(run).shards:
-        yield from iter_rows(pq.read_table(shard.path, columns=list(columns)), columns)
+        yield from iter_rows(read_table(shard.path, columns), columns)

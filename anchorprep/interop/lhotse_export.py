@@ -61,6 +61,7 @@ from anchorprep.data.source import open_source
 from anchorprep.errors import AnchorprepError, UsageError
 from anchorprep.grid import FrameGrid
 from anchorprep.interop._run import model_frame_shift_s, require, run_rows
+from anchorprep.storage import local_output
 
 MISSING = ("drop", "keep", "error")
 #: The alignment kind of the anchor items, and the supervision ``custom`` key of the settings.
@@ -243,7 +244,7 @@ def export_lhotse(
     source = open_source(run_dir)
     frame_shift = model_frame_shift_s(source)
     settings = _labelling_settings(source.settings)
-    cuts_out = Path(cuts_out)
+    cuts_out = local_output(cuts_out)
     if not str(cuts_out).lower().endswith(_SUFFIXES):
         raise UsageError(f"{cuts_out}: the output must end in {', '.join(_SUFFIXES)}")
     try:

@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 
 from anchorprep.errors import UsageError
-from anchorprep.shards.io import sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
+from anchorprep.shards.io import write_json_atomic, write_parquet_atomic, write_text_atomic
 from anchorprep.shards.run import (
     Run,
     RunFolder,
@@ -51,6 +51,7 @@ from anchorprep.shards.run import (
     settings_hash,
 )
 from anchorprep.shards.schema import WEIGHT_COLUMN, shard_schema
+from anchorprep.storage import Location, StoragePath, location
 
 #: The settings key of the block.
 WEIGHTS_KEY = "weights"
@@ -177,7 +178,7 @@ def write_weights(run: str | os.PathLike, out: str | os.PathLike, *, kernel: str
     source = open_run(run)
     weights = WeightSettings.resolve(kernel, width, width_before, width_after, gain,
                                      source.settings.settings_sha256)
-    folder = _prepare_out(source, Path(out), overwrite)
+    folder = _prepare_out(source, location(out), overwrite)
     settings = _weighted_settings(source.settings, weights)
     count = settings.planned_shards
     if len(source.shards) != count:
@@ -198,8 +199,8 @@ def write_weights(run: str | os.PathLike, out: str | os.PathLike, *, kernel: str
             raise UsageError(f"{source.path / entry.file}: not a shard of this run's schema ({exc}); check the run "
                              "with `anchorprep validate`") from None
         path = folder.shard(index, count)
-        write_parquet_atomic(path, weighted)
-        entries.append(ShardEntry(folder.shard_entry(index, count), weighted.num_rows, sha256_file(path)))
+        digest = write_parquet_atomic(path, weighted)
+        entries.append(ShardEntry(folder.shard_entry(index, count), weighted.num_rows, digest))
         frames += len(weight.values)
     _copy_side_files(source, folder)
     manifest = RunManifest(settings, tuple(entries), folder.errors_file.name, folder.report_file.name)
@@ -207,7 +208,7 @@ def write_weights(run: str | os.PathLike, out: str | os.PathLike, *, kernel: str
     return WeightsResult(source.path, folder.path, weights, len(entries), sum(e.rows for e in entries), frames)
 
 
-def _prepare_out(source: Run, out: Path, overwrite: bool) -> RunFolder:
+def _prepare_out(source: Run, out: Location, overwrite: bool) -> RunFolder:
     """``out`` as a run folder to write; refuses the input run itself and (without ``overwrite``)
     a folder that holds a run."""
     if out.exists() and out.resolve() == source.path.resolve():
@@ -221,7 +222,11 @@ def _prepare_out(source: Run, out: Path, overwrite: bool) -> RunFolder:
             raise UsageError(f"`out` {out} already holds a run; use a new folder, or pass `overwrite` to replace it")
         for path in folder.shard_files() + folder.side_files():
             path.unlink(missing_ok=True)
-        shutil.rmtree(folder.state_dir, ignore_errors=True)
+        if isinstance(folder.state_dir, StoragePath):
+            for path in folder.state_dir.files():
+                path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(folder.state_dir, ignore_errors=True)
     folder.path.mkdir(parents=True, exist_ok=True)
     return folder
 

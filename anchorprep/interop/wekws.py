@@ -70,6 +70,7 @@ from anchorprep.data.source import open_source
 from anchorprep.errors import AnchorprepError, UsageError
 from anchorprep.interop._run import model_frame_shift_s, run_rows
 from anchorprep.shards.io import write_atomic
+from anchorprep.storage import read_bytes, local_output
 
 MISSING = ("drop", "keep", "error")
 #: The recipes' token for an utterance without a keyword (``dict.txt``: ``<FILLER> -1``).
@@ -145,7 +146,7 @@ def _anchor_fields(row: dict, per_frame: bool) -> dict:
 def _read_base(path: Path) -> list[dict]:
     lines = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read the base data.list: {exc}") from None
     for number, line in enumerate(text.splitlines(), 1):
@@ -291,11 +292,11 @@ def export_wekws(
         with open(tmp, "w", encoding="utf-8") as handle:
             (from_rows if base is None else from_base)(handle)
 
-    out_path = Path(out_path)
+    out_path = local_output(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out_path, write)
     if dict_dir is not None:
-        _write_dict(Path(dict_dir), tokens)
+        _write_dict(local_output(dict_dir), tokens)
     labels = tuple(name for name, cid in sorted(label_map.items(), key=lambda kv: kv[1]) if cid > 0)
     return WekwsExport(
         lines=summary["lines"], positives=summary["positives"], negatives=summary["negatives"],

@@ -52,6 +52,7 @@ from anchorprep.metrics.det import DEFAULT_NUM_THRESHOLDS
 from anchorprep.metrics.detection import detect
 from anchorprep.metrics.evaluate import DEFAULT_FA_PER_HOUR_TARGETS, EvalReport, evaluate
 from anchorprep.shards.run import is_list_column, list_column, open_run
+from anchorprep.storage import location, open_input, read_table
 
 SCORES_COLUMN = "scores"
 FRAME_SHIFT_COLUMN = "frame_shift_ms"
@@ -76,7 +77,7 @@ class ScoreFile:
 def read_scores(path: str | os.PathLike) -> ScoreFile:
     """Read a Parquet or JSONL scores file (module docstring); `UsageError` naming what to fix
     for an unknown format, a missing column, an empty row, a duplicate ``utt_id`` or NaN scores."""
-    path = Path(path)
+    path = location(path)
     if not path.exists():
         raise UsageError(f"`scores` {path}: no such file")
     if path.is_dir() or path.suffix.lower() in PARQUET_SUFFIXES:
@@ -106,7 +107,7 @@ def _read_parquet(path: Path) -> tuple[list[str], list[np.ndarray], list]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise UsageError(f"`scores` {path}: not a readable Parquet file: {exc}") from None
     for name in ("utt_id", SCORES_COLUMN):
@@ -129,7 +130,7 @@ def _read_parquet(path: Path) -> tuple[list[str], list[np.ndarray], list]:
 
 def _read_jsonl(path: Path) -> tuple[list[str], list[np.ndarray], list]:
     utt_ids, traces, shifts = [], [], []
-    with open(path, encoding="utf-8") as handle:
+    with open_input(path, "rt", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

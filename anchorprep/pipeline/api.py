@@ -37,6 +37,7 @@ from anchorprep.pipeline.vad import ONSET, VadJob, VadOptions, vad_labels
 from anchorprep.sources.accel import RAISE_PRESET, STEP_PRESET, AccelSettings
 from anchorprep.sources.items import accel_items, alignment_items, audio_items
 from anchorprep.sources.vad import VadSettings
+from anchorprep.storage import location
 
 PathLike = str | os.PathLike
 ACCEL_PRESETS = {"step": STEP_PRESET, "raise": RAISE_PRESET, "default": AccelSettings()}
@@ -129,7 +130,7 @@ def vad(
                  VadOptions(settings, _channel(channel), offsets, onsets, targets))
     items = audio_items(inputs)
     if anchors_from is not None:
-        items = add_search_region(items, Path(anchors_from))
+        items = add_search_region(items, location(anchors_from))
     return _run(vad, arguments, job, items, shared)
 
 
@@ -210,7 +211,7 @@ def merge(
     arguments = dict(locals())
     shared = PipelineOptions.from_kwargs("merge", options, grid=False)
     sources = _as_list(use_source, "use_source")
-    merged = read_merge_inputs([Path(r) for r in runs])
+    merged = read_merge_inputs([location(r) for r in runs])
     labelling = Labelling(merged.grid, _window(shared), merged.labels, merged.anchor_rule)
     return _run(merge, arguments, MergeJob(labelling, merged.runs, _combine(sources, agree_within_ms)), merged.items,
                 shared)
@@ -219,7 +220,7 @@ def merge(
 def assemble(out: PathLike):
     """Write manifest.json, errors.jsonl and report.json of an array-job run once every shard is
     finished (`anchorprep assemble`); a `UsageError` names the unfinished shards."""
-    return assemble_run(Path(out), require_complete=True)
+    return assemble_run(location(out), require_complete=True)
 
 
 def _as_list(value, name: str) -> list[str] | None:
@@ -293,7 +294,7 @@ def _labelling(shared: PipelineOptions, labels: tuple[str, ...]) -> Labelling:
 
 def _run(function, arguments: dict, job, items, shared: PipelineOptions) -> RunResult:
     """Run ``job`` over ``items`` into the call's ``out``, storing the call's configuration."""
-    return run(job, items, RunOptions(out_dir=Path(arguments["out"]), **shared.execution()),
+    return run(job, items, RunOptions(out_dir=location(arguments["out"]), **shared.execution()),
                progress=arguments["progress"], config=stored_config(function, arguments))
 
 
@@ -318,7 +319,7 @@ def stored_config(function, arguments: dict) -> dict:
 
 def _stored_value(name: str, annotation: str, value):
     if "PathLike" in annotation:
-        return str(Path(value).resolve())
+        return str(location(value).resolve())
     if "Sequence[str | int]" in annotation:
         return list(_accel_columns(value))
     if "Sequence[str]" in annotation:

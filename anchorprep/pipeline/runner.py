@@ -40,6 +40,7 @@ from anchorprep.shards.run import (
     claim_run, shard_count, shard_file, shard_name,
 )
 from anchorprep.shards.schema import MAX_LIST_VALUES
+from anchorprep.storage import Location, file_stamp, location
 
 DASK_INSTALL_HINT = "pip install 'anchorprep[dask]'  (or: pip install 'dask[distributed]')"
 
@@ -87,7 +88,7 @@ class Job(Protocol):
 class RunOptions(ExecutionOptions):
     """Where a run writes (``out_dir``) and how it executes (`ExecutionOptions`)."""
 
-    out_dir: Path
+    out_dir: Location
     quiet: bool = False
 
 
@@ -175,11 +176,7 @@ def inputs_stamp(items: list[dict]) -> str:
             if not isinstance(path, str) or not path:
                 continue
             if path not in seen:
-                try:
-                    info = os.stat(path)
-                    seen[path] = f"{info.st_size}:{info.st_mtime_ns}"
-                except OSError:
-                    seen[path] = "missing"
+                seen[path] = file_stamp(path)
             digest.update(f"{path}\0{seen[path]}\n".encode())
     return digest.hexdigest()
 
@@ -191,7 +188,7 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
     Every item ends as a row or an error record; the Parquet file and then the summary are
     written atomically, so a retried or duplicated call rewrites the same bytes.
     """
-    out = Path(out_dir)
+    out = location(out_dir)
     stamp = inputs_stamp(items)
     rows, errors, stats, frames = [], [], Counter(), 0
     for item in items:
@@ -216,20 +213,20 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
     return _write_shard(out, index, count, rows, len(items), errors, stats, settings, stamp)
 
 
-def _write_shard(out: Path, index: int, count: int, rows: list[dict], num_items: int, errors: list[ItemError],
+def _write_shard(out: Location, index: int, count: int, rows: list[dict], num_items: int, errors: list[ItemError],
                  stats: Counter, settings: RunSettings, stamp: str) -> ShardSummary:
     """Write the shard's Parquet file, then its summary (the "done" marker); return the summary."""
     folder = RunFolder(out)
     path = folder.shard(index, count)
     schema = shard_schema(settings.passthrough_columns, settings.to_dict())
-    write_parquet_atomic(path, rows_to_table(rows, schema))
-    summary = ShardSummary(index, shard_file(index, count), len(rows), num_items, sha256_file(path), tuple(errors),
+    sha256 = write_parquet_atomic(path, rows_to_table(rows, schema))
+    summary = ShardSummary(index, shard_file(index, count), len(rows), num_items, sha256, tuple(errors),
                            dict(sorted(stats.items())), stamp)
     write_json_atomic(folder.done_file(index), summary.to_dict())
     return summary
 
 
-def _done_summary(out: Path, index: int, count: int, stamp: str | None = None) -> ShardSummary | None:
+def _done_summary(out: Location, index: int, count: int, stamp: str | None = None) -> ShardSummary | None:
     """The shard's summary if the shard is finished and intact (and, given ``stamp``, its input
     files unchanged); None otherwise, an unreadable summary included (the shard is rerun)."""
     folder = RunFolder(out)
@@ -272,7 +269,7 @@ def mark_duplicates(items: pd.DataFrame) -> pd.DataFrame:
 def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, config: dict | None = None) -> RunResult:
     """Run ``job`` over ``items`` into ``options.out_dir``; assemble the manifest when complete."""
     started = time.monotonic()
-    out = Path(options.out_dir)
+    out = location(options.out_dir)
     settings = run_settings(job, items, options.shard_size, config)
     count = shard_count(len(items), options.shard_size)
     mine = [i for i in range(count) if options.num_shards is None or i % options.num_shards == options.shard_index]
@@ -303,7 +300,7 @@ def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, confi
     return result
 
 
-def _run_claimed(job, options: RunOptions, out: Path, settings: RunSettings, count: int, mine: list[int],
+def _run_claimed(job, options: RunOptions, out: Location, settings: RunSettings, count: int, mine: list[int],
                  shard_items, result: RunResult, progress) -> None:
     todo = []
     for index in mine:
@@ -335,7 +332,7 @@ def _run_claimed(job, options: RunOptions, out: Path, settings: RunSettings, cou
         result.complete = result.report is not None
 
 
-def _plan(out: Path, settings: RunSettings, count: int, mine: list[int], options: RunOptions, workers: int,
+def _plan(out: Location, settings: RunSettings, count: int, mine: list[int], options: RunOptions, workers: int,
           shard_items) -> RunPlan:
     done = [i for i in mine if options.resume and out.is_dir()
             and _done_summary(out, i, count, inputs_stamp(shard_items(i))) is not None]
@@ -457,7 +454,7 @@ def _execute_dask(job, todo, count, shard_items, out, settings, options):
                 queue = list(reversed(todo))
                 # Keys name the folder and this invocation: two runs on one cluster (same command
                 # into two folders, or a rerun while an old one lingers) never share a task.
-                folder = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:12]
+                folder = hashlib.sha256(str(location(out).resolve()).encode()).hexdigest()[:12]
                 key_prefix = f"anchorprep-{folder}-{settings.settings_sha256[:12]}-{secrets.token_hex(4)}"
 
                 shard_of: dict = {}
@@ -498,10 +495,10 @@ def _fail_shard(index, count, items, out, settings, attempts, reason: str | None
     """A shard whose worker died on every attempt: its items become error lines, the shard empty."""
     reason = reason or f"the worker process died {attempts} time(s) while processing this item's shard (out of memory or a crash in native code?)"
     failed = [ItemError(it.get("utt_id", ""), it["_row"], _item_path(it), "worker", reason) for it in items]
-    return _write_shard(Path(out), index, count, [], len(items), failed, Counter(), settings, inputs_stamp(items))
+    return _write_shard(location(out), index, count, [], len(items), failed, Counter(), settings, inputs_stamp(items))
 
 
-def assemble(out_dir: Path, require_complete: bool = True) -> RunReport | None:
+def assemble(out_dir: Location, require_complete: bool = True) -> RunReport | None:
     """Write manifest.json, errors.jsonl and report.json once every shard is finished.
 
     Returns the report, or None when shards are missing (and ``require_complete`` is False; with

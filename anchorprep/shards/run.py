@@ -7,6 +7,7 @@ Layout of an output folder (docs/FORMAT.md, "The run folder")::
     .anchorprep/run.json                      the run's settings (written first; checked on resume)
     .anchorprep/done/00000.json               one summary per finished shard: rows, sha256, errors, stats
     .anchorprep/lock, setup.lock              flock(2) targets: a run holds ``lock`` shared while it runs
+                                              (object storage: ``setup.lock`` is a conditional-put object)
 
 The shards have ``data/`` to themselves because that is the one layout every common Parquet
 reader opens from a folder path: polars refuses a folder holding any file that is not Parquet
@@ -23,6 +24,11 @@ JSON through `RunSettings`, `RunManifest`, `RunReport`, `ShardSummary` and `Item
 ``to_dict()`` is exactly the JSON written (files are written with sorted keys, so
 ``from_dict(d).to_dict() == d`` for every file anchorprep writes). `open_run` opens a finished
 run; `list_column` is the one place a list column is unpacked into ``(offsets, values)``.
+
+A run folder may be a URL (``s3://bucket/run``, any fsspec protocol; `anchorprep.storage`):
+``RunFolder.path`` is then a `StoragePath`. Every file is written whole and published in one PUT
+(shards/io.py), shards before their done markers, the manifest last; how the folder is claimed
+there is `claim_run`'s docstring.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import hashlib
 import json
 import os
 import shutil
+import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -46,6 +54,8 @@ from anchorprep.errors import UsageError
 from anchorprep.grid import FrameGrid
 from anchorprep.shards.io import write_json_atomic
 from anchorprep.shards.schema import SCHEMA_VERSION
+from anchorprep.storage import EXTRAS as BUCKET_PROTOCOLS
+from anchorprep.storage import Location, StoragePath, arrow_filesystem, create_exclusive, location
 
 SHARD_PREFIX = "anchors-"
 SHARD_GLOB = f"{SHARD_PREFIX}*.parquet"
@@ -350,8 +360,8 @@ class RunManifest:
                    data.get("report_file", REPORT_FILE))
 
 
-def read_json(path: Path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def read_json(path: Location | str):
+    return json.loads(location(path).read_text(encoding="utf-8"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -362,10 +372,10 @@ def read_json(path: Path):
 class RunFolder:
     """The paths of a run folder (finished or not); the one place its layout is spelled."""
 
-    path: Path
+    path: Location
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
+        object.__setattr__(self, "path", location(self.path))
 
     def shard(self, index: int, count: int) -> Path:
         """Where shard ``index`` of ``count`` is written (always the current layout)."""
@@ -474,6 +484,11 @@ class RunFolder:
         for path in self.side_files():
             path.unlink(missing_ok=True)
         keep = {self.run_lock_file.name, self.setup_lock_file.name}
+        if isinstance(self.state_dir, StoragePath):
+            for child in self.state_dir.files():
+                if child.name not in keep:
+                    child.unlink()
+            return
         if self.state_dir.is_dir() and not self.state_dir.is_symlink():
             for child in self.state_dir.iterdir():
                 if child.name in keep:
@@ -490,9 +505,10 @@ class RunFolder:
 
 class RunClaim:
     """A run's hold on its folder: a shared `flock` on ``.anchorprep/lock``, kept open until
-    `release` (or the process's death: the OS drops the lock, so a killed run never leaves it stuck)."""
+    `release` (or the process's death: the OS drops the lock, so a killed run never leaves it stuck).
+    On object storage there is nothing to hold (``fd`` None; see `claim_run`)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int | None) -> None:
         self._fd: int | None = fd
 
     def release(self) -> None:
@@ -519,6 +535,10 @@ def _try_flock(fd: int, mode: int) -> bool:
     return True
 
 
+#: Seconds after which an object-storage setup lock is taken to be left by a killed run.
+STALE_SETUP_LOCK_S = 120.0
+
+
 def claim_run(folder: RunFolder, settings: RunSettings, overwrite: bool = False) -> RunClaim:
     """Claim ``folder`` for a run with ``settings``; hold the returned claim while running.
 
@@ -531,7 +551,16 @@ def claim_run(folder: RunFolder, settings: RunSettings, overwrite: bool = False)
     which this run holds). Other settings without ``overwrite``, an unreadable run.json without
     it, a symlinked state dir, or another active run where exclusivity is needed: `UsageError`.
     OSErrors (read-only folder, ...) propagate for the caller to word.
+
+    On object storage (no flock) the *setup* lock is the object ``.anchorprep/setup.lock``,
+    created by a conditional PUT (S3 ``If-None-Match: *``: of two runs setting up the folder at
+    once exactly one succeeds) and deleted when setup is done; one older than
+    `STALE_SETUP_LOCK_S` was left by a killed run and is taken over. The same checks then run,
+    but there is no *run* lock: a run with other settings and ``overwrite`` started while an
+    earlier run still writes shards is not detected (the README says so).
     """
+    if isinstance(folder.path, StoragePath):
+        return _claim_object_store(folder, settings, overwrite)
     path = folder.path
     if path.exists() and not path.is_dir():
         raise UsageError(f"`out` {path} is a file, not a folder")
@@ -550,7 +579,8 @@ def claim_run(folder: RunFolder, settings: RunSettings, overwrite: bool = False)
         fcntl.flock(setup, fcntl.LOCK_EX)
         run_fd = _open_lock(folder.run_lock_file)
         try:
-            _claim_locked(folder, settings, overwrite, run_fd)
+            if _claim_locked(folder, settings, overwrite, lambda: not _try_flock(run_fd, fcntl.LOCK_EX)):
+                fcntl.flock(run_fd, fcntl.LOCK_SH)  # cannot block: exclusive holders hold the setup lock, which is ours
         except BaseException:
             os.close(run_fd)
             raise
@@ -559,7 +589,40 @@ def claim_run(folder: RunFolder, settings: RunSettings, overwrite: bool = False)
         os.close(setup)
 
 
-def _claim_locked(folder: RunFolder, settings: RunSettings, overwrite: bool, run_fd: int) -> None:
+def _claim_object_store(folder: RunFolder, settings: RunSettings, overwrite: bool) -> RunClaim:
+    path = folder.path
+    bucket = StoragePath(path.protocol, path.key.split("/", 1)[0])
+    try:
+        if path.protocol in BUCKET_PROTOCOLS:
+            bucket.is_dir()
+    except FileNotFoundError:
+        raise UsageError(f"`out` {path}: bucket {bucket} does not exist (create it first, or check the name)") from None
+    if path.is_file():
+        raise UsageError(f"`out` {path} is a file, not a folder")
+    lock = folder.setup_lock_file
+    body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}).encode()
+    if not create_exclusive(lock, body):
+        try:
+            taken = float(json.loads(lock.read_bytes())["time"])
+        except (OSError, ValueError, KeyError, TypeError):
+            taken = 0.0  # vanished or unreadable meanwhile: treated as stale
+        age = time.time() - taken
+        if age < STALE_SETUP_LOCK_S:
+            raise UsageError(f"another anchorprep run is setting up {path} (its {SETUP_LOCK_FILE} is {age:.0f} s old); "
+                             f"rerun in a moment (a lock older than {STALE_SETUP_LOCK_S:.0f} s is taken over)")
+        lock.unlink(missing_ok=True)
+        if not create_exclusive(lock, body):
+            raise UsageError(f"another anchorprep run is setting up {path} right now; rerun in a moment")
+    try:
+        _claim_locked(folder, settings, overwrite, lambda: False)
+    finally:
+        lock.unlink(missing_ok=True)
+    return RunClaim(None)
+
+
+def _claim_locked(folder: RunFolder, settings: RunSettings, overwrite: bool, other_run_active) -> bool:
+    """The checks of `claim_run` under the setup lock; writes run.json for a new run. Returns
+    True when the run lock must now be taken shared (``other_run_active()`` tried it exclusively)."""
     path = folder.path
     if folder.legacy and not overwrite:  # never mix 0.1.0's layout (shards beside the manifest) with data/
         raise UsageError(
@@ -575,9 +638,8 @@ def _claim_locked(folder: RunFolder, settings: RunSettings, overwrite: bool, run
         except (OSError, ValueError) as exc:
             previous, unreadable = None, f"{type(exc).__name__}: {exc}"
     if previous is not None and previous.get("settings_sha256") == settings.settings_sha256 and not folder.legacy:
-        fcntl.flock(run_fd, fcntl.LOCK_SH)  # cannot block: exclusive holders hold the setup lock, which is ours
-        return
-    active = not _try_flock(run_fd, fcntl.LOCK_EX)
+        return True
+    active = other_run_active()
     busy = " (another anchorprep run is writing into it right now)" if active else ""
     if not overwrite:
         if unreadable is not None:
@@ -598,7 +660,7 @@ def _claim_locked(folder: RunFolder, settings: RunSettings, overwrite: bool, run
     folder.done_dir.mkdir(parents=True, exist_ok=True)
     folder.data_dir.mkdir(exist_ok=True)
     write_json_atomic(folder.settings_file, settings.to_dict())
-    fcntl.flock(run_fd, fcntl.LOCK_SH)
+    return True
 
 
 # ------------------------------------------------------------------------------------------------
@@ -653,7 +715,7 @@ class Run:
     manifest: RunManifest
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Location:
         return self.folder.path
 
     @property
@@ -665,7 +727,7 @@ class Run:
         return self.manifest.shards
 
     @property
-    def shard_paths(self) -> list[Path]:
+    def shard_paths(self) -> list[Location]:
         return [self.path / s.file for s in self.shards]
 
     @property
@@ -696,7 +758,8 @@ class Run:
 
     def read_shard(self, shard: ShardEntry | str, columns: Sequence[str] | None = None) -> pa.Table:
         name = shard.file if isinstance(shard, ShardEntry) else shard
-        return pq.read_table(self.path / name, columns=None if columns is None else list(columns))
+        source, filesystem = arrow_filesystem(self.path / name)
+        return pq.read_table(source, columns=None if columns is None else list(columns), filesystem=filesystem)
 
     def iter_rows(self, columns: Sequence[str] | None = None) -> Iterator[dict]:
         """Every row, in shard order, one shard in memory at a time (see `iter_rows`)."""
@@ -704,9 +767,9 @@ class Run:
             yield from iter_rows(self.read_shard(shard, columns), columns)
 
 
-def check_folder(path: str | os.PathLike) -> Path:
-    """``path`` as a `Path`; `UsageError` unless it is an existing folder."""
-    path = Path(path)
+def check_folder(path: str | os.PathLike) -> Location:
+    """``path`` as a `Path` (or `StoragePath`); `UsageError` unless it is an existing folder."""
+    path = location(path)
     if not path.exists():
         raise UsageError(f"{path}: no such folder")
     if not path.is_dir():
@@ -737,7 +800,8 @@ def _check_listed_shards(folder: RunFolder, manifest: RunManifest) -> None:
             raise UsageError(f"{folder.manifest_file} lists {entry.file}, which is missing; run "
                              "`anchorprep validate` on the folder")
         try:
-            rows = pq.ParquetFile(path).metadata.num_rows
+            source, filesystem = arrow_filesystem(path)
+            rows = pq.ParquetFile(source, filesystem=filesystem).metadata.num_rows
         except Exception as exc:  # noqa: BLE001 - any unreadable footer is the same finding
             reason = " ".join(str(exc).split())
             raise UsageError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {reason}); run "

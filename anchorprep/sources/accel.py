@@ -83,6 +83,7 @@ import numpy as np
 import pandas as pd
 
 from anchorprep.errors import InputError, UsageError
+from anchorprep.storage import local_copy
 
 __all__ = [
     "AccelPeaks",
@@ -213,17 +214,26 @@ def read_accel(
         raise UsageError(f"`units` must be one of {', '.join(UNITS)}; got {units!r}")
     if not _positive(max_gap_s):
         raise UsageError(f"`max_gap_s` must be a positive number of seconds; got {max_gap_s!r}")
-    p = Path(path)
     spath = str(path)
-    if not p.is_file():
-        raise InputError("file not found" if not p.exists() else "not a regular file", spath)
-    suffix = p.suffix.lower()
-    if suffix in _NPY_SUFFIXES:
-        (table, named), first_line, metadata_lines = _load_npy(p), None, 0
-    elif suffix in _PARQUET_SUFFIXES:
-        table, named, first_line, metadata_lines = _load_parquet(p), True, None, 0
-    else:
-        table, named, first_line, metadata_lines = _load_csv(p, skip_rows, has_header)
+    try:
+        with local_copy(path) as p:  # an object on object storage: downloaded once to a temporary
+            if not p.is_file():
+                raise InputError("file not found" if not p.exists() else "not a regular file", spath)
+            suffix = p.suffix.lower()
+            if suffix in _NPY_SUFFIXES:
+                (table, named), first_line, metadata_lines = _load_npy(p), None, 0
+            elif suffix in _PARQUET_SUFFIXES:
+                table, named, first_line, metadata_lines = _load_parquet(p), True, None, 0
+            else:
+                table, named, first_line, metadata_lines = _load_csv(p, skip_rows, has_header)
+    except InputError as exc:
+        if exc.path == spath or "://" not in spath:
+            raise
+        raise InputError(exc.reason, spath) from None  # named by its URL, not the temporary
+    except OSError as exc:  # downloading the object
+        if "://" not in spath:
+            raise
+        raise InputError(f"cannot read file: {exc.strerror or exc}", spath) from None
 
     if len(table) == 0:
         raise InputError("no data rows", spath)

@@ -17,8 +17,9 @@ is an error, because it usually means the manifest and the audio disagree.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Literal, Union
+from typing import ContextManager, Iterator, Literal, Union
 
 import numpy as np
 import soundfile as sf
@@ -26,6 +27,7 @@ import soxr
 
 from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.files import refuse_special_file
+from anchorprep.storage import StoragePath, audio_source, item_location
 
 #: Channel selector: a 0-based channel index, or "mix" for the mean of all channels.
 Channel = Union[int, Literal["mix"]]
@@ -45,27 +47,50 @@ class AudioInfo:
         return self.num_samples / self.sample_rate
 
 
-def open_audio(path: str) -> sf.SoundFile:
-    """Open an audio file for reading: the one place audio files are opened.
+def open_audio(path: str) -> ContextManager[sf.SoundFile]:
+    """Open an audio file (a local path or an object-storage URL) for reading: the one place audio
+    files are opened.
 
     Raises `InputError` for a missing path, a directory, a special file, or a header libsndfile
-    cannot read. The caller closes the returned `soundfile.SoundFile` (it is a context manager).
+    cannot read. Use the result as a context manager (``with open_audio(path) as f``): leaving it
+    closes the `soundfile.SoundFile` and hands an object's cached reader back to `audio_source`.
     """
-    if not os.path.exists(path):
+    local = not _is_url(path)
+    if local and not os.path.exists(path):
         raise InputError("audio file not found", path)
-    if os.path.isdir(path):
+    if local and os.path.isdir(path):
         raise InputError("audio path is a directory, not a file", path)
     refuse_special_file(path)
+    opened = ExitStack()
     try:
-        return sf.SoundFile(str(path))
+        source = opened.enter_context(audio_source(path))
+        audio = opened.enter_context(sf.SoundFile(source))
+    except FileNotFoundError as exc:
+        opened.close()
+        raise InputError(f"audio file not found ({exc.strerror or exc})", path) from None
     except Exception as exc:  # libsndfile reports every failure as a RuntimeError/LibsndfileError
+        opened.close()
         raise InputError(f"cannot read audio header: {exc}", path) from exc
+    return _closing(opened, audio)
+
+
+@contextmanager
+def _closing(opened: ExitStack, audio: sf.SoundFile) -> Iterator[sf.SoundFile]:
+    with opened:
+        yield audio
 
 
 def audio_info(path: str) -> AudioInfo:
     """Read the header of an audio file; raises `InputError` when it cannot be read."""
     with open_audio(path) as f:
         return AudioInfo(sample_rate=int(f.samplerate), num_samples=int(f.frames), channels=int(f.channels))
+
+
+def _is_url(path) -> bool:
+    try:
+        return isinstance(item_location(path), StoragePath)
+    except FileNotFoundError:
+        return True  # an unusable URL: opening it reports the problem
 
 
 def _check_channel(channel: Channel) -> None:

@@ -17,7 +17,10 @@ _KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
 
 
 def special_file_kind(path: str | os.PathLike[str]) -> str | None:
-    """What `path` is when it exists but is neither a regular file nor a folder, else None."""
+    """What `path` is when it exists but is neither a regular file nor a folder, else None
+    (always None for a URL: object stores hold only objects)."""
+    if not isinstance(path, (str, bytes, os.PathLike)) or "://" in str(path):
+        return None
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):  # missing, a symlink loop, a NUL in the name: the reader says so

@@ -31,6 +31,7 @@ from anchorprep.sources.alignments.lhotse import is_lhotse_manifest, lhotse_item
 from anchorprep.sources.alignments.rttm import is_rttm
 from anchorprep.sources.files import special_file_kind
 from anchorprep.sources.kaldi import read_segments, read_wav_scp
+from anchorprep.storage import StoragePath, join, list_files, location
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -73,14 +74,16 @@ def read_manifest(
         fmt = manifest_format or _sniff_manifest(data)
         where, base, source = "standard input", Path.cwd(), io.BytesIO(data)
     else:
-        path = Path(path)
+        path = location(path)
         fmt = manifest_format or MANIFEST_FORMATS.get(path.suffix.lower())
         if fmt is None:
             raise UsageError(f"{path}: unknown manifest format; use one of {', '.join(MANIFEST_FORMATS)}")
         _refuse_special_input(path)
-        if not path.is_file():
+        if not _is_file(path):
             raise UsageError(f"{path}: manifest not found")
         where, base, source = str(path), path.parent.resolve(), path
+        if isinstance(path, StoragePath):  # one GET; relative paths inside resolve against its URL
+            source = io.BytesIO(_read_input(path, "manifest"))
     frame = _read_frame(source, fmt, where)
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]
@@ -89,7 +92,7 @@ def read_manifest(
     frame = frame.astype(object).where(frame.notna(), "").astype(str)
     for column in PATH_COLUMNS:
         if column in frame.columns:
-            frame[column] = [_resolve(value, base) for value in frame[column]]
+            frame[column] = [join(base, value) for value in frame[column]]
     return frame.reset_index(drop=True)
 
 
@@ -194,14 +197,32 @@ def _cell_text(value) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _resolve(value: str, base: Path) -> str:
-    if not value or os.path.isabs(value):
-        return value
-    return str(base / value)
+def _is_file(path) -> bool:
+    """``path.is_file()``; an object store refusing access is a `UsageError` (one line), not a traceback."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _is_dir(path) -> bool:
+    try:
+        return path.is_dir()
+    except FileNotFoundError:  # an object store's missing bucket
+        return False
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _read_input(path: StoragePath, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
 
 
 def _is_stdin(inputs: PathLike) -> bool:
-    return os.fspath(inputs) == STDIN
+    return not isinstance(inputs, StoragePath) and os.fspath(inputs) == STDIN
 
 
 def _refuse_special_input(path: PathLike | None) -> None:
@@ -223,20 +244,21 @@ def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = 
     relative paths without suffix, in sorted order; an alignment with no audio gets an empty
     ``audio_path`` (its duration then comes from the alignment).
     """
-    alignment_dir = Path(alignment_dir)
-    if not alignment_dir.is_dir():
+    alignment_dir = location(alignment_dir)
+    if not _is_dir(alignment_dir):
         raise UsageError(f"{alignment_dir}: not a folder")
     # Absolute (as manifest paths are), so the stored audio_path works from any working directory.
     alignment_dir = alignment_dir.resolve()
-    audio_dir = Path(audio_dir).resolve() if audio_dir is not None else alignment_dir
+    audio_dir = location(audio_dir).resolve() if audio_dir is not None else alignment_dir
+    # One listing per folder (on object storage: not one request per file). Regular files only:
+    # FIFOs, devices and folders named *.TextGrid are not alignments (a FIFO would hang).
+    listed = _listing(alignment_dir)
+    audio_files = set(listed if audio_dir == alignment_dir else _listing(audio_dir))
     rows = []
-    # is_file(): FIFOs, devices and folders named *.TextGrid are not alignments (a FIFO would hang)
-    for grid_path in sorted(p for p in alignment_dir.rglob("*") if p.suffix.lower() in ALIGNMENT_SUFFIXES and p.is_file()):
+    for grid_path in (p for p in listed if p.suffix.lower() in ALIGNMENT_SUFFIXES):
         relative = grid_path.relative_to(alignment_dir).with_suffix("")
-        audio = next(
-            (audio_dir / relative.with_suffix(s) for s in AUDIO_SUFFIXES if (audio_dir / relative.with_suffix(s)).is_file()),
-            None,
-        )
+        audio = next((audio_dir / relative.with_suffix(s) for s in AUDIO_SUFFIXES
+                      if audio_dir / relative.with_suffix(s) in audio_files), None)
         rows.append({"utt_id": relative.as_posix(), "audio_path": "" if audio is None else str(audio),
                      "alignment_path": str(grid_path)})
     if not rows:
@@ -248,16 +270,23 @@ def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = 
 def folder_items(folder: PathLike, suffixes: tuple[str, ...], column: str) -> pd.DataFrame:
     """Every file with one of `suffixes` under `folder` (recursive, sorted) as an item whose
     `column` is the file's absolute path; ids are relative paths without suffix."""
-    folder = Path(folder)
-    if not folder.is_dir():
+    folder = location(folder)
+    if not _is_dir(folder):
         raise UsageError(f"{folder}: not a folder")
     folder = folder.resolve()  # absolute paths, as for manifests
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    files = [p for p in _listing(folder) if p.suffix.lower() in suffixes]
     if not files:
         raise UsageError(f"{folder}: no {'/'.join(suffixes)} files found")
     rows = [{"utt_id": p.relative_to(folder).with_suffix("").as_posix(), column: str(p)} for p in files]
     _require_utf8_names(rows)
     return pd.DataFrame(rows, dtype=str)
+
+
+def _listing(folder):
+    try:
+        return list_files(folder)
+    except OSError as exc:
+        raise UsageError(f"{folder}: cannot list: {exc.strerror or exc}") from None
 
 
 def _require_utf8_names(rows: list[dict]) -> None:
@@ -373,14 +402,15 @@ def alignment_items(
         return read_manifest(inputs, required=("utt_id", "alignment_path"))
     for given in (inputs, segments, wav_scp, recordings):
         _refuse_special_input(given)
-    inputs = Path(inputs)
-    if inputs.is_dir():
-        return textgrid_folder_items(inputs, audio_dir)
+    where = location(inputs)
+    if _is_dir(where):
+        return textgrid_folder_items(where, audio_dir)
+    inputs = str(where)  # a file: its readers take path strings (URLs included)
     if is_rttm(inputs, alignment_format):
         return rttm_items(inputs, wav_scp, encoding)
     if alignment_format in ("auto", "lhotse") and is_lhotse_manifest(inputs):
         return lhotse_items(inputs, lhotse_unit, recordings=recordings, audio_root=audio_root)
-    if is_ctm(inputs.name):  # by name, whatever `alignment_format` says
+    if is_ctm(where.name):  # by name, whatever `alignment_format` says
         return ctm_items(inputs, segments, wav_scp, encoding)
     return read_manifest(inputs, required=("utt_id", "alignment_path"))
 
@@ -388,7 +418,7 @@ def alignment_items(
 def audio_items(inputs: PathLike) -> pd.DataFrame:
     """The items of a ``vad`` run: every wav/flac/ogg file under a folder, or a manifest
     (``"-"``: standard input) with ``utt_id`` and ``audio_path``."""
-    if not _is_stdin(inputs) and Path(inputs).is_dir():
+    if not _is_stdin(inputs) and _is_dir(location(inputs)):
         return folder_items(inputs, AUDIO_SUFFIXES, "audio_path")
     return read_manifest(inputs, required=("utt_id", "audio_path"))
 
@@ -396,6 +426,6 @@ def audio_items(inputs: PathLike) -> pd.DataFrame:
 def accel_items(inputs: PathLike) -> pd.DataFrame:
     """The items of an ``accel`` run: every sensor file (`ACCEL_SUFFIXES`) under a folder, or a
     manifest (``"-"``: standard input) with ``utt_id`` and ``accel_path``."""
-    if not _is_stdin(inputs) and Path(inputs).is_dir():
+    if not _is_stdin(inputs) and _is_dir(location(inputs)):
         return folder_items(inputs, ACCEL_SUFFIXES, "accel_path")
     return read_manifest(inputs, required=("utt_id", "accel_path"))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.text import LineProblems, PathLike, read_text, safe_float, split_fields
+from anchorprep.storage import read_bytes
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def read_wav_scp(path: PathLike) -> dict[str, str]:
     """A Kaldi ``wav.scp`` as ``{id: audio path}``; piped commands are refused (`UsageError`:
     extract the audio to files first)."""
     mapping = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_bytes(path).decode("utf-8").splitlines(), 1):
         if not line.strip():
             continue
         key, _, value = line.strip().partition(" ")

@@ -20,6 +20,7 @@ import unicodedata
 from typing import Union
 
 from anchorprep.errors import InputError, UsageError
+from anchorprep.storage import read_bytes
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -77,8 +78,7 @@ def read_text(path: PathLike, encoding: str) -> str:
     `UsageError` for an unknown `encoding`.
     """
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_bytes(path)
     except OSError as exc:
         raise InputError(f"cannot read file: {exc.strerror or exc}", str(path)) from exc
     try:

@@ -85,6 +85,7 @@ import pandas as pd
 from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.alignments.model import Alignment, Interval, Tier, build_tier
 from anchorprep.sources.text import LineProblems
+from anchorprep.storage import StoragePath, is_url, location, open_input
 
 PathLike = Union[str, "os.PathLike[str]"]
 Unit = Literal["auto", "cut", "supervision"]
@@ -116,9 +117,11 @@ class _Bad(Exception):
 
 def _open_text(path: PathLike) -> io.TextIOBase:
     try:
-        with open(path, "rb") as probe:
-            magic = probe.read(2)
-        raw = gzip.open(path, "rb") if magic == _GZIP_MAGIC else open(path, "rb")
+        raw = open_input(path, "rb")
+        magic = raw.read(2)
+        raw.seek(0)
+        if magic == _GZIP_MAGIC:
+            raw = gzip.GzipFile(fileobj=raw, mode="rb")
     except OSError as exc:
         raise InputError(f"cannot read file: {exc.strerror or exc}", os.fspath(path)) from exc
     return io.TextIOWrapper(raw, encoding="utf-8-sig")
@@ -209,7 +212,7 @@ def is_lhotse_manifest(path: PathLike, fmt: str = "auto") -> bool:
     if fmt != "auto":
         return False
     name = os.fspath(path).lower()
-    if not name.endswith(_LHOTSE_SUFFIXES) or not os.path.isfile(path):
+    if not name.endswith(_LHOTSE_SUFFIXES) or not _is_file(path):
         return False
     try:
         for _, record in iter_records(path):
@@ -217,6 +220,13 @@ def is_lhotse_manifest(path: PathLike, fmt: str = "auto") -> bool:
     except InputError:
         return False
     return False
+
+
+def _is_file(path: PathLike) -> bool:
+    try:
+        return location(path).is_file()
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -595,6 +605,10 @@ def _recording_audio(recording: object, channel: object, audio_root: Path) -> st
         chosen = sources[0]
     if chosen is None or chosen.get("type") != "file" or not isinstance(chosen.get("source"), str):
         return ""
+    if is_url(chosen["source"]):
+        return chosen["source"]
+    if isinstance(audio_root, StoragePath):
+        return str(audio_root / chosen["source"])
     return os.path.normpath(os.path.join(audio_root, chosen["source"]))
 
 
@@ -648,7 +662,7 @@ def lhotse_items(
         recording_table = _read_recordings(recordings) if recordings is not None else {}
     except InputError as exc:
         raise UsageError(str(exc)) from None
-    root = Path(audio_root).resolve() if audio_root is not None else Path.cwd()
+    root = location(audio_root).resolve() if audio_root is not None else Path.cwd()
     rows = []
     for utt in utts:
         recording = utt.recording

@@ -32,6 +32,7 @@ from typing import Any
 
 from anchorprep.errors import InputError
 from anchorprep.sources.alignments.model import Alignment, Tier, build_tier, checked_time
+from anchorprep.storage import read_bytes
 
 __all__ = ["read_mfa_csv", "read_mfa_json"]
 
@@ -42,8 +43,7 @@ _INTERVAL_TYPES = {"interval", "intervaltier"}
 
 def _read_text(path: str) -> str:
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = read_bytes(path)
     except OSError as exc:
         raise InputError(f"cannot read alignment file: {exc.strerror or exc}", path) from None
     if not data.strip():

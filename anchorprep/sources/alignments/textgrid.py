@@ -49,6 +49,7 @@ from praatio.utilities.errors import PraatioException
 
 from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.text import sniff_encoding
+from anchorprep.storage import read_bytes
 from anchorprep.sources.alignments.model import (
     Alignment,
     Tier,
@@ -93,8 +94,7 @@ def read_textgrid(path: str | os.PathLike[str], *, encoding: str | None = None) 
     """
     where = os.fspath(path)
     try:
-        with open(where, "rb") as fh:
-            data = fh.read()
+        data = read_bytes(where)
     except OSError as exc:
         raise InputError(f"cannot read TextGrid: {exc.strerror or exc}", where) from None
     text, used = decode_textgrid_bytes(data, where, encoding)
