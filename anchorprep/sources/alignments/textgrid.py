@@ -54,8 +54,8 @@ from anchorprep.sources.alignments.model import (
     Tier,
     build_tier,
     checked_time,
-    contiguous_intervals,
-    validated_intervals,
+    valid_contiguous_columns,
+    valid_interval_columns,
 )
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "parse_textgrid_praatio",
     "parse_textgrid_text",
     "read_textgrid",
+    "read_textgrid_bytes",
     "sniff_encoding",
 ]
 
@@ -92,13 +93,18 @@ def read_textgrid(path: str | os.PathLike[str], *, encoding: str | None = None) 
     Every problem with the file raises `InputError` naming the file.
     """
     where = os.fspath(path)
-    try:
-        with open(where, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise InputError(f"cannot read TextGrid: {exc.strerror or exc}", where) from None
-    text, used = decode_textgrid_bytes(data, where, encoding)
+    text, used = decode_textgrid_bytes(read_textgrid_bytes(where), where, encoding)
     return parse_textgrid_text(text, path=where, encoding=used)
+
+
+def read_textgrid_bytes(path: str) -> bytes:
+    """The bytes of a TextGrid file: the one place TextGrids are opened (`InputError` if it
+    cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise InputError(f"cannot read TextGrid: {exc.strerror or exc}", path) from None
 
 
 def decode_textgrid_bytes(
@@ -109,7 +115,7 @@ def decode_textgrid_bytes(
     Raises `InputError` for an empty file or bytes that are not valid in the (sniffed or given)
     encoding, and `UsageError` for an unknown `encoding` name.
     """
-    if not data.strip():
+    if not data or data.isspace():  # `not data.strip()` without copying the file
         raise InputError("empty file; expected a Praat TextGrid", path)
     used = encoding or sniff_encoding(data)
     try:
@@ -425,7 +431,30 @@ def _grammar(possessive: bool) -> tuple[re.Pattern, re.Pattern, re.Pattern, re.P
     return long_header, long_items, short_header, short_items
 
 
+def _canonical_long_items(possessive: bool) -> re.Pattern:
+    """`_LONG_ITEMS` restricted to the indentation Praat and praatio (so MFA) write (4, 8, 12
+    spaces) and no trailing blanks: the same groups, about 20% faster (no blank runs to scan).
+
+    Its language is a subset of `_LONG_ITEMS`'s, and both match whole lines from a line start,
+    so when its matches cover every line (`_fast_tiers`' count check) they are the matches
+    `_LONG_ITEMS` finds, with the same groups; otherwise `_fast_tiers` uses `_LONG_ITEMS`.
+    """
+    plus = "+" if possessive else ""
+    num = r"([0-9]{1,15}" + plus + r"(?:\.[0-9]+" + plus + r")?)"
+    label = r'"([^"\n]*' + plus + r')"'
+    index = r"\[[0-9]+" + plus + r"\]:"
+
+    def lines(indent: int, *patterns: str) -> str:
+        return "".join(" " * indent + line + "\n" for line in patterns)
+
+    interval = lines(8, "intervals " + index) + lines(12, "xmin = " + num, "xmax = " + num, "text = " + label)
+    header = lines(4, "item " + index) + lines(8, 'class = "IntervalTier"', "name = " + label, "xmin = " + num,
+                                               "xmax = " + num, "intervals: size = ([0-9]{1,7})")
+    return re.compile("^(?:" + interval + "|" + header + ")", re.MULTILINE)
+
+
 _LONG_HEADER, _LONG_ITEMS, _SHORT_HEADER, _SHORT_ITEMS = _grammar(possessive=sys.version_info >= (3, 11))
+_LONG_ITEMS_CANONICAL = _canonical_long_items(possessive=sys.version_info >= (3, 11))
 _LONG_LINES = (4, 6)  # lines per interval, per tier header
 _LONG_MARKERS = re.compile(r"(?:item|intervals) ?\[")
 
@@ -455,16 +484,22 @@ def _parse_fast(text: str, path: str | None, encoding: str | None) -> Alignment 
         if starts and ends[:-1] == starts[1:]:
             # Contiguous intervals (MFA, Praat): each end is written like the next start, so
             # its float is that start's; convert only the last end.
-            intervals = contiguous_intervals(start_times, float(ends[-1]), list(map(str.strip, labels)))
+            last_end = float(ends[-1])
+            if not valid_contiguous_columns(start_times, last_end):
+                return None
+            end_times = start_times[1:]
+            end_times.append(last_end)
         else:
-            intervals = validated_intervals(start_times, list(map(float, ends)), list(map(str.strip, labels)))
-        if intervals is None:
-            return None
+            end_times = list(map(float, ends))
+            if not valid_interval_columns(start_times, end_times, None):  # labels: str from the grammar
+                return None
         name = _unique_name(name_in_file, names)
         if name != name_in_file:
             renamed[name] = name_in_file
         names.append(name)
-        tiers.append(Tier(name=name, intervals=intervals, kind="interval", xmin=tmin, xmax=tmax))
+        # Columnar: the labels are stripped and the intervals built only for the tiers a job uses.
+        tiers.append(Tier.from_columns(name, start_times, end_times, labels, xmin=tmin, xmax=tmax,
+                                       strip_labels=True))
     return _alignment(tiers, xmin, xmax, path, is_long, encoding, renamed)
 
 
@@ -476,8 +511,17 @@ def _fast_tiers(text: str, is_long: bool) -> tuple[str, str, list[tuple]] | None
         return None
     grid_min, grid_max, declared = header.groups()
     start = header.end()
-    found = (_LONG_ITEMS if is_long else _SHORT_ITEMS).findall(text, start)
-    tier_count = int(declared)
+    if is_long:
+        tiers = _tiers_in(_LONG_ITEMS_CANONICAL.findall(text, start), text, start, int(declared), True)
+        if tiers is not None:
+            return grid_min, grid_max, tiers
+    tiers = _tiers_in((_LONG_ITEMS if is_long else _SHORT_ITEMS).findall(text, start), text, start, int(declared),
+                      is_long)
+    return None if tiers is None else (grid_min, grid_max, tiers)
+
+
+def _tiers_in(found: list[tuple], text: str, start: int, tier_count: int, is_long: bool) -> list[tuple] | None:
+    """The tiers of `_fast_tiers` from the item matches `found` (from `start` on), or None."""
     if tier_count == 0 or len(found) < tier_count:
         return None
     tiers = []
@@ -513,7 +557,7 @@ def _fast_tiers(text: str, is_long: bool) -> tuple[str, str, list[tuple]] | None
             return None
     elif not _SHORT_MARKERS.isdisjoint(chain(names_in_file, *(tier[5] for tier in tiers))):
         return None
-    return grid_min, grid_max, tiers
+    return tiers
 
 
 _START, _END, _TEXT = itemgetter(0), itemgetter(1), itemgetter(2)
