@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice, repeat
 from operator import le
 from typing import Iterable, Literal, Sequence
 
@@ -406,12 +406,8 @@ def _phrase_spans(
     if first not in map(cache.first.__getitem__, labels):
         return []  # no label starts with the phrase's first word (most utterances)
     parts = list(map(cache.__getitem__, labels))
-    texts: list[str] = []  # every word of the tier, in order
-    owner: list[int] = []  # the interval each word comes from
-    for i, p in enumerate(parts):
-        if p:
-            texts.extend(p)
-            owner.extend([i] * len(p))
+    texts = list(chain.from_iterable(parts))  # every word of the tier, in order
+    owner = list(chain.from_iterable(map(repeat, range(len(parts)), map(len, parts))))  # each word's interval
     n, count = len(words), len(texts)
     spans: list[tuple[int, int, list[int]]] = []
     i = 0

@@ -464,8 +464,11 @@ _SHORT_MARKERS = frozenset({"IntervalTier", "TextTier"})
 
 def _parse_fast(text: str, path: str | None, encoding: str | None) -> Alignment | None:
     """The Alignment of a regular TextGrid text (line ends already "\n"), or None."""
-    # praatio's own choice between its long and short parser, then that format's grammar.
-    is_long = "ooTextFile short" not in text and "item [" in text
+    # praatio's own choice between its long and short parser, then that format's grammar. A
+    # text in the long grammar holds "item [" (its tier headers) and can hold "ooTextFile short"
+    # only in a name or label, which `_tiers_in` refuses; so only other texts need praatio's
+    # whole-text scan.
+    is_long = _LONG_HEADER.match(text) is not None or ("ooTextFile short" not in text and "item [" in text)
     raw = _fast_tiers(text, is_long)
     if raw is None:
         return None
@@ -553,7 +556,7 @@ def _tiers_in(found: list[tuple], text: str, start: int, tier_count: int, is_lon
     # No name or label may hold one of praatio's split markers (see above).
     if is_long:
         joined = "\n".join(chain(names_in_file, *(tier[5] for tier in tiers)))
-        if "[" in joined and _LONG_MARKERS.search(joined):
+        if "[" in joined and _LONG_MARKERS.search(joined) or "ooTextFile short" in joined:
             return None
     elif not _SHORT_MARKERS.isdisjoint(chain(names_in_file, *(tier[5] for tier in tiers))):
         return None
