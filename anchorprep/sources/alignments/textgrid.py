@@ -23,11 +23,15 @@ tier, intervals ending before they start, overlapping intervals within a tier, a
 praatio's parser cannot read (praatio 6 reads long-format times only as plain decimals, so a
 long-format time written in exponent notation such as ``1e-05`` is rejected too).
 
-Speed: the file is read and decoded once. Regular files (interval tiers in the layout MFA,
-Praat and praatio write, long or short format) are read by a fast path: one compiled grammar
-of the whole text, matched in C, and tiers built column by column (`parse_textgrid_fast`;
-on 10-second MFA-like grids about 4x faster than the praatio path including building the
-tiers, about 6x for the parse alone). Everything else, and every file with
+Speed: the file is read (`read_textgrid_bytes`, the one place a TextGrid is opened) and
+decoded once. Regular files (interval tiers in the layout MFA, Praat and praatio write, long or
+short format) are read by a fast path: one compiled grammar of the whole text, matched in C
+(first in the exact indentation Praat and praatio write, then with any blanks), every tier
+validated column by column, and tiers kept as columns (`Tier.from_columns`): the `Interval`
+objects and stripped labels of a tier are built only when something reads it, so an align job
+on MFA grids never builds the phones tier's (`parse_textgrid_fast`; on 10-second MFA-like grids
+about 7x faster than the praatio path). Every tier is still validated in full, so a
+damaged tier the job does not read fails the file exactly as before. Everything else, and every file with
 a problem, goes to praatio's string parser (`parse_textgrid_praatio`, via
 `praatio.utilities.textgrid_io.parseTextgridStr`, which skips the temporary text handling and
 tier objects of `praatio.textgrid.openTextgrid`; our own validation replaces praatio's).
