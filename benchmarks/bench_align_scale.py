@@ -23,7 +23,10 @@ Every number is CPU seconds (user + system) of the processes it starts, children
   writing (`_write_shard`) and the rest (per-item overhead); the shares of the profiled run
   are applied to the unprofiled total, so they are estimates.
 
-Run it against another checkout (e.g. main, for a before/after) with ``PYTHONPATH=that/checkout``.
+``--baseline-checkout PATH`` also runs `align` from another checkout (e.g. the main branch),
+alternating with this one for ``--rounds`` rounds so both see the same load, and checks that
+their shards are byte-identical. The whole benchmark runs against another checkout with
+``PYTHONPATH=that/checkout`` (its breakdown then profiles that code).
 The 1-minute load average is printed with every number: the machine is shared, and other
 processes' CPU use shows up as higher CPU time here.
 """
@@ -101,15 +104,31 @@ def read_every_byte(files: list[str], work: Path) -> dict:
     return measured(["sh", "-c", f"xargs -d '\\n' -a '{listing}' cat > /dev/null"])
 
 
-def run_align(manifest: Path, out: Path, workers: int) -> dict:
+def this_checkout() -> str:
+    import anchorprep
+
+    return str(Path(anchorprep.__file__).resolve().parents[1])  # the code this benchmark imports
+
+
+def run_align(manifest: Path, out: Path, workers: int, checkout: str | None = None) -> dict:
+    """`anchorprep align` of `checkout` (default: the code this benchmark imports)."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "anchorprep", "align", str(manifest), "-o", str(out), "-k", KEYWORD,
            "-q", "-j", str(workers), "--shard-size", str(SHARD_SIZE)]
-    import anchorprep
-
-    checkout = str(Path(anchorprep.__file__).resolve().parents[1])  # the code this benchmark imports
-    path = os.pathsep.join(p for p in (checkout, os.environ.get("PYTHONPATH")) if p)
+    path = os.pathsep.join(p for p in (checkout or this_checkout(), os.environ.get("PYTHONPATH")) if p)
     return measured(cmd, env={**os.environ, "PYTHONPATH": path})
+
+
+def interleaved(manifest: Path, work: Path, workers: int, baseline: str, rounds: int) -> dict:
+    """This checkout's and `baseline`'s align, alternating for `rounds` rounds (so both see the
+    same machine load): CPU seconds of each round, and whether their shards are identical."""
+    runs: dict[str, list[dict]] = {"this": [], "baseline": []}
+    for _ in range(rounds):
+        for name, checkout in (("this", None), ("baseline", baseline)):
+            runs[name].append(run_align(manifest, work / f"out-{name}", workers, checkout))
+    shards = [sorted((work / f"out-{name}" / "data").glob("*.parquet")) for name in ("this", "baseline")]
+    identical = len(shards[0]) == len(shards[1]) and all(a.read_bytes() == b.read_bytes() for a, b in zip(*shards))
+    return {"baseline": baseline, "rounds": runs, "identical_shards": identical}
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,6 +245,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--baseline-checkout", default=None,
+                        help="also run align from this checkout (e.g. the main branch), interleaved with this one")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --baseline-checkout")
     parser.add_argument("--minimal-script", nargs=3, metavar=("MANIFEST", "OUT", "LIMIT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.minimal_script:
@@ -252,6 +274,8 @@ def main() -> None:
         results["minimal_script"] = script
     if args.breakdown_n:
         results["breakdown_us_per_utt"] = breakdown(manifest, min(args.breakdown_n, n), work)
+    if args.baseline_checkout:
+        results["interleaved"] = interleaved(manifest, work, args.workers, args.baseline_checkout, args.rounds)
 
     def us(entry: dict, count: int) -> float:
         return 1e6 * entry["cpu_s"] / count
@@ -275,6 +299,15 @@ def main() -> None:
         print("|---|---:|")
         for stage, value in results["breakdown_us_per_utt"].items():
             print(f"| {stage} | {value:.1f} |")
+    if "interleaved" in results:
+        runs = results["interleaved"]["rounds"]
+        print(f"\n`align -j {args.workers}` of this checkout and of {args.baseline_checkout}, interleaved, µs/utt "
+              f"(shards identical: {results['interleaved']['identical_shards']}):\n")
+        print("| round | this | baseline | this / baseline | load avg |")
+        print("|---:|---:|---:|---:|---:|")
+        for i, (mine, theirs) in enumerate(zip(runs["this"], runs["baseline"]), 1):
+            print(f"| {i} | {us(mine, n):.1f} | {us(theirs, n):.1f} | {mine['cpu_s'] / theirs['cpu_s']:.2f}× | "
+                  f"{max(mine['load_avg'], theirs['load_avg']):.2f} |")
     results["align_us_per_utt"] = align_us
     results["floor_us_per_utt"] = us(floor, n)
     if args.json:
