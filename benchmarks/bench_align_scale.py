@@ -116,7 +116,9 @@ def run_align(manifest: Path, out: Path, workers: int, checkout: str | None = No
     cmd = [sys.executable, "-m", "anchorprep", "align", str(manifest), "-o", str(out), "-k", KEYWORD,
            "-q", "-j", str(workers), "--shard-size", str(SHARD_SIZE)]
     path = os.pathsep.join(p for p in (checkout or this_checkout(), os.environ.get("PYTHONPATH")) if p)
-    return measured(cmd, env={**os.environ, "PYTHONPATH": path})
+    # Run from the work folder: `python -m` puts the working directory first on sys.path, so
+    # started inside a checkout it would import that checkout whatever PYTHONPATH says.
+    return measured(cmd, env={**os.environ, "PYTHONPATH": path}, cwd=out.parent)
 
 
 def interleaved(manifest: Path, work: Path, workers: int, baseline: str, rounds: int) -> dict:
