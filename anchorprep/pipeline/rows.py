@@ -153,7 +153,7 @@ class Labelling:
                 f"< {self.grid.length * self.grid.subsampling} needed)"
             )
         if len(events) > 1:
-            events = sorted(events, key=_EVENT_ORDER)
+            events = sorted(events, key=_event_order)
         time_list = [e.time_s for e in events]
         times = np.array(time_list, dtype=np.float64)
         stats = _counter(utterances=1)
@@ -203,7 +203,6 @@ def _event_order(event: AnchorEvent) -> tuple[float, str, str]:
     return (event.time_s, event.source, event.label)
 
 
-_EVENT_ORDER = _event_order
 _NO_FRAMES = np.zeros(0, dtype=np.int64)
 _NO_FRAMES.flags.writeable = False
 
