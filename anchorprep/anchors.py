@@ -102,6 +102,10 @@ def label_frames(anchor_frames, anchor_classes, num_frames: int,
     if len(anchor_frames) == 0:
         targets = None if window is None else np.zeros(num_frames, dtype=np.int16)
         return np.full(num_frames, NO_ANCHOR, dtype=np.int16), targets
+    if len(anchor_frames) == 1 and num_frames <= NO_ANCHOR:
+        one = _one_anchor(anchor_frames, anchor_classes, num_frames, window)
+        if one is not None:
+            return one
     order = np.argsort(np.asarray(anchor_frames), kind="stable")
     frames = np.asarray(anchor_frames, dtype=np.int64)[order]
     if len(frames) == 1:  # the common case: no search needed
@@ -119,6 +123,25 @@ def label_frames(anchor_frames, anchor_classes, num_frames: int,
     positive = (distance >= window.lo) & (distance <= window.hi)
     targets[positive] = np.asarray(anchor_classes, dtype=np.int16)[order][index[positive]]
     return saturated, targets
+
+
+def _one_anchor(anchor_frames, anchor_classes, num_frames: int,
+                window: TargetWindow | None) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """`label_frames` for one anchor frame ``a`` in ``[0, T)`` with ``T <= 32767`` (no distance
+    saturates): ``d = arange(-a, T - a)``, and the window and guard band are frame ranges, so
+    the targets are two slice assignments. None when the anchor is not such a frame."""
+    a = anchor_frames[0]
+    if not isinstance(a, (int, np.integer)) or not 0 <= a < num_frames:
+        return None
+    a = int(a)
+    distance = np.arange(-a, num_frames - a, dtype=np.int16)
+    if window is None:
+        return distance, None
+    targets = np.zeros(num_frames, dtype=np.int16)
+    if window.guard:
+        targets[max(0, a + window.lo - window.guard):max(0, a + window.hi + window.guard + 1)] = IGNORE_INDEX
+    targets[max(0, a + window.lo):max(0, a + window.hi + 1)] = np.int16(anchor_classes[0])
+    return distance, targets
 
 
 def anchor_distances(anchor_frames, num_frames: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -34,6 +35,10 @@ MAX_SAMPLE_RATE = 2**31 - 1
 # Event times arrive as decimal seconds (1.09 s); 1.09 * 16000 is 17440.000000000002 in floating
 # point. Positions within this many samples of an integer are snapped to it before comparing.
 _SAMPLE_SNAP = 1e-6
+# `time_to_frame` maps up to this many events in plain Python floats (numpy's per-call cost is
+# larger for a handful of values), positions below 2**52 samples only.
+_SCALAR_EVENTS = 16
+_SCALAR_LIMIT = float(2**52)
 
 
 def _kaldi_samples(sample_rate: int, ms: float) -> int:
@@ -65,20 +70,33 @@ class FrameGrid:
             if _kaldi_samples(self.sample_rate, getattr(self, name)) < 1:
                 raise UsageError(f"`{name}` = {getattr(self, name)} is less than one sample at {self.sample_rate} Hz")
 
-    @property
+    # The grid constants are computed once per grid (the grid is frozen; `cached_property`
+    # stores them in the instance dict, outside the dataclass fields, equality and `to_dict`).
+
+    @cached_property
     def shift(self) -> int:
         """Frame shift ``S`` in samples (truncated as Kaldi does: 10 ms at 22050 Hz is 220)."""
         return _kaldi_samples(self.sample_rate, self.frame_shift_ms)
 
-    @property
+    @cached_property
     def length(self) -> int:
         """Frame length ``L`` in samples (truncated as Kaldi does)."""
         return _kaldi_samples(self.sample_rate, self.frame_length_ms)
 
-    @property
+    @cached_property
     def _first_sample_offset(self) -> int:
         """Sample index where feature frame 0 starts (negative when edges are not snipped)."""
         return 0 if self.snip_edges else self.shift // 2 - self.length // 2
+
+    @cached_property
+    def _first_end_sample(self) -> float:
+        """End sample of model frame 0 (`frame_end_samples(0)`), as a float."""
+        return float(self.frame_end_samples(0))
+
+    @cached_property
+    def _first_centre_sample(self) -> float:
+        """Centre of model frame 0 in samples (`frame_centre_time(0)` times the rate)."""
+        return float(self.frame_centre_time(0)) * self.sample_rate
 
     def num_feature_frames(self, num_samples: int) -> int:
         """Feature frames Kaldi computes for ``num_samples`` samples."""
@@ -92,7 +110,9 @@ class FrameGrid:
 
     def num_samples(self, duration_s: float) -> int:
         """Samples in ``duration_s`` seconds at this grid's rate (rounded to the nearest sample)."""
-        return int(np.floor(duration_s * self.sample_rate + 0.5))
+        # math.floor of the same float64 product: np.floor's value (and ValueError/OverflowError
+        # for NaN/inf as int(np.floor(...)) raises), without numpy scalar arithmetic.
+        return math.floor(float(duration_s) * self.sample_rate + 0.5)
 
     def resampled_length(self, num_samples: int, sample_rate: int) -> int:
         """Samples that ``num_samples`` at ``sample_rate`` become at the grid's rate.
@@ -102,7 +122,7 @@ class FrameGrid:
         """
         if sample_rate == self.sample_rate:
             return num_samples
-        return int(np.floor(num_samples * self.sample_rate / sample_rate + 0.5))
+        return math.floor(float(num_samples) * self.sample_rate / sample_rate + 0.5)
 
     def frame_end_samples(self, frames: np.ndarray | int) -> np.ndarray:
         """Exclusive end sample of model frame(s) ``j``: end of feature frame ``j*s + s - 1``."""
@@ -128,24 +148,53 @@ class FrameGrid:
         """
         if num_frames <= 0:
             raise ValueError("time_to_frame needs at least one frame")
+        if rule not in ANCHOR_RULES:
+            raise UsageError(f"`anchor_rule` must be one of {', '.join(ANCHOR_RULES)}, got {rule!r}")
+        if type(times_s) is list and len(times_s) <= _SCALAR_EVENTS:
+            scalar = self._time_to_frame_scalar(times_s, num_frames, rule)
+            if scalar is not None:
+                return scalar
         pos = np.asarray(times_s, dtype=np.float64) * self.sample_rate
         snapped = np.round(pos)
         pos = np.where(np.abs(pos - snapped) < _SAMPLE_SNAP, snapped, pos)
         step = self.shift * self.subsampling
         if rule == "causal":
             # Smallest j with frame_end_samples(j) >= pos.
-            first_end = float(self.frame_end_samples(0))
-            raw = np.ceil((pos - first_end) / step)
-        elif rule == "nearest":
-            first_centre = float(self.frame_centre_time(0)) * self.sample_rate
-            # Round half down: an event exactly between two centres goes to the earlier frame.
-            raw = np.ceil((pos - first_centre) / step - 0.5)
+            raw = np.ceil((pos - self._first_end_sample) / step)
         else:
-            raise UsageError(f"`anchor_rule` must be one of {', '.join(ANCHOR_RULES)}, got {rule!r}")
+            # Round half down: an event exactly between two centres goes to the earlier frame.
+            raw = np.ceil((pos - self._first_centre_sample) / step - 0.5)
         raw = raw.astype(np.int64)
         clipped_after = int(np.count_nonzero(raw > num_frames - 1))
         clipped_before = int(np.count_nonzero(pos < 0))
         return np.clip(raw, 0, num_frames - 1), clipped_after, clipped_before
+
+    def _time_to_frame_scalar(self, times_s: list, num_frames: int, rule: str) -> tuple[np.ndarray, int, int] | None:
+        """`time_to_frame` for a few plain floats, in Python floats (the same IEEE float64
+        operations as the numpy path, so the same frames); None for anything unusual (non-float
+        or non-finite times, positions beyond 2**52 samples) so the numpy path decides."""
+        rate, step = self.sample_rate, self.shift * self.subsampling
+        first = self._first_end_sample if rule == "causal" else self._first_centre_sample
+        half = 0.0 if rule == "causal" else 0.5
+        frames, after, before = [], 0, 0
+        for t in times_s:
+            if type(t) is not float:
+                return None
+            pos = t * rate
+            if not -_SCALAR_LIMIT < pos < _SCALAR_LIMIT:  # also False for NaN
+                return None
+            snapped = float(round(pos))  # round half to even, as np.round
+            if abs(pos - snapped) < _SAMPLE_SNAP:
+                pos = snapped
+            raw = math.ceil((pos - first) / step - half)
+            if raw > num_frames - 1:
+                after += 1
+                raw = num_frames - 1
+            elif raw < 0:
+                raw = 0
+            before += pos < 0
+            frames.append(raw)
+        return np.array(frames, dtype=np.int64), after, before
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from anchorprep.anchors import SPEECH_ONSET
 from anchorprep.errors import InputError, UsageError
 from anchorprep.pipeline.rows import AnchorEvent, Labelling, utterance_extent
-from anchorprep.pipeline.runner import ItemFailure, stage
+from anchorprep.pipeline.runner import ItemFailure, stage_failure
 from anchorprep.sources.alignments.formats import utterance_alignment
 from anchorprep.sources.alignments.keywords import find_phrase, select_word_tiers, speech_run_starts
 
@@ -90,31 +90,47 @@ class AlignJob:
         return (str(value).strip() or None) if value is not None else None
 
     def process(self, item: dict) -> tuple[dict, Counter]:
-        options = self.options
-        with stage("read_alignment", item.get("alignment_path")):
+        # One try around the item, `current` naming the stage (what `with stage(...)` per stage
+        # reported, without its per-item cost).
+        current, alignment_path = "read_alignment", item.get("alignment_path")
+        try:
             alignment, utterance_relative = self._alignment(item)
-        with stage("read_audio", item.get("audio_path")):
+            current = "read_audio"
             extent = utterance_extent(item, self.labelling.grid, fallback_duration_s=alignment.xmax)
-        with stage("find_keyword", item.get("alignment_path")):
-            tiers = select_word_tiers(alignment, tier=options.tier, speaker=self._speaker(item), level=options.level)
-            offset = 0.0 if utterance_relative else extent.start_s
-            events = []
-            for chosen in tiers:
-                source = SOURCE if chosen.speaker is None else f"{SOURCE}:{chosen.speaker}"
-                if options.speech_onsets:
-                    found = [(t, SPEECH_ONSET) for t in speech_run_starts(chosen.tier, options.min_pause_s)]
-                else:
-                    found = [(match.time, keyword) for keyword in options.keywords
-                             for match in find_phrase(chosen.tier, keyword, edge=options.edge, regex=options.regex)]
-                events += [AnchorEvent(t - offset, label, source) for t, label in found if extent.contains(t - offset)]
-        if options.require_keyword and not events:
-            wanted = "speech" if options.speech_onsets else f"any of the keywords {list(options.keywords)}"
-            names = ", ".join(repr(chosen.tier.name) for chosen in tiers)
-            raise ItemFailure("find_keyword", f"no {wanted} on tier{'s' if len(tiers) > 1 else ''} {names}",
-                              item.get("alignment_path"))
-        with stage("label", item.get("alignment_path")):
+            current = "find_keyword"
+            tiers, events = self._events(item, alignment, 0.0 if utterance_relative else extent.start_s, extent)
+            if self.options.require_keyword and not events:
+                self._no_keyword(tiers, alignment_path)
+            current = "label"
             row, stats = self.labelling.build_row(item, extent, events)
+        except Exception as exc:  # noqa: BLE001 - see `stage_failure`
+            failure = stage_failure(current, exc, item.get("audio_path") if current == "read_audio" else alignment_path)
+            if failure is exc:
+                raise
+            raise failure from exc
+        offset = 0.0 if utterance_relative else extent.start_s
         overrun = (alignment.xmax - offset) - extent.duration_s
         if item.get("audio_path") and overrun > self.labelling.grid.frame_shift_ms / 1000.0:
             stats.update(alignment_overruns_audio=1)
         return row, stats
+
+    def _events(self, item: dict, alignment, offset: float, extent) -> tuple[list, list[AnchorEvent]]:
+        """The chosen tiers and the anchor events on them that fall inside the utterance."""
+        options = self.options
+        tiers = select_word_tiers(alignment, tier=options.tier, speaker=self._speaker(item), level=options.level)
+        events = []
+        for chosen in tiers:
+            source = SOURCE if chosen.speaker is None else f"{SOURCE}:{chosen.speaker}"
+            if options.speech_onsets:
+                found = [(t, SPEECH_ONSET) for t in speech_run_starts(chosen.tier, options.min_pause_s)]
+            else:
+                found = [(match.time, keyword) for keyword in options.keywords
+                         for match in find_phrase(chosen.tier, keyword, edge=options.edge, regex=options.regex)]
+            events += [AnchorEvent(t - offset, label, source) for t, label in found if extent.contains(t - offset)]
+        return tiers, events
+
+    def _no_keyword(self, tiers: list, path: str | None) -> None:
+        options = self.options
+        wanted = "speech" if options.speech_onsets else f"any of the keywords {list(options.keywords)}"
+        names = ", ".join(repr(chosen.tier.name) for chosen in tiers)
+        raise ItemFailure("find_keyword", f"no {wanted} on tier{'s' if len(tiers) > 1 else ''} {names}", path)

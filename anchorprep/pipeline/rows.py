@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -121,6 +122,11 @@ class Labelling:
 
     @property
     def label_ids(self) -> dict[str, int]:
+        return dict(self._label_ids)
+
+    @cached_property
+    def _label_ids(self) -> dict[str, int]:
+        """The label map, built once per `Labelling` (not per row)."""
         return label_map(list(self.labels))
 
     def settings(self) -> dict:
@@ -146,21 +152,31 @@ class Labelling:
                 f"utterance is shorter than one frame ({extent.grid_samples} samples at {self.grid.sample_rate} Hz "
                 f"< {self.grid.length * self.grid.subsampling} needed)"
             )
-        events = sorted(events, key=lambda e: (e.time_s, e.source, e.label))
-        used_set = set(events if used is None else used)
-        times = np.array([e.time_s for e in events], dtype=np.float64)
-        stats: Counter = Counter(utterances=1)
+        if len(events) > 1:
+            events = sorted(events, key=_event_order)
+        time_list = [e.time_s for e in events]
+        times = np.array(time_list, dtype=np.float64)
+        stats = _counter(utterances=1)
+        ids = self._label_ids
         if events:
-            frames, after, before = self.grid.time_to_frame(times, num_frames, self.anchor_rule)
-            stats.update(anchors=len(events), anchors_clipped_after_end=after, anchors_clipped_before_start=before)
-            stats.update(f"anchors_from_{e.source}" for e in events)
+            frames, after, before = self.grid.time_to_frame(time_list, num_frames, self.anchor_rule)
+            dict.update(stats, anchors=len(events), anchors_clipped_after_end=after,
+                        anchors_clipped_before_start=before)
+            for e in events:
+                key = f"anchors_from_{e.source}"
+                stats[key] = stats.get(key, 0) + 1
         else:
-            frames = np.zeros(0, dtype=np.int64)
-        is_used = np.array([e in used_set for e in events], dtype=bool)
-        stats.update(positives=1) if is_used.any() else stats.update(negatives=1)
-        ids = self.label_ids
-        classes = [ids[e.label] for e, keep in zip(events, is_used) if keep]
-        distance, window_targets = label_frames(frames[is_used], classes, num_frames,
+            frames = _NO_FRAMES
+        if used is None:  # every event counts (align, vad)
+            any_used, used_frames = bool(events), frames
+            classes = [ids[e.label] for e in events]
+        else:
+            used_set = set(used)
+            is_used = np.array([e in used_set for e in events], dtype=bool)
+            any_used, used_frames = bool(is_used.any()), frames[is_used]
+            classes = [ids[e.label] for e, keep in zip(events, is_used) if keep]
+        stats["positives" if any_used else "negatives"] = 1
+        distance, window_targets = label_frames(used_frames, classes, num_frames,
                                                 self.window if targets is None else None)
         if targets is None:
             targets = window_targets
@@ -181,3 +197,18 @@ class Labelling:
             "target": np.asarray(targets, dtype=np.int16),
         }
         return row, stats
+
+
+def _event_order(event: AnchorEvent) -> tuple[float, str, str]:
+    return (event.time_s, event.source, event.label)
+
+
+_NO_FRAMES = np.zeros(0, dtype=np.int64)
+_NO_FRAMES.flags.writeable = False
+
+
+def _counter(**counts: int) -> Counter:
+    """``Counter(**counts)`` without `Counter.update`'s Python-level loop."""
+    stats = Counter.__new__(Counter)
+    dict.update(stats, counts)
+    return stats

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from itertools import chain
+from operator import methodcaller
 
 import numpy as np
 import pyarrow as pa
@@ -57,7 +59,7 @@ MAX_LIST_VALUES = 2**31 - 1
 
 def _list_array(values: list, dtype: pa.DataType) -> pa.Array:
     """A list<dtype> array built from one flat buffer and offsets (no per-element Python work)."""
-    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     if offsets[-1] > MAX_LIST_VALUES:  # int32 offsets would wrap to negative values
@@ -65,18 +67,21 @@ def _list_array(values: list, dtype: pa.DataType) -> pa.Array:
                             f"{MAX_LIST_VALUES} per column: write fewer rows per shard")
     offsets = offsets.astype(np.int32)
     if pa.types.is_string(dtype):
-        flat = pa.array([item for v in values for item in v], type=dtype)
+        flat = pa.array(list(chain.from_iterable(values)), type=dtype)
     else:
         flat_np = np.concatenate(values) if values else np.zeros(0)
-        flat = pa.array(flat_np.astype(dtype.to_pandas_dtype(), copy=False), type=dtype)
+        flat = pa.array(flat_np.astype(_NUMPY_TYPES[dtype], copy=False), type=dtype)
     return pa.ListArray.from_arrays(pa.array(offsets), flat, type=pa.list_(dtype))
+
+
+_NUMPY_TYPES = {dtype: dtype.to_pandas_dtype() for dtype in LIST_COLUMNS.values() if not pa.types.is_string(dtype)}
 
 
 def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     """Turn row dicts (list columns as numpy arrays or lists) into a table of ``schema``."""
     columns = []
     for field in schema:
-        values = [row.get(field.name) for row in rows]
+        values = list(map(methodcaller("get", field.name), rows))
         if field.name in LIST_COLUMNS:
             columns.append(_list_array(values, LIST_COLUMNS[field.name]))
         else:

@@ -45,8 +45,14 @@ def read_alignment(
     must hold exactly one (use `read_ctm` to read them all at once). `utterance` is ignored for
     the other formats, which hold one alignment per file.
     """
+    return _read_single(path, format, utterance, refuse_special=True)
+
+
+def _read_single(path: str | os.PathLike[str], format: str, utterance: str | None, refuse_special: bool) -> Alignment:
+    """`read_alignment`; `refuse_special` False when the caller has just refused special files."""
     kind = _resolve_format(path, format)
-    refuse_special_file(path)
+    if refuse_special:
+        refuse_special_file(path)
     if kind == "textgrid":
         from anchorprep.sources.alignments.textgrid import read_textgrid
 
@@ -170,8 +176,8 @@ def utterance_alignment(
     """
     whole = read_utterances(path, format, encoding=encoding, level=level, segments=segments,
                             lhotse_unit=lhotse_unit)
-    if whole is None:
-        return read_alignment(path, format=format), False
+    if whole is None:  # read_utterances has refused special files already
+        return _read_single(path, format, None, refuse_special=False), False
     if key in whole.errors:
         raise whole.errors[key]
     if key not in whole.alignments:

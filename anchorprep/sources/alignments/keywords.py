@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from itertools import islice
-from operator import attrgetter, le
+from itertools import chain, islice, repeat
+from operator import le
 from typing import Iterable, Literal, Sequence
 
 from anchorprep.errors import InputError, UsageError
-from anchorprep.sources.alignments.model import Alignment, Interval, Tier
+from anchorprep.sources.alignments.model import Alignment, Tier
 from anchorprep.sources.text import SILENCE_LABELS, UNKNOWN_LABELS, is_silence, normalise_label
 
 #: Auto-selected tier names per level, in order of preference (compared case-insensitively).
@@ -232,18 +232,36 @@ class _PartsCache(dict):
     dict hit (`normalise_label` does Unicode normalisation and a category lookup per character).
     """
 
-    __slots__ = ("silence", "unknown")
+    __slots__ = ("silence", "unknown", "first")
     MAX_LABELS = 200_000  # memory bound per worker; cleared (not evicted one by one) when full
 
     def __init__(self, silence: frozenset[str], unknown: frozenset[str]) -> None:
         super().__init__()
         self.silence, self.unknown = silence, unknown
+        self.first = _FirstWords(self)  # label -> its first word ("" for none)
 
     def __missing__(self, label: str) -> tuple[str, ...]:
         if len(self) >= self.MAX_LABELS:
             self.clear()
+            self.first.clear()
         parts = self[label] = _label_parts(label, self.silence, self.unknown)
         return parts
+
+
+class _FirstWords(dict):
+    """label -> the first of its `_PartsCache` words, "" for none (filled on demand): whether a
+    tier holds a phrase's first word at all is one C-level scan of this map."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: _PartsCache) -> None:
+        super().__init__()
+        self.parts = parts
+
+    def __missing__(self, label: str) -> str:
+        words = self.parts[label]
+        first = self[label] = words[0] if words else ""
+        return first
 
 
 _PARTS_CACHES: dict[tuple[frozenset[str], frozenset[str]], _PartsCache] = {}
@@ -267,8 +285,6 @@ def _folded(values: Iterable[str], default: Iterable[str], default_folded: froze
 
 _SILENCE_FOLDED = frozenset(s.strip().casefold() for s in SILENCE_LABELS)
 _UNKNOWN_FOLDED = frozenset(u.strip().casefold() for u in UNKNOWN_LABELS)
-_LABEL_OF = attrgetter("label")
-_START_OF = attrgetter("start")
 
 
 def _phrase_words(phrase: str, unknown: frozenset[str]) -> list[str]:
@@ -352,31 +368,29 @@ def find_phrase(
     edge = _check_edge(edge)
     silence_set = _folded(silence, SILENCE_LABELS, _SILENCE_FOLDED)
     unknown_set = _folded(unknown, UNKNOWN_LABELS, _UNKNOWN_FOLDED)
-    intervals = _time_ordered(tier.intervals)
+    starts, ends, labels = _time_ordered(tier)
     if regex:
-        spans = _regex_spans(intervals, phrase, silence_set, unknown_set, match_unknown)
+        spans = _regex_spans(labels, phrase, silence_set, unknown_set, match_unknown)
     else:
-        spans = _phrase_spans(intervals, phrase, silence_set, unknown_set)
+        spans = _phrase_spans(labels, phrase, silence_set, unknown_set)
     return [
-        Match(
-            start=intervals[a].start,
-            end=intervals[b].end,
-            time=_edge_time(intervals[a].start, intervals[b].end, edge),
-            text=" ".join(intervals[k].label for k in ks),
-        )
+        Match(start=starts[a], end=ends[b], time=_edge_time(starts[a], ends[b], edge),
+              text=" ".join(labels[k] for k in ks))
         for a, b, ks in spans
     ]
 
 
-def _time_ordered(intervals: tuple[Interval, ...]) -> tuple[Interval, ...]:
-    starts = list(map(_START_OF, intervals))
+def _time_ordered(tier: Tier) -> tuple[list[float], list[float], list[str]]:
+    """The tier's columns (starts, ends, labels), sorted by (start, end) if they are not in order."""
+    starts, ends, labels = tier.columns()
     if all(map(le, starts, islice(starts, 1, None))):
-        return intervals
-    return tuple(sorted(intervals, key=lambda iv: (iv.start, iv.end)))
+        return starts, ends, labels
+    ordered = sorted(tier.intervals, key=lambda iv: (iv.start, iv.end))
+    return [iv.start for iv in ordered], [iv.end for iv in ordered], [iv.label for iv in ordered]
 
 
 def _phrase_spans(
-    intervals: Sequence[Interval], phrase: str, silence: frozenset[str], unknown: frozenset[str]
+    labels: Sequence[str], phrase: str, silence: frozenset[str], unknown: frozenset[str]
 ) -> list[tuple[int, int, list[int]]]:
     """(first interval, last interval, matched interval indices) of each occurrence.
 
@@ -387,16 +401,13 @@ def _phrase_spans(
     words = _phrase_words(phrase, unknown)
     if not words:
         raise UsageError(f"keyword phrase {phrase!r} has no words")
-    parts = list(map(_parts_cache(silence, unknown).__getitem__, map(_LABEL_OF, intervals)))
+    cache = _parts_cache(silence, unknown)
     first = words[0]
-    if not any(p and p[0] == first for p in parts):
+    if first not in map(cache.first.__getitem__, labels):
         return []  # no label starts with the phrase's first word (most utterances)
-    texts: list[str] = []  # every word of the tier, in order
-    owner: list[int] = []  # the interval each word comes from
-    for i, p in enumerate(parts):
-        if p:
-            texts.extend(p)
-            owner.extend([i] * len(p))
+    parts = list(map(cache.__getitem__, labels))
+    texts = list(chain.from_iterable(parts))  # every word of the tier, in order
+    owner = list(chain.from_iterable(map(repeat, range(len(parts)), map(len, parts))))  # each word's interval
     n, count = len(words), len(texts)
     spans: list[tuple[int, int, list[int]]] = []
     i = 0
@@ -421,7 +432,7 @@ def _phrase_spans(
 
 
 def _regex_spans(
-    intervals: Sequence[Interval],
+    labels: Sequence[str],
     pattern: str,
     silence: frozenset[str],
     unknown: frozenset[str],
@@ -432,11 +443,11 @@ def _regex_spans(
     except re.error as exc:
         raise UsageError(f"invalid label regex {pattern!r}: {exc}") from None
     spans: list[tuple[int, int, list[int]]] = []
-    for i, iv in enumerate(intervals):
-        folded = iv.label.strip().casefold()
+    for i, label in enumerate(labels):
+        folded = label.strip().casefold()
         if folded in silence or (folded in unknown and not match_unknown):
             continue
-        if compiled.fullmatch(unicodedata.normalize("NFC", iv.label.strip())):
+        if compiled.fullmatch(unicodedata.normalize("NFC", label.strip())):
             spans.append((i, i, [i]))
     return spans
 

@@ -44,6 +44,51 @@ class Tier:
     xmin: float | None = None
     xmax: float | None = None
 
+    @classmethod
+    def from_columns(cls, name: str, starts: list[float], ends: list[float], labels: list[str], *,
+                     kind: str = "interval", xmin: float | None = None, xmax: float | None = None,
+                     strip_labels: bool = False) -> "Tier":
+        """A tier held as columns (already validated: what `validated_intervals` accepts), whose
+        `intervals` are built only when first used; with `strip_labels` the labels are stripped
+        (`str.strip`) on first use too.
+
+        Equal to ``Tier(name, intervals, ...)`` with the same intervals in every respect; a reader
+        uses it so that tiers a job never looks at (an MFA grid's phones, for word keywords) cost
+        no per-interval objects.
+        """
+        tier = _new_object(cls)
+        for field_name, value in (("name", name), ("kind", kind), ("xmin", xmin), ("xmax", xmax)):
+            object.__setattr__(tier, field_name, value)
+        object.__setattr__(tier, "_pending", (starts, ends, labels, strip_labels))
+        return tier
+
+    def columns(self) -> tuple[list[float], list[float], list[str]]:
+        """``(starts, ends, labels)`` of the intervals, in order, as lists (computed once)."""
+        found = self.__dict__.get("_columns")
+        if found is None:
+            pending = self.__dict__.get("_pending")
+            if pending is not None:
+                starts, ends, labels, strip = pending
+                found = (starts, ends, list(map(str.strip, labels)) if strip else labels)
+            else:
+                intervals = self.intervals
+                found = ([iv.start for iv in intervals], [iv.end for iv in intervals], [iv.label for iv in intervals])
+            object.__setattr__(self, "_columns", found)
+        return found
+
+    def __getattr__(self, name: str):
+        # Only reached for attributes not in the instance: `intervals` of a `from_columns` tier.
+        if name == "intervals" and "_pending" in self.__dict__:
+            intervals = _build_intervals(*self.columns())
+            object.__setattr__(self, "intervals", intervals)
+            return intervals
+        raise AttributeError(name)
+
+    def __getstate__(self) -> dict:
+        if "_pending" in self.__dict__:
+            self.intervals  # noqa: B018 - materialise, so the pickle holds plain intervals
+        return {key: value for key, value in self.__dict__.items() if key not in ("_pending", "_columns")}
+
 
 @dataclass(frozen=True)
 class Alignment:
@@ -189,29 +234,34 @@ def validated_intervals(
 ) -> tuple[Interval, ...] | None:
     """`Interval`s from parallel columns of floats and labels, or None if the fast rules fail.
 
-    The fast rules (the common case of every reader): every start is >= 0, every interval
-    ends at or after its start and before infinity (so no NaN), each interval starts no earlier
-    than the previous one ends (minus a 1e-9 slack for independently rounded boundaries), and
-    every label is a `str`. Each rule is one C-level pass (`map` with `operator` functions),
-    and the intervals are built without calling the dataclass ``__init__`` per object; for
-    tiers of 30-100 intervals this measured faster than numpy, whose array set-up costs more
-    than the comparisons. On None, callers fall back to their checked path, which sorts,
-    validates value by value and explains the problem.
+    The fast rules (the common case of every reader; `valid_interval_columns`): every start is
+    >= 0, every interval ends at or after its start and before infinity (so no NaN), each
+    interval starts no earlier than the previous one ends (minus a 1e-9 slack for independently
+    rounded boundaries), and every label is a `str`. Each rule is one C-level pass (`map` with
+    `operator` functions), and the intervals are built without calling the dataclass
+    ``__init__`` per object; for tiers of 30-100 intervals this measured faster than numpy,
+    whose array set-up costs more than the comparisons. On None, callers fall back to their
+    checked path, which sorts, validates value by value and explains the problem.
     """
+    if not valid_interval_columns(starts, ends, labels):
+        return None
+    return _build_intervals(starts, ends, labels) if len(starts) else ()
+
+
+def valid_interval_columns(starts: Sequence[float], ends: Sequence[float], labels: Sequence[object] | None) -> bool:
+    """Whether the columns pass `validated_intervals`' rules (``labels=None``: known to be `str`)."""
     n = len(starts)
     if n == 0:
-        return () if len(ends) == len(labels) == 0 else None
-    if len(ends) != n or len(labels) != n:
-        return None
+        return len(ends) == 0 and (labels is None or len(labels) == 0)
+    if len(ends) != n or (labels is not None and len(labels) != n):
+        return False
     if not all(map(le, starts, ends)):  # False for NaN too
-        return None
+        return False
     if not (min(starts) >= 0.0 and max(ends) < math.inf):
-        return None
+        return False
     if n > 1 and not all(map(le, map(sub, islice(ends, n - 1), repeat(_OVERLAP_SLACK)), islice(starts, 1, None))):
-        return None
-    if set(map(type, labels)) != {str}:
-        return None
-    return _build_intervals(starts, ends, labels)
+        return False
+    return labels is None or set(map(type, labels)) == {str}
 
 
 def contiguous_intervals(starts: list[float], last_end: float, labels: Sequence[object]) -> tuple[Interval, ...] | None:
@@ -224,13 +274,17 @@ def contiguous_intervals(starts: list[float], last_end: float, labels: Sequence[
     n = len(starts)
     if n == 0 or len(labels) != n:
         return validated_intervals(starts, [], labels) if n == 0 else None
-    if not (starts[0] >= 0.0 and starts[-1] <= last_end < math.inf and all(map(le, starts, islice(starts, 1, None)))):
-        return None
-    if set(map(type, labels)) != {str}:
+    if not valid_contiguous_columns(starts, last_end) or set(map(type, labels)) != {str}:
         return None
     ends = starts[1:]
     ends.append(last_end)
     return _build_intervals(starts, ends, labels)
+
+
+def valid_contiguous_columns(starts: list[float], last_end: float) -> bool:
+    """Whether touching intervals (each ends where the next starts, the last at `last_end`)
+    pass `validated_intervals`' time rules; `starts` must not be empty."""
+    return starts[0] >= 0.0 and starts[-1] <= last_end < math.inf and all(map(le, starts, islice(starts, 1, None)))
 
 
 def _build_intervals(starts: Sequence[float], ends: Sequence[float], labels: Sequence[str]) -> tuple[Interval, ...]:

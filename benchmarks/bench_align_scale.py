@@ -1,0 +1,322 @@
+"""CPU per utterance of `anchorprep align -j 2` at corpus scale, against its floors, same run.
+
+    python benchmarks/bench_align_scale.py --corpus /work/corpus/c281k           # the 281k corpus
+    python benchmarks/bench_align_scale.py --n 20000                              # generate 20k
+    python benchmarks/bench_align_scale.py --corpus DIR --n 20000 --script-n 5000 --json out.json
+
+The corpus is ``write_synthetic_alignments(dir, n, seed=3)`` (10 s MFA-like TextGrids, words and
+phones tiers; LibriSpeech-960 has 281,241 utterances): ``--corpus DIR`` reuses one
+(``DIR/manifest.csv``; ``--n`` takes its first rows), else N are generated under the work folder.
+Every number is CPU seconds (user + system) of the processes it starts, children included
+(`resource.getrusage(RUSAGE_CHILDREN)` around each), divided by the utterances:
+
+* ``floor``: reading every byte of every TextGrid from the (warmed) page cache (``xargs cat``);
+* ``anchorprep align -j 2``: the CLI end to end (start-up, manifest, workers, shards, manifest);
+* ``minimal script``: a hand-written per-corpus script, praatio + numpy + pyarrow, one process
+  (`minimal_script` below: parse, find "hey computer" on the words tier, causal frames,
+  distances, targets, 1000-row zstd Parquet shards); ``--script-n`` runs it on the first rows
+  only (it costs about 1 ms per utterance) and scales per utterance;
+* the per-stage breakdown: the worker's shard function (`process_shard`) run in this process
+  over ``--breakdown-n`` items (unprofiled total), split by a cProfile run of the same items
+  into the cumulative time of the parse (`utterance_alignment`), keyword search
+  (`select_word_tiers`, `find_phrase`), labelling (`utterance_extent`, `build_row`), shard
+  writing (`_write_shard`) and the rest (per-item overhead); the shares of the profiled run
+  are applied to the unprofiled total, so they are estimates.
+
+``--baseline-checkout PATH`` also runs `align` from another checkout (e.g. the main branch),
+alternating with this one for ``--rounds`` rounds so both see the same load, and checks that
+their shards are byte-identical. The whole benchmark runs against another checkout with
+``PYTHONPATH=that/checkout`` (its breakdown then profiles that code).
+The 1-minute load average is printed with every number: the machine is shared, and other
+processes' CPU use shows up as higher CPU time here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import csv
+import json
+import os
+import platform
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHARD_SIZE = 1000
+KEYWORD = "hey computer"
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(cmd: list[str], **kwargs) -> dict:
+    """Run `cmd` to the end: CPU seconds of it and its children, wall seconds, load average."""
+    load_before = os.getloadavg()[0]
+    cpu, wall = children_cpu(), time.perf_counter()
+    subprocess.run(cmd, check=True, **kwargs)
+    return {"cpu_s": children_cpu() - cpu, "wall_s": time.perf_counter() - wall,
+            "load_avg": round(max(load_before, os.getloadavg()[0]), 2)}
+
+
+def corpus_manifest(args, work: Path) -> tuple[Path, int]:
+    """The manifest to run on (first `--n` rows of `--corpus`, or a generated corpus), its size."""
+    if args.corpus is None:
+        from anchorprep.synthetic import write_synthetic_alignments
+
+        started = time.perf_counter()
+        manifest = write_synthetic_alignments(work / "corpus", args.n, seed=3)
+        print(f"generated {args.n} TextGrids in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        return manifest, args.n
+    source = args.corpus / "manifest.csv"
+    with open(source, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    header, body = rows[0], rows[1:]
+    if args.n is not None:
+        body = body[: args.n]
+    column = header.index("alignment_path")
+    manifest = work / "manifest.csv"
+    with open(manifest, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in body:
+            row[column] = str((args.corpus / row[column]).resolve())
+            writer.writerow(row)
+    return manifest, len(body)
+
+
+def alignment_files(manifest: Path) -> list[str]:
+    with open(manifest, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        return [str((manifest.parent / row["alignment_path"]).resolve()) for row in reader]
+
+
+def read_every_byte(files: list[str], work: Path) -> dict:
+    listing = work / "files.txt"
+    listing.write_text("\n".join(files) + "\n", encoding="utf-8")
+    return measured(["sh", "-c", f"xargs -d '\\n' -a '{listing}' cat > /dev/null"])
+
+
+def this_checkout() -> str:
+    import anchorprep
+
+    return str(Path(anchorprep.__file__).resolve().parents[1])  # the code this benchmark imports
+
+
+def run_align(manifest: Path, out: Path, workers: int, checkout: str | None = None) -> dict:
+    """`anchorprep align` of `checkout` (default: the code this benchmark imports)."""
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "anchorprep", "align", str(manifest), "-o", str(out), "-k", KEYWORD,
+           "-q", "-j", str(workers), "--shard-size", str(SHARD_SIZE)]
+    path = os.pathsep.join(p for p in (checkout or this_checkout(), os.environ.get("PYTHONPATH")) if p)
+    # Run from the work folder: `python -m` puts the working directory first on sys.path, so
+    # started inside a checkout it would import that checkout whatever PYTHONPATH says.
+    return measured(cmd, env={**os.environ, "PYTHONPATH": path}, cwd=out.parent)
+
+
+def interleaved(manifest: Path, work: Path, workers: int, baseline: str, rounds: int) -> dict:
+    """This checkout's and `baseline`'s align, alternating for `rounds` rounds (so both see the
+    same machine load): CPU seconds of each round, and whether their shards are identical."""
+    runs: dict[str, list[dict]] = {"this": [], "baseline": []}
+    for _ in range(rounds):
+        for name, checkout in (("this", None), ("baseline", baseline)):
+            runs[name].append(run_align(manifest, work / f"out-{name}", workers, checkout))
+    shards = [sorted((work / f"out-{name}" / "data").glob("*.parquet")) for name in ("this", "baseline")]
+    identical = len(shards[0]) == len(shards[1]) and all(a.read_bytes() == b.read_bytes() for a, b in zip(*shards))
+    return {"baseline": baseline, "rounds": runs, "identical_shards": identical}
+
+
+# --------------------------------------------------------------------------------------------
+# The minimal per-corpus script (the baseline a user would write by hand)
+
+
+def minimal_script(manifest: Path, out: Path, limit: int | None) -> None:
+    """praatio + numpy + pyarrow: the anchors, distances and targets of `anchorprep align`'s
+    defaults (16 kHz, 10 ms shift, 25 ms frames, causal rule, window 0:30) in plain code."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from praatio import textgrid
+
+    out.mkdir(parents=True, exist_ok=True)
+    phrase = KEYWORD.split()
+    with open(manifest, newline="", encoding="utf-8") as handle:
+        items = list(csv.DictReader(handle))[:limit]
+    rows: list[dict] = []
+
+    def flush(index: int) -> None:
+        table = pa.table({key: [row[key] for row in rows] for key in rows[0]})
+        pq.write_table(table, str(out / f"shard-{index:05d}.parquet"), compression="zstd")
+        rows.clear()
+
+    for n, item in enumerate(items):
+        grid = textgrid.openTextgrid(str(manifest.parent / item["alignment_path"]), includeEmptyIntervals=True)
+        entries = [e for e in grid.getTier("words").entries if e.label.strip()]
+        words = [e.label.strip().lower() for e in entries]
+        times = [entries[i + len(phrase) - 1].end for i in range(len(words) - len(phrase) + 1)
+                 if words[i:i + len(phrase)] == phrase]
+        num_samples = int(float(item["duration_s"]) * 16000 + 0.5)
+        num_frames = 1 + (num_samples - 400) // 160
+        frames = np.clip(np.ceil((np.array(times) * 16000 - 400) / 160), 0, num_frames - 1).astype(np.int64)
+        t = np.arange(num_frames)
+        if len(frames):
+            nearest = frames[np.abs(t[:, None] - frames[None, :]).argmin(axis=1)]
+            distance = np.clip(t - nearest, -32767, 32767).astype(np.int16)
+            target = ((distance >= 0) & (distance <= 30)).astype(np.int16)
+        else:
+            distance = np.full(num_frames, 32767, dtype=np.int16)
+            target = np.zeros(num_frames, dtype=np.int16)
+        rows.append({"utt_id": item["utt_id"], "num_frames": num_frames, "anchor_times_s": times,
+                     "anchor_frames": frames.astype(np.int32), "distance": distance, "target": target})
+        if len(rows) == SHARD_SIZE:
+            flush(n // SHARD_SIZE)
+    if rows:
+        flush(len(items) // SHARD_SIZE)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-stage breakdown of the worker's shard function
+
+
+STAGES = {  # stage -> functions (file name, function name) whose cumulative time it is
+    "parse": [("formats.py", "utterance_alignment")],
+    "keyword": [("keywords.py", "select_word_tiers"), ("keywords.py", "find_phrase")],
+    "label": [("rows.py", "utterance_extent"), ("rows.py", "build_row")],
+    "shard write": [("runner.py", "_write_shard")],
+}
+
+
+def breakdown(manifest: Path, n: int, work: Path) -> dict:
+    """µs per utterance of the worker's shard function, total and by stage (see the module doc)."""
+    import pandas as pd
+
+    from anchorprep.anchors import TargetWindow
+    from anchorprep.grid import FrameGrid
+    from anchorprep.pipeline.align import AlignJob, AlignOptions
+    from anchorprep.pipeline.rows import Labelling
+    from anchorprep.pipeline.runner import process_shard, run_settings
+
+    table = pd.read_csv(manifest, nrows=n, dtype=str, keep_default_na=False)
+    table["alignment_path"] = [str((manifest.parent / p).resolve()) for p in table["alignment_path"]]
+    table["_row"] = range(len(table))
+    items = table.to_dict("records")
+    job = AlignJob(Labelling(FrameGrid(), TargetWindow(0, 30), (KEYWORD,)), AlignOptions(keywords=(KEYWORD,)))
+    settings = run_settings(job, table.drop(columns=["_row"]), SHARD_SIZE)
+    out = work / "breakdown"
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    (out / ".anchorprep" / "done").mkdir(parents=True, exist_ok=True)
+    shards = [items[i:i + SHARD_SIZE] for i in range(0, len(items), SHARD_SIZE)]
+
+    def run_all() -> None:
+        for index, shard in enumerate(shards):
+            process_shard(job, index, len(shards), shard, str(out), settings)
+
+    run_all()  # warm caches (label parts, imports) as a long-running worker has them
+    started = time.process_time()
+    run_all()
+    total = time.process_time() - started
+    profiler = cProfile.Profile()
+    profiler.runcall(run_all)
+    stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
+    profiled_total = sum(tt for _, _, tt, _, _ in stats.values())
+    shares = {}
+    for stage, functions in STAGES.items():
+        shares[stage] = sum(ct for (file, _, name), (_, _, _, ct, _) in stats.items()
+                            if any(file.endswith(f) and name == fn for f, fn in functions))
+    per_utt = 1e6 * total / len(items)
+    result = {stage: per_utt * share / profiled_total for stage, share in shares.items()}
+    result["other (per-item overhead)"] = per_utt - sum(result.values())
+    result["total"] = per_utt
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=None, help="a corpus folder with manifest.csv")
+    parser.add_argument("--n", type=int, default=None, help="items (first rows of --corpus; default all, "
+                                                            "or 20000 when generating)")
+    parser.add_argument("--script-n", type=int, default=5000, help="items for the minimal script (0: skip)")
+    parser.add_argument("--breakdown-n", type=int, default=5000, help="items for the stage breakdown (0: skip)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--baseline-checkout", default=None,
+                        help="also run align from this checkout (e.g. the main branch), interleaved with this one")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --baseline-checkout")
+    parser.add_argument("--minimal-script", nargs=3, metavar=("MANIFEST", "OUT", "LIMIT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.minimal_script:
+        manifest, out, limit = args.minimal_script
+        minimal_script(Path(manifest), Path(out), int(limit) or None)
+        return
+    if args.corpus is None and args.n is None:
+        args.n = 20000
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_align_scale_"))
+    work.mkdir(parents=True, exist_ok=True)
+    manifest, n = corpus_manifest(args, work)
+    files = alignment_files(manifest)
+    read_every_byte(files, work)  # warm the page cache for everyone
+    floor = read_every_byte(files, work)
+    align = run_align(manifest, work / "out", args.workers)
+    results = {"n": n, "workers": args.workers, "python": platform.python_version(), "cpus": os.cpu_count(),
+               "floor": floor, "align": align}
+    if args.script_n:
+        script_n = min(args.script_n, n)
+        script = measured([sys.executable, __file__, "--minimal-script", str(manifest), str(work / "script"),
+                           str(script_n)])
+        script["n"] = script_n
+        results["minimal_script"] = script
+    if args.breakdown_n:
+        results["breakdown_us_per_utt"] = breakdown(manifest, min(args.breakdown_n, n), work)
+    if args.baseline_checkout:
+        results["interleaved"] = interleaved(manifest, work, args.workers, args.baseline_checkout, args.rounds)
+
+    def us(entry: dict, count: int) -> float:
+        return 1e6 * entry["cpu_s"] / count
+
+    align_us = us(align, n)
+    print(f"\nN = {n:,} synthetic 10 s MFA-like TextGrids, Python {results['python']}, {results['cpus']} cores\n")
+    print("| what | items | CPU s | µs/utt | align / this | wall s | load avg |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    lines = [("read every byte (`cat`, warm cache): the floor", floor, n),
+             (f"`anchorprep align -j {args.workers}` end to end", align, n)]
+    if "minimal_script" in results:
+        lines.append(("minimal praatio + numpy + pyarrow script (1 process)", results["minimal_script"],
+                      results["minimal_script"]["n"]))
+    for what, entry, count in lines:
+        print(f"| {what} | {count:,} | {entry['cpu_s']:.1f} | {us(entry, count):.1f} | "
+              f"{align_us / us(entry, count):.2f}× | {entry['wall_s']:.1f} | {entry['load_avg']:.2f} |")
+    if "breakdown_us_per_utt" in results:
+        print(f"\nworker shard function, {min(args.breakdown_n, n):,} items in one process, µs/utt "
+              f"(load {os.getloadavg()[0]:.2f}):\n")
+        print("| stage | µs/utt |")
+        print("|---|---:|")
+        for stage, value in results["breakdown_us_per_utt"].items():
+            print(f"| {stage} | {value:.1f} |")
+    if "interleaved" in results:
+        runs = results["interleaved"]["rounds"]
+        print(f"\n`align -j {args.workers}` of this checkout and of {args.baseline_checkout}, interleaved, µs/utt "
+              f"(shards identical: {results['interleaved']['identical_shards']}):\n")
+        print("| round | this | baseline | this / baseline | load avg |")
+        print("|---:|---:|---:|---:|---:|")
+        for i, (mine, theirs) in enumerate(zip(runs["this"], runs["baseline"]), 1):
+            print(f"| {i} | {us(mine, n):.1f} | {us(theirs, n):.1f} | {mine['cpu_s'] / theirs['cpu_s']:.2f}× | "
+                  f"{max(mine['load_avg'], theirs['load_avg']):.2f} |")
+    results["align_us_per_utt"] = align_us
+    results["floor_us_per_utt"] = us(floor, n)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
