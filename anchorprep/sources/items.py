@@ -21,7 +21,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import pandas as pd
 
@@ -64,6 +64,10 @@ def read_manifest(
     number check refuses it as it refuses a CSV ``nan``. Raises `UsageError` when the manifest
     itself is unusable: unknown format, not UTF-8, a JSONL line that is not a JSON object, a
     list/struct/map column or non-UTF-8 binary column, a required column missing.
+
+    The manifest is read `MANIFEST_CHUNK_ROWS` rows at a time and each chunk becomes text columns
+    (pandas' ``str`` dtype: Arrow-backed from pandas 3 on) before the next is read, so a
+    million-row manifest never exists as one Python object per cell.
     """
     from_stdin = os.fspath(path) == STDIN
     if manifest_format is not None and manifest_format not in MANIFEST_FORMATS.values():
@@ -81,16 +85,35 @@ def read_manifest(
         if not path.is_file():
             raise UsageError(f"{path}: manifest not found")
         where, base, source = str(path), path.parent.resolve(), path
-    frame = _read_frame(source, fmt, where)
-    frame.columns = [str(c).strip() for c in frame.columns]
+    chunks = [_text_chunk(chunk, base) for chunk in _read_chunks(source, fmt, where)]
+    frame = _concat_text_chunks(chunks)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise UsageError(f"{where}: manifest lacks column(s) {', '.join(missing)}; it has {', '.join(frame.columns)}")
-    frame = frame.astype(object).where(frame.notna(), "").astype(str)
-    for column in PATH_COLUMNS:
-        if column in frame.columns:
-            frame[column] = [_resolve(value, base) for value in frame[column]]
     return frame.reset_index(drop=True)
+
+
+#: Rows per manifest chunk: bounds the Python objects alive while a manifest is read.
+MANIFEST_CHUNK_ROWS = 20_000
+
+
+def _concat_text_chunks(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    """The chunks as one frame ("" where a JSONL key first appears after the first chunk)."""
+    if len(chunks) < 2:
+        return chunks[0] if chunks else pd.DataFrame()
+    frame = pd.concat(chunks, ignore_index=True)
+    return frame.fillna("") if frame.isna().any(axis=None) else frame
+
+
+def _text_chunk(chunk: pd.DataFrame, base: Path) -> pd.DataFrame:
+    """A chunk as stripped column names and text cells ("" for missing), path columns resolved."""
+    chunk.columns = [str(c).strip() for c in chunk.columns]
+    if not all(dtype == str for dtype in chunk.dtypes) or chunk.isna().any(axis=None):
+        chunk = chunk.astype(object).where(chunk.notna(), "").astype(str)
+    for column in PATH_COLUMNS:
+        if column in chunk.columns:
+            chunk[column] = [_resolve(value, base) for value in chunk[column]]
+    return chunk
 
 
 def _sniff_manifest(data: bytes) -> str:
@@ -102,18 +125,21 @@ def _sniff_manifest(data: bytes) -> str:
     return "tsv" if b"\t" in text.split(b"\n", 1)[0] else "csv"
 
 
-def _read_frame(source, fmt: str, where: str) -> pd.DataFrame:
+def _read_chunks(source, fmt: str, where: str) -> Iterator[pd.DataFrame]:
+    """The manifest's raw cells, `MANIFEST_CHUNK_ROWS` rows at a time; `UsageError` if unreadable."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     try:
         if fmt in ("csv", "tsv"):
-            return pd.read_csv(source, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
-                               encoding="utf-8-sig")
-        if fmt == "jsonl":
+            reader = pd.read_csv(source, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
+                                 encoding="utf-8-sig", chunksize=MANIFEST_CHUNK_ROWS)
+            with reader:
+                yield from reader
+        elif fmt == "jsonl":
             data = source.read() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
-            return _jsonl_frame(data.decode("utf-8-sig"), where)
-        return _parquet_frame(pq.read_table(source), where)
+            yield from _jsonl_chunks(data.decode("utf-8-sig"), where)
+        else:
+            yield from _parquet_chunks(source, where)
     except UsageError:
         raise
     except UnicodeDecodeError as exc:
@@ -122,7 +148,7 @@ def _read_frame(source, fmt: str, where: str) -> pd.DataFrame:
         raise UsageError(f"{where}: cannot read manifest: {exc}") from None
 
 
-def _jsonl_frame(text: str, where: str) -> pd.DataFrame:
+def _jsonl_chunks(text: str, where: str) -> Iterator[pd.DataFrame]:
     """One JSON object per line; every value as the text written (``null`` and absent keys: "").
 
     Numbers keep their literal text (``9007199254740993`` stays exact, ``1`` does not become
@@ -130,7 +156,9 @@ def _jsonl_frame(text: str, where: str) -> pd.DataFrame:
     it refuses a CSV ``nan``.
     """
     records = []
-    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
+    # Lines end at "\n" only (not splitlines(): U+2028 may sit inside a string), read one at a time.
+    for number, line in enumerate(io.StringIO(text, newline="\n"), 1):
+        line = line[:-1] if line.endswith("\n") else line
         if not line.strip():
             continue
         try:
@@ -146,7 +174,11 @@ def _jsonl_frame(text: str, where: str) -> pd.DataFrame:
                                  "not text or a number; flatten it or drop the column")
             record[column] = _JSON_LITERALS.get(value, value) if not isinstance(value, str) else value
         records.append(record)
-    return pd.DataFrame.from_records(records).fillna("") if records else pd.DataFrame()
+        if len(records) == MANIFEST_CHUNK_ROWS:
+            yield pd.DataFrame.from_records(records).fillna("")
+            records = []
+    if records:
+        yield pd.DataFrame.from_records(records).fillna("")
 
 
 _JSON_LITERALS = {None: "", True: "true", False: "false"}
@@ -155,6 +187,20 @@ _JSON_LITERALS = {None: "", True: "true", False: "false"}
 def _clip(line: str, width: int = 40) -> str:
     line = line.strip()
     return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _parquet_chunks(source, where: str) -> Iterator[pd.DataFrame]:
+    """The Parquet manifest (read whole into Arrow memory) as text, `MANIFEST_CHUNK_ROWS` rows at a
+    time (`_parquet_frame`); its schema alone when it has no rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(source)
+    batches = [batch for batch in table.to_batches(max_chunksize=MANIFEST_CHUNK_ROWS) if batch.num_rows]
+    if not batches:
+        yield _parquet_frame(table, where)
+    for batch in batches:
+        yield _parquet_frame(pa.Table.from_batches([batch], table.schema), where)
 
 
 def _parquet_frame(table, where: str) -> pd.DataFrame:
