@@ -20,7 +20,7 @@ import io
 import json
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator, Union
 
 import pandas as pd
@@ -274,21 +274,19 @@ def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = 
         raise UsageError(f"{alignment_dir}: not a folder")
     # Absolute (as manifest paths are), so the stored audio_path works from any working directory.
     alignment_dir = alignment_dir.resolve()
-    audio_dir = Path(audio_dir).resolve() if audio_dir is not None else alignment_dir
-    rows = []
-    # is_file(): FIFOs, devices and folders named *.TextGrid are not alignments (a FIFO would hang)
-    for grid_path in sorted(p for p in alignment_dir.rglob("*") if p.suffix.lower() in ALIGNMENT_SUFFIXES and p.is_file()):
-        relative = grid_path.relative_to(alignment_dir).with_suffix("")
-        audio = next(
-            (audio_dir / relative.with_suffix(s) for s in AUDIO_SUFFIXES if (audio_dir / relative.with_suffix(s)).is_file()),
-            None,
-        )
-        rows.append({"utt_id": relative.as_posix(), "audio_path": "" if audio is None else str(audio),
-                     "alignment_path": str(grid_path)})
-    if not rows:
+    audio_dir = str(Path(audio_dir).resolve() if audio_dir is not None else alignment_dir)
+
+    def rows() -> Iterator[tuple[str, str, str]]:
+        for relative in _files_under(str(alignment_dir), ALIGNMENT_SUFFIXES):
+            stem = PurePosixPath(relative).with_suffix("")
+            audio = next((path for path in (os.path.join(audio_dir, stem.with_suffix(s)) for s in AUDIO_SUFFIXES)
+                          if os.path.isfile(path)), "")
+            yield str(stem), audio, os.path.join(alignment_dir, relative)
+
+    frame = _file_frame(rows(), ("utt_id", "audio_path", "alignment_path"))
+    if frame.empty:
         raise UsageError(f"{alignment_dir}: no .TextGrid files found")
-    _require_utf8_names(rows)
-    return pd.DataFrame(rows, dtype=str)
+    return frame
 
 
 def folder_items(folder: PathLike, suffixes: tuple[str, ...], column: str) -> pd.DataFrame:
@@ -298,19 +296,66 @@ def folder_items(folder: PathLike, suffixes: tuple[str, ...], column: str) -> pd
     if not folder.is_dir():
         raise UsageError(f"{folder}: not a folder")
     folder = folder.resolve()  # absolute paths, as for manifests
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-    if not files:
+    rows = ((str(PurePosixPath(f).with_suffix("")), os.path.join(folder, f)) for f in _files_under(str(folder), suffixes))
+    frame = _file_frame(rows, ("utt_id", column))
+    if frame.empty:
         raise UsageError(f"{folder}: no {'/'.join(suffixes)} files found")
-    rows = [{"utt_id": p.relative_to(folder).with_suffix("").as_posix(), column: str(p)} for p in files]
+    return frame
+
+
+def _files_under(folder: str, suffixes: tuple[str, ...]) -> Iterator[str]:
+    """The regular files (symlinks followed) under `folder` whose suffix, lower-cased, is one of
+    `suffixes`, as relative POSIX paths in sorted path order (component by component, as
+    sorting ``Path`` objects does). Like ``Path.rglob``, links to folders are not entered and
+    unreadable folders are skipped; FIFOs and devices are not regular files, so never listed
+    (opening a FIFO would hang the run). Strings only, one folder listing at a time: a
+    million-file corpus is listed without a ``Path`` object per file."""
+
+    def is_folder(entry: os.DirEntry) -> bool:
+        try:
+            return entry.is_dir() and not entry.is_symlink()
+        except OSError:
+            return False
+
+    def visit(directory: str, prefix: str) -> Iterator[str]:
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted((entry.name, is_folder(entry)) for entry in listing)
+        except PermissionError:
+            return
+        for name, folder_entry in entries:
+            if folder_entry:
+                yield from visit(os.path.join(directory, name), f"{prefix}{name}/")
+            elif PurePosixPath(name).suffix.lower() in suffixes and os.path.isfile(os.path.join(directory, name)):
+                yield prefix + name
+
+    return visit(folder, "")
+
+
+def _file_frame(rows: Iterator[tuple[str, ...]], names: tuple[str, ...]) -> pd.DataFrame:
+    """Rows of file-name text as text columns, converted `MANIFEST_CHUNK_ROWS` rows at a time;
+    every name must be UTF-8 (`_require_utf8_names`)."""
+    chunks, batch = [], []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == MANIFEST_CHUNK_ROWS:
+            chunks.append(_file_chunk(batch, names))
+            batch = []
+    if batch or not chunks:
+        chunks.append(_file_chunk(batch, names))
+    return _concat_text_chunks(chunks)
+
+
+def _file_chunk(rows: list[tuple[str, ...]], names: tuple[str, ...]) -> pd.DataFrame:
     _require_utf8_names(rows)
-    return pd.DataFrame(rows, dtype=str)
+    return pd.DataFrame(rows, columns=list(names), dtype=str)
 
 
-def _require_utf8_names(rows: list[dict]) -> None:
+def _require_utf8_names(rows: list[tuple[str, ...]]) -> None:
     """File names that are not UTF-8 (e.g. Latin-1 bytes from an old corpus) cannot become
     utt_ids or Parquet strings: a usage error naming the file, not a crash."""
     for row in rows:
-        for value in reversed(list(row.values())):  # the path columns come after utt_id
+        for value in reversed(row):  # the path columns come after utt_id
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
