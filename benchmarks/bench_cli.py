@@ -60,7 +60,9 @@ def main() -> None:
             for label, argv, _, pythonpath in table:
                 env = {**os.environ, "PYTHONPATH": pythonpath}
                 started = time.perf_counter()
-                subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                # cwd outside the checkout: `python -m` puts the working directory first on sys.path.
+                subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               cwd=work)
                 times[label].append(time.perf_counter() - started)
         load_after = os.getloadavg()[0]
     finally:

@@ -84,7 +84,10 @@ def run_once(args: list[str], env: dict | None = None) -> dict:
     cmd = [sys.executable, "-m", "anchorprep", *args, "-q"]
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Not from the checkout's folder: `python -m` puts the working directory first on sys.path,
+    # which would shadow the PYTHONPATH that picks the code (--compare-pythonpath).
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=tempfile.gettempdir())
     peak = 0
     while proc.poll() is None:
         peak = max(peak, status_kb(proc.pid, "VmHWM"))
@@ -241,7 +244,7 @@ def main() -> None:
             print("Dask not installed (pip install 'anchorprep[dask]'): local executor only", file=sys.stderr)
             args.executors = ["local"]
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="bench_scale_"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                  "load_avg_at_start": os.getloadavg()}, "scaling": [], "overhead": [], "rss": []}
@@ -266,7 +269,7 @@ def main() -> None:
             shutil.rmtree(out, ignore_errors=True)
 
     if args.rss_n:
-        corpus = args.corpus
+        corpus = args.corpus.resolve() if args.corpus is not None else None
         if corpus is None:
             t0 = time.perf_counter()
             corpus = write_synthetic_alignments(work / "rss-corpus", max(args.rss_n), seed=3).parent
