@@ -410,9 +410,9 @@ def _execute_local(job, todo, count, shard_items, out, settings, options):
     """Yield shard summaries as shards finish.
 
     With one worker, shards run in this process. With more, a process pool keeps at most
-    2 × workers shards in flight (memory stays flat however large the corpus). When a worker
-    dies the pool is rebuilt; the shards that were in flight are rerun one at a time, each up to
-    ``retries`` more times, so the culprit is identified and only its items are failed.
+    2 × workers shards in flight (the driver holds at most that many shards' item dicts). When a
+    worker dies the pool is rebuilt; the shards that were in flight are rerun one at a time, each
+    up to ``retries`` more times, so the culprit is identified and only its items are failed.
     """
     if options.workers == 1 or len(todo) <= 1:
         for index in todo:
