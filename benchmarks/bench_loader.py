@@ -11,6 +11,12 @@ process (``num_workers=0``) and the same run:
 * a plain pandas reader: ``pd.read_parquet`` per shard, ``iterrows``, ``torch.tensor`` per
   column, then the same collate (no shuffling, which only favours it).
 
+A second table (``--sweep``) repeats the shuffled ``IterableShardDataset`` pass over the same
+utterances cut into shards of 10 rows, ``--shard-size`` rows and one shard, with the time to the
+first batch and one shard's read (`ShardTable.read`, batched) against one ``pq.read_table``
+call over the same shard: a shard is a single Parquet row group, so that is the "one large shard"
+cliff.
+
 Every batch holds ``target``, ``distance``, ``mask`` and ``weight`` (linear kernel); no features.
 Torch runs with one intra-op thread by default (``--torch-threads``), as in DataLoader workers.
 The target for anchorprep's readers is >= 5 million frames/s.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -32,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader
 
@@ -102,6 +110,47 @@ def pandas_batches(folder: Path, batch_size: int, collate_fn):
         yield collate_fn(batch)
 
 
+def shard_size_sweep(sizes: list[int], utterances: int, frames: int, batch_size: int, seed: int, weights,
+                     repeats: int) -> list[dict]:
+    """The shuffled IterableShardDataset pass per shard size (median), its time to the first batch,
+    and one shard's read batched (`ShardTable.read`) against one ``pq.read_table`` call (best of
+    interleaved tries)."""
+    from anchorprep.data.table import ITEM_COLUMNS, ShardTable
+
+    rows = []
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="anchorprep-bench-sweep-") as tmp:
+            folder = Path(tmp)
+            total = write_synthetic_shards(folder, utterances, frames, size, seed)
+            stream = IterableShardDataset(folder, shuffle=True, seed=seed)
+            passes, firsts = [], []
+            for repeat in range(repeats):
+                stream.set_epoch(repeat)
+                started = time.perf_counter()
+                loader = iter(DataLoader(stream, batch_size=batch_size, num_workers=0, collate_fn=weights))
+                next(loader)
+                firsts.append(time.perf_counter() - started)
+                for _ in loader:
+                    pass
+                passes.append(time.perf_counter() - started)
+            shard = sorted(folder.glob("anchors-*.parquet"))[0]
+            batched, whole = [], []
+            ShardTable.read(shard, ITEM_COLUMNS)  # warm: the first call in a process imports and allocates
+            for _ in range(max(3, repeats)):
+                started = time.perf_counter()
+                ShardTable.read(shard, ITEM_COLUMNS)
+                batched.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                ShardTable(pq.read_table(shard, columns=list(ITEM_COLUMNS)), ITEM_COLUMNS)
+                whole.append(time.perf_counter() - started)
+            seconds = statistics.median(passes)
+            rows.append({"shard_size": size, "shards": -(-utterances // size), "frames": total, "seconds": seconds,
+                         "frames_per_s": total / seconds, "first_batch_s": statistics.median(firsts),
+                         "shard_rows": min(size, utterances), "read_batched_s": min(batched),
+                         "read_table_s": min(whole)})
+    return rows
+
+
 def timed_pass(make_batches) -> tuple[float, int, int]:
     """Seconds, frames (real, unpadded) and batches of one full pass."""
     frames = batches = 0
@@ -125,6 +174,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch intra-op threads (DataLoader workers use 1; more threads only add "
                              "OpenMP synchronisation to these small tensor ops, badly so on a busy machine)")
+    parser.add_argument("--sweep", type=int, nargs="*", default=None,
+                        help="shard sizes for the sweep table (default: 10, --shard-size and --utterances; "
+                             "none: skip it)")
     parser.add_argument("--json", type=Path, default=None, help="save results to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.torch_threads)
@@ -179,6 +231,9 @@ def main(argv: list[str] | None = None) -> dict:
             hash_runs.append(time.perf_counter() - started)
         checksum = {"seconds": statistics.median(hash_runs), "bytes": sum(p.stat().st_size for p in shard_files)}
 
+    sizes = [10, args.shard_size, args.utterances] if args.sweep is None else args.sweep
+    sweep = shard_size_sweep(sizes, args.utterances, args.frames, args.batch_size, args.seed, weights, args.repeats)
+
     baseline = results[-1]["frames_per_s"]
     for result in results:
         result["speedup_vs_pandas"] = result["frames_per_s"] / baseline
@@ -190,6 +245,8 @@ def main(argv: list[str] | None = None) -> dict:
         "target_frames_per_s": TARGET_FRAMES_PER_S,
         "results": results,
         "checksum": checksum,
+        "shard_size_sweep": sweep,
+        "load_avg": os.getloadavg(),
     }
     print(f"{args.utterances} utterances, {total} frames, {-(-args.utterances // args.shard_size)} shards; "
           f"batch size {args.batch_size} (bucketing: {args.max_frames} frames); median of {args.repeats} passes, "
@@ -205,6 +262,14 @@ def main(argv: list[str] | None = None) -> dict:
     ours = min(r["frames_per_s"] for r in results[:-1])
     print(f"\nslowest anchorprep reader: {ours / 1e6:.2f} M frames/s "
           f"({'meets' if ours >= TARGET_FRAMES_PER_S else 'MISSES'} the {TARGET_FRAMES_PER_S / 1e6:.0f} M target)")
+    if sweep:
+        print("\n| shard size (IterableShardDataset, shuffled) | shards | frames/s | first batch s | "
+              "one shard read: batched s | one pq.read_table s | read_table / batched |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in sweep:
+            print(f"| {r['shard_size']:,} | {r['shards']:,} | {r['frames_per_s'] / 1e6:.2f} M | {r['first_batch_s']:.3f} | "
+                  f"{r['read_batched_s']:.3f} | {r['read_table_s']:.3f} | {r['read_table_s'] / r['read_batched_s']:.2f} |")
+    print(f"\n1-minute load average {report['load_avg'][0]:.1f}")
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return report

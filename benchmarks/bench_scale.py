@@ -1,8 +1,17 @@
 """Scaling of the batch runner: workers, executors (local pool vs Dask) and driver memory.
 
-    python benchmarks/bench_scale.py                         # align 10k, vad 1k, RSS at 10k
-    python benchmarks/bench_scale.py --rss-n 10000 100000    # + driver memory at 100k (minutes)
+    python benchmarks/bench_scale.py --rss-n 10000           # align 10k, vad 1k, RSS at 10k
+    python benchmarks/bench_scale.py --rss-only --corpus /work/corpus/c281k \
+        --compare-pythonpath ../main                          # the memory curve, before and after
     python benchmarks/bench_scale.py --json results/scale.json
+
+The memory curve (``--rss-n``, default 10k, 100k and 281,241 utterances: LibriSpeech-960's size)
+runs on the first N rows of one corpus: ``--corpus DIR`` reuses a folder written by
+`anchorprep.synthetic.write_synthetic_alignments` (``DIR/manifest.csv`` + ``DIR/grids/``; its
+first N rows are the N-row corpus of the same seed), otherwise the largest N is generated
+(seed 3; 281k 10 s TextGrids are 5 GB and take minutes). ``--compare-pythonpath DIR`` runs every
+size a second time with another checkout's code (e.g. the main branch) in the same run, so the
+table shows driver memory before and after.
 
 What it measures, each as the wall time of one `anchorprep` CLI process (start-up included):
 
@@ -15,8 +24,10 @@ What it measures, each as the wall time of one `anchorprep` CLI process (start-u
   (``--executor dask``: 2 single-threaded worker processes), at 1 and 2 workers: the 2-worker
   speed-up per executor and the Dask / local time ratio;
 * the fixed cost of a run (20 items), so steady-state throughput can be told from start-up;
-* the driver's peak RSS (VmHWM, sampled from /proc/<pid>/status every 50 ms, as
-  benchmarks/bench_align.py does) of ``align -j 2`` at each ``--rss-n`` size.
+* the driver's peak RSS (VmHWM of the ``anchorprep`` process itself, read from
+  /proc/<pid>/status every 50 ms; the worker processes are not counted) of
+  ``align MANIFEST -k "hey computer" -j 2 --shard-size 1000`` at each ``--rss-n`` size, and its
+  ratio to the RSS at the smallest size.
 
 Prints markdown tables; ``--json PATH`` writes every measurement.
 """
@@ -73,7 +84,10 @@ def run_once(args: list[str], env: dict | None = None) -> dict:
     cmd = [sys.executable, "-m", "anchorprep", *args, "-q"]
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Not from the checkout's folder: `python -m` puts the working directory first on sys.path,
+    # which would shadow the PYTHONPATH that picks the code (--compare-pythonpath).
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=tempfile.gettempdir())
     peak = 0
     while proc.poll() is None:
         peak = max(peak, status_kb(proc.pid, "VmHWM"))
@@ -157,11 +171,59 @@ def scaling(pipeline: str, manifest: Path, n: int, work: Path, executors: list[s
     return rows
 
 
+def head_manifest(corpus: Path, n: int, folder: Path) -> Path:
+    """The first ``n`` rows of ``corpus``/manifest.csv with absolute paths (what reading the corpus
+    manifest itself resolves them to), written under ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / f"head-{n}.csv"
+    base = corpus.resolve()
+    with open(corpus / "manifest.csv", newline="", encoding="utf-8") as source, \
+            open(manifest, "w", newline="", encoding="utf-8") as sink:
+        reader, writer = csv.reader(source), csv.writer(sink)
+        header = next(reader)
+        path_column = header.index("alignment_path")
+        writer.writerow(header)
+        for count, row in enumerate(reader):
+            if count == n:
+                break
+            row[path_column] = str(base / row[path_column])
+            writer.writerow(row)
+        else:
+            if count + 1 < n:
+                raise SystemExit(f"{corpus}/manifest.csv has {count + 1} rows, fewer than --rss-n {n}")
+    return manifest
+
+
+def memory_curve(sizes: list[int], corpus: Path, work: Path, pythonpaths: dict[str, str]) -> list[dict]:
+    """Driver peak RSS of ``align -j 2`` on the first N rows of ``corpus``, for each code tree."""
+    rows = []
+    for n in sizes:
+        manifest = head_manifest(corpus, n, work / "heads")
+        for code, pythonpath in pythonpaths.items():
+            out = work / f"rss-out-{n}"
+            shutil.rmtree(out, ignore_errors=True)
+            env = {**os.environ, "PYTHONPATH": pythonpath}
+            result = run_cli(["align", str(manifest), "-o", str(out), "-k", "hey computer", "-j", "2",
+                              "--shard-size", "1000"], env=env)
+            rows.append({"utterances": n, "code": code, "pythonpath": pythonpath, "workers": 2, "shard_size": 1000,
+                         **result, "items_per_s": n / result["seconds"]})
+            print(f"  rss {n} ({code}): {result['seconds']:.1f} s, {result['driver_peak_rss_mb']:.0f} MB, "
+                  f"load {result['load_avg']:.1f}", file=sys.stderr, flush=True)
+            shutil.rmtree(out, ignore_errors=True)
+        manifest.unlink()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--align-n", type=int, default=10000)
     parser.add_argument("--vad-n", type=int, default=1000)
-    parser.add_argument("--rss-n", type=int, nargs="*", default=[10000])
+    parser.add_argument("--rss-n", type=int, nargs="*", default=[10000, 100000, 281241])
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="a write_synthetic_alignments folder for the memory curve (default: generate one)")
+    parser.add_argument("--compare-pythonpath", type=Path, default=None,
+                        help="also measure the memory curve with this checkout's code (e.g. the main branch)")
+    parser.add_argument("--rss-only", action="store_true", help="only the memory curve")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--executors", nargs="+", default=["local", "dask"], choices=["local", "dask"])
     parser.add_argument("--align-shard-size", type=int, default=500)
@@ -182,43 +244,43 @@ def main() -> None:
             print("Dask not installed (pip install 'anchorprep[dask]'): local executor only", file=sys.stderr)
             args.executors = ["local"]
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="bench_scale_"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                  "load_avg_at_start": os.getloadavg()}, "scaling": [], "overhead": [], "rss": []}
 
-    started = time.perf_counter()
-    align_manifest = write_synthetic_alignments(work / "align", args.align_n, seed=1)
-    print(f"generated {args.align_n} TextGrids in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    vad_csv, vad_source = vad_manifest(work / "vad", args.vad_n, args.vad_audio)
-    results["vad_audio"] = vad_source
+    if not args.rss_only:
+        started = time.perf_counter()
+        align_manifest = write_synthetic_alignments(work / "align", args.align_n, seed=1)
+        print(f"generated {args.align_n} TextGrids in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        vad_csv, vad_source = vad_manifest(work / "vad", args.vad_n, args.vad_audio)
+        results["vad_audio"] = vad_source
+        print("scaling runs:", file=sys.stderr)
+        results["scaling"] += scaling("align", align_manifest, args.align_n, work, args.executors, args.workers,
+                                      args.align_shard_size, None)
+        results["scaling"] += scaling("vad", vad_csv, args.vad_n, work, args.executors, args.workers,
+                                      args.vad_shard_size, args.vad_n * SEGMENT_S)
+        tiny = write_synthetic_alignments(work / "tiny", 20, seed=2)
+        for executor in args.executors:
+            out = work / f"tiny-{executor}"
+            result = run_cli(["align", str(tiny), "-o", str(out), "-k", "hey computer", "-j", "2",
+                              "--executor", executor])
+            results["overhead"].append({"executor": executor, "workers": 2, "items": 20, **result})
+            shutil.rmtree(out, ignore_errors=True)
 
-    print("scaling runs:", file=sys.stderr)
-    results["scaling"] += scaling("align", align_manifest, args.align_n, work, args.executors, args.workers,
-                                  args.align_shard_size, None)
-    results["scaling"] += scaling("vad", vad_csv, args.vad_n, work, args.executors, args.workers,
-                                  args.vad_shard_size, args.vad_n * SEGMENT_S)
-
-    tiny = write_synthetic_alignments(work / "tiny", 20, seed=2)
-    for executor in args.executors:
-        out = work / f"tiny-{executor}"
-        result = run_cli(["align", str(tiny), "-o", str(out), "-k", "hey computer", "-j", "2", "--executor", executor])
-        results["overhead"].append({"executor": executor, "workers": 2, "items": 20, **result})
-        shutil.rmtree(out, ignore_errors=True)
-
-    for n in args.rss_n:
-        corpus = align_manifest if n == args.align_n else None
+    if args.rss_n:
+        corpus = args.corpus.resolve() if args.corpus is not None else None
         if corpus is None:
             t0 = time.perf_counter()
-            corpus = write_synthetic_alignments(work / f"rss-{n}", n, seed=3)
-            print(f"generated {n} TextGrids in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        out = work / f"rss-out-{n}"
-        result = run_cli(["align", str(corpus), "-o", str(out), "-k", "hey computer", "-j", "2", "--shard-size", "1000"])
-        results["rss"].append({"utterances": n, "workers": 2, "shard_size": 1000, **result, "items_per_s": n / result["seconds"]})
-        print(f"  rss {n}: {result['seconds']:.1f} s, {result['driver_peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
-        shutil.rmtree(out, ignore_errors=True)
-        if corpus != align_manifest and not args.keep:
-            shutil.rmtree(corpus.parent, ignore_errors=True)
+            corpus = write_synthetic_alignments(work / "rss-corpus", max(args.rss_n), seed=3).parent
+            print(f"generated {max(args.rss_n)} TextGrids in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        pythonpaths = {"this": str(REPO)}
+        if args.compare_pythonpath is not None:
+            pythonpaths = {"compared": str(args.compare_pythonpath.resolve()), **pythonpaths}
+        results["rss_corpus"] = str(corpus)
+        results["rss"] = memory_curve(sorted(args.rss_n), corpus, work, pythonpaths)
+        if args.corpus is None and not args.keep:
+            shutil.rmtree(corpus, ignore_errors=True)
     results["machine"]["load_avg_at_end"] = os.getloadavg()
 
     print_tables(results)
@@ -234,6 +296,20 @@ def print_tables(results: dict) -> None:
     machine = results["machine"]
     print(f"\n{machine['cpus']} CPUs, Python {machine['python']}, load average at start "
           f"{machine['load_avg_at_start'][0]:.1f}, at end {machine['load_avg_at_end'][0]:.1f}")
+    if results["scaling"]:
+        print_scaling(results)
+    if results["overhead"]:
+        print("\n| fixed cost: align of 20 items, 2 workers | seconds | load avg |")
+        print("|---|---:|---:|")
+        for r in results["overhead"]:
+            print(f"| {r['executor']} | {r['seconds']:.1f} | {r.get('load_avg', float('nan')):.1f} |")
+
+    if results["rss"]:
+        print_memory_curve(results["rss"])
+
+
+def print_scaling(results: dict) -> None:
+    """The workers × executors table and its speed-ups."""
     print(f"vad audio: {results['vad_audio']}\n")
     print("| pipeline | executor | workers | items | seconds | items/s | × real time | driver peak RSS MB | load avg |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -252,18 +328,22 @@ def print_tables(results: dict) -> None:
               f"{ratio((pipeline, 'dask', 1), (pipeline, 'dask', 2))} | {ratio((pipeline, 'dask', 2), (pipeline, 'local', 2))} |")
     print("\n(speed-up = time with 1 worker / time with 2; Dask / local > 1 means Dask is slower)")
 
-    if results["overhead"]:
-        print("\n| fixed cost: align of 20 items, 2 workers | seconds | load avg |")
-        print("|---|---:|---:|")
-        for r in results["overhead"]:
-            print(f"| {r['executor']} | {r['seconds']:.1f} | {r.get('load_avg', float('nan')):.1f} |")
 
-    if results["rss"]:
-        print("\n| align utterances (-j 2, shards of 1000) | seconds | utt/s | driver peak RSS MB | load avg |")
-        print("|---:|---:|---:|---:|---:|")
-        for r in results["rss"]:
-            print(f"| {r['utterances']:,} | {r['seconds']:.1f} | {r['items_per_s']:,.0f} | {r['driver_peak_rss_mb']:.0f} | "
-                  f"{r.get('load_avg', float('nan')):.1f} |")
+def print_memory_curve(rows: list[dict]) -> None:
+    """Driver peak RSS per corpus size and code tree, with its ratio to the smallest size's."""
+    smallest = {}
+    for r in rows:
+        smallest.setdefault(r.get("code", "this"), r["driver_peak_rss_mb"])
+    print("\n| align utterances (-j 2, shards of 1000) | code | seconds | utt/s | driver peak RSS MB | × its RSS at the "
+          "smallest size | load avg |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        code = r.get("code", "this")
+        print(f"| {r['utterances']:,} | {code} | {r['seconds']:.1f} | {r['items_per_s']:,.0f} | "
+              f"{r['driver_peak_rss_mb']:.0f} | {r['driver_peak_rss_mb'] / smallest[code]:.2f} | "
+              f"{r.get('load_avg', float('nan')):.1f} |")
+    print("\n(driver = the `anchorprep` process itself, VmHWM; workers not counted. 'compared' = "
+          "--compare-pythonpath, 'this' = this checkout)")
 
 
 if __name__ == "__main__":

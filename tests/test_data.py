@@ -137,6 +137,28 @@ def test_item_tensors_are_views_of_the_arrow_buffers(tmp_path):
     assert [x["distance"].tolist() for x in items] == [r["distance"].tolist() for r in rows]
 
 
+def test_a_shard_read_in_batches_gives_the_rows_of_one_read(tmp_path, monkeypatch):
+    import anchorprep.data.table as table_module
+
+    rows = write_shards(tmp_path, [11])
+    path = tmp_path / shard_name(0, 1)
+    columns = ("utt_id", "num_frames", "target", "distance", "anchor_frames", "anchor_times_s", "duration_s",
+               "anchor_labels", "speaker")
+    whole = ShardTable(pq.read_table(path, columns=list(columns)), columns)  # one read of the whole row group
+    for batch_rows in (1, 4, 4096):
+        monkeypatch.setattr(table_module, "READ_BATCH_ROWS", batch_rows)
+        batched = ShardTable.read(path, columns)
+        assert batched.num_rows == whole.num_rows == len(rows)
+        for i in range(len(rows)):
+            a, b = whole.item(i), batched.item(i)
+            assert a.keys() == b.keys()
+            for key in a:
+                same = torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key]
+                assert same, (i, key)
+    with pytest.raises(KeyError, match="no_such_column"):
+        ShardTable.read(path, ("utt_id", "no_such_column"))
+
+
 def test_rank_comes_from_torch_distributed_when_initialised(tmp_path):
     import torch.distributed as dist
 

@@ -386,3 +386,42 @@ def test_fuzzed_jsonl_lines_are_read_or_a_usage_error(tmp_path_factory, lines):
         read_manifest(path, required=())
     except UsageError as exc:
         assert "\n" not in str(exc)
+
+
+# --------------------------------------------------------------------------------------------
+# Chunked reading: a manifest read a few rows at a time is the manifest read at once
+
+
+CHUNKED_MANIFESTS = {
+    "a.csv": "utt_id,alignment_path,x\nu1,a.TextGrid,1\nu2,/abs/b.TextGrid,\nu3,./c/../d.TextGrid,3\n\nu4,,x\nu5,e,5\n",
+    "short.csv": "utt_id , alignment_path,x\nu1,a\nu2\nu3,c,z\nu4,d\nu5,e\n",
+    "dup.csv": "utt_id,utt_id,alignment_path\nu1,v,a\nu2,w,b\nu3,x,c\n",
+    "quoted.csv": 'utt_id,alignment_path\n"u,1","a\nb"\nu2,"x""y"\nu3,z\n',
+    "t.tsv": "utt_id\taudio_path\tz\nu1\ta.wav\tNA\nu2\tnan\tNULL\nu3\t\t\n",
+    "late.jsonl": '{"utt_id": "u1", "alignment_path": "a"}\n\n{"utt_id": 2, "x": 1.50}\n{"utt_id": "u3", "y": null}\r\n'
+                  '{"utt_id": "u4\\u2028", "alignment_path": "b"}\n{"utt_id": "u5", "late": NaN}\n',
+}
+
+
+@pytest.mark.parametrize("name", [*CHUNKED_MANIFESTS, "a.parquet"])
+def test_a_manifest_read_in_chunks_equals_it_read_at_once(tmp_path, monkeypatch, name):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import anchorprep.sources.items as items
+
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        pq.write_table(pa.table({"utt_id": pa.array([1, 2, None, 9007199254740993]),
+                                 "alignment_path": ["a", None, "/b", "c"],
+                                 "f": pa.array([0.1, None, 2.5, 1e20], pa.float32())}), path, row_group_size=3)
+    else:
+        path.write_text(CHUNKED_MANIFESTS[name], encoding="utf-8", newline="")
+    whole = read_manifest(path, required=())
+    for rows in (1, 2):
+        monkeypatch.setattr(items, "MANIFEST_CHUNK_ROWS", rows)
+        chunked = read_manifest(path, required=())
+        assert list(chunked.columns) == list(whole.columns)
+        assert chunked.to_dict("records") == whole.to_dict("records")
+        assert list(chunked.dtypes) == list(whole.dtypes)
+    assert len(whole) >= 3 and all(isinstance(v, str) for r in whole.to_dict("records") for v in r.values())

@@ -400,3 +400,33 @@ def test_a_shard_whose_submit_finds_the_pool_broken_is_still_run(tmp_path, monke
     result = anchorprep.align(manifest, tmp_path / "out", keyword="hey computer", shard_size=3, workers=2)
     assert broken_once and result.complete and result.exit_code == 0
     assert result.report.written == 12 and len(list((tmp_path / "out" / "data").glob("anchors-*.parquet"))) == 4
+
+
+def test_duplicate_rows_name_the_first_row_of_every_repeated_id():
+    import random
+
+    import pandas as pd
+
+    from anchorprep.pipeline.runner import duplicate_rows, shard_records
+
+    def expected(ids):
+        first, repeats = {}, {}
+        for row, utt in enumerate(ids):
+            if utt in first:
+                repeats[row] = first[utt]
+            else:
+                first[utt] = row
+        return repeats
+
+    rng = random.Random(0)
+    cases = [[], ["a"], ["a", "b"], ["", "", "y"], ["a", "b", "a", "c", "b", "a"]]
+    cases += [[rng.choice("abcdef") * rng.randint(0, 2) for _ in range(rng.randint(0, 40))] for _ in range(200)]
+    for ids in cases:
+        for dtype in (str, object):
+            items = pd.DataFrame({"utt_id": pd.Series(ids, dtype=dtype)})
+            assert duplicate_rows(items) == expected(ids), ids
+    items = pd.DataFrame({"utt_id": ["a", "b", "a"], "x": ["1", "2", "3"]})
+    assert shard_records(items, 1, 3, duplicate_rows(items)) == [
+        {"utt_id": "b", "x": "2", "_row": 1, "_duplicate_of": ""},
+        {"utt_id": "a", "x": "3", "_row": 2, "_duplicate_of": "0"},
+    ]

@@ -17,12 +17,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from anchorprep.errors import UsageError
 from anchorprep.pipeline.options import PipelineOptions
-
-console = Console(stderr=True)
 
 RUN = "Run"
 GRID = "Frame grid and targets"
@@ -69,6 +66,14 @@ Width = Annotated[Optional[float], typer.Option("--width", help="Kernel width W 
 WidthBefore = Annotated[Optional[float], typer.Option("--width-before", help="W before the anchor (d < 0).", rich_help_panel=SAL_WEIGHTS)]
 WidthAfter = Annotated[Optional[float], typer.Option("--width-after", help="W at and after the anchor (d >= 0).", rich_help_panel=SAL_WEIGHTS)]
 Gain = Annotated[Optional[float], typer.Option("--gain", help="Anchor gain lambda in w = 1 + lambda*K(d) (default: anchorprep.loss's default).", rich_help_panel=SAL_WEIGHTS)]
+
+
+@functools.lru_cache(maxsize=None)
+def console():
+    """The stderr console for progress bars and summaries (rich loads only when one is shown)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def option_names(command) -> dict[str, str]:
@@ -164,7 +169,7 @@ class RichProgress:
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} items/s"), TextColumn("[red]{task.fields[failed]} failed"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console(), transient=True,
         )
 
     def start(self, total: int) -> None:
@@ -252,7 +257,7 @@ def print_summary(result) -> None:
         rows.append(("manifest", "not written yet: other shards of this run are unfinished (run `anchorprep assemble` when all are)"))
     for key, value in rows:
         table.add_row(key, value)
-    console.print(table)
+    console().print(table)
 
 
 def pipeline_command(app: typer.Typer, name: str, grid: bool = True):
@@ -286,7 +291,7 @@ def pipeline_command(app: typer.Typer, name: str, grid: bool = True):
                 raise typer.Exit(0)
             progress = None
             if not quiet and not kwargs["dry_run"]:
-                progress = RichProgress(name) if console.is_terminal else LogProgress(name, interval)
+                progress = RichProgress(name) if console().is_terminal else LogProgress(name, interval)
             try:
                 result = function(**kwargs, progress=progress)
             except KeyboardInterrupt:

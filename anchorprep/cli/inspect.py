@@ -6,8 +6,6 @@ import json
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from anchorprep.cli.common import Gain, Kernel, Width, WidthAfter, WidthBefore, usage_guard
 from anchorprep.errors import UsageError
@@ -34,6 +32,9 @@ def validate(
 
 
 def print_report(report, max_problems: int = 50) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
     from anchorprep.inspect.validate import MAX_PROBLEMS_PER_CHECK
 
     console = Console(highlight=False, soft_wrap=True)
@@ -95,6 +96,8 @@ def _dist_row(table, name: str, block: dict, unit: str = "") -> None:
 
 
 def print_stats(stats: dict) -> None:
+    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(highlight=False, soft_wrap=True)

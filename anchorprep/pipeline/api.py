@@ -24,23 +24,19 @@ from pathlib import Path
 from anchorprep.anchors import SPEECH_ONSET, TargetWindow
 from anchorprep.errors import UsageError
 from anchorprep.grid import FrameGrid
-from anchorprep.pipeline.accel import PEAK, AccelJob, AccelReadOptions
 from anchorprep.pipeline.align import AlignJob, AlignOptions
-from anchorprep.pipeline.combine import CombineOptions
-from anchorprep.pipeline.inputs import add_search_region
-from anchorprep.pipeline.merge import MergeJob, read_merge_inputs
 from anchorprep.pipeline.options import PipelineOptions
 from anchorprep.pipeline.rows import Labelling
 from anchorprep.pipeline.runner import RunOptions, RunResult, run
 from anchorprep.pipeline.runner import assemble as assemble_run
-from anchorprep.pipeline.vad import ONSET, VadJob, VadOptions, vad_labels
-from anchorprep.sources.accel import RAISE_PRESET, STEP_PRESET, AccelSettings
-from anchorprep.sources.items import accel_items, alignment_items, audio_items
-from anchorprep.sources.vad import VadSettings
+from anchorprep.sources.items import alignment_items
 from anchorprep.storage import location
 
+# The other pipelines' job and input modules load in their own function: `anchorprep align` on
+# one file pays for align's imports only (start-up time).
+
 PathLike = str | os.PathLike
-ACCEL_PRESETS = {"step": STEP_PRESET, "raise": RAISE_PRESET, "default": AccelSettings()}
+ACCEL_PRESETS = ("step", "raise", "default")
 
 
 def align(
@@ -80,7 +76,7 @@ def align(
     ``progress`` is an optional object with ``start(total)``, ``advance(n, failed)`` and ``stop()``;
     ``**options`` are the `PipelineOptions` (grid, targets, run).
     """
-    arguments = dict(locals())
+    arguments = dict(locals())  # the call's parameters, before any other local name exists
     keywords = _as_list(keyword, "keyword")
     shared = PipelineOptions.from_kwargs("align", options)
     align_options = AlignOptions(tuple(keywords or ()), edge, tier, speaker, level, regex, require_keyword, format,
@@ -121,7 +117,12 @@ def vad(
     ``anchors_from``: an earlier run; only onsets after each utterance's first anchor there count.
     ``**options`` are the `PipelineOptions` (grid, targets, run).
     """
-    arguments = dict(locals())
+    arguments = dict(locals())  # the call's parameters, before any other local name exists
+    from anchorprep.pipeline.inputs import add_search_region
+    from anchorprep.pipeline.vad import VadJob, VadOptions, vad_labels
+    from anchorprep.sources.items import audio_items
+    from anchorprep.sources.vad import VadSettings
+
     shared = PipelineOptions.from_kwargs("vad", options)
     settings = VadSettings(backend=backend, mode=mode, frame_ms=frame_ms, sample_rate=vad_rate, window_ms=window_ms,
                            start_ratio=start_ratio, stop_ratio=stop_ratio, min_speech_ms=min_speech_ms,
@@ -177,7 +178,12 @@ def accel(
     ``agree_within_ms`` keeps primary anchors that every other source agrees with.
     ``**options`` are the `PipelineOptions` (grid, targets, run).
     """
-    arguments = dict(locals())
+    arguments = dict(locals())  # the call's parameters, before any other local name exists
+    from anchorprep.pipeline.accel import PEAK, AccelJob, AccelReadOptions
+    from anchorprep.pipeline.vad import ONSET, VadOptions
+    from anchorprep.sources.accel import RAISE_PRESET, STEP_PRESET, AccelSettings
+    from anchorprep.sources.items import accel_items
+
     if preset not in ACCEL_PRESETS:
         raise UsageError(f"`preset` must be one of {', '.join(ACCEL_PRESETS)}; got {preset!r}")
     shared = PipelineOptions.from_kwargs("accel", options)
@@ -185,7 +191,7 @@ def accel(
     overrides = dict(axis=axis, filter=filter, band_hz=_band(band), cutoff_hz=cutoff_hz, order=order,
                      zero_phase=False if causal else None, resample_hz=resample_hz, smooth_ms=smooth_ms,
                      height=height, prominence=prominence, distance_ms=refractory_ms, width_ms=width_ms)
-    base = ACCEL_PRESETS[preset]
+    base = {"step": STEP_PRESET, "raise": RAISE_PRESET, "default": AccelSettings()}[preset]
     settings = AccelSettings(**{**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
     job = AccelJob(_labelling(shared, (PEAK, ONSET) if vad else (PEAK,)), settings,
                    AccelReadOptions(time_unit=time_unit, rate=rate, skip_rows=skip_rows,
@@ -208,7 +214,9 @@ def merge(
     """Merge the anchors of earlier runs by utt_id (e.g. VAD onsets + accelerometer peaks):
     `anchorprep merge`. The runs must share a frame grid and anchor rule, which the merged run
     keeps; ``**options`` are the target and run options of `PipelineOptions` (no grid options)."""
-    arguments = dict(locals())
+    arguments = dict(locals())  # the call's parameters, before any other local name exists
+    from anchorprep.pipeline.merge import MergeJob, read_merge_inputs
+
     shared = PipelineOptions.from_kwargs("merge", options, grid=False)
     sources = _as_list(use_source, "use_source")
     merged = read_merge_inputs([location(r) for r in runs])
@@ -278,7 +286,9 @@ def _band_text(value) -> str | None:
     return value if value is None or isinstance(value, str) else ":".join(str(float(v)) for v in value)
 
 
-def _combine(sources: list[str] | None, agree_within_ms: float | None) -> CombineOptions:
+def _combine(sources: list[str] | None, agree_within_ms: float | None):
+    from anchorprep.pipeline.combine import CombineOptions
+
     return CombineOptions(tuple(sources or ()), None if agree_within_ms is None else agree_within_ms / 1000.0)
 
 

@@ -270,13 +270,44 @@ def _folder_error(out: Path, exc: OSError) -> UsageError:
     return UsageError(f"cannot write to `out` {out}: {exc.strerror or exc} ({where})")
 
 
-def mark_duplicates(items: pd.DataFrame) -> pd.DataFrame:
-    """Add ``_row`` (input row number) and ``_duplicate_of`` (first row of a repeated utt_id)."""
-    items = items.copy()
-    items["_row"] = range(len(items))
-    first = items.groupby("utt_id", sort=False)["_row"].transform("min")
-    items["_duplicate_of"] = [str(f) if f != r else "" for f, r in zip(first, items["_row"])]
-    return items
+def duplicate_rows(items: pd.DataFrame) -> dict[int, int]:
+    """``{input row: first input row with the same utt_id}`` for every repeat of a utt_id.
+
+    Columnar: Arrow's dense rank gives equal ids equal numbers (a sort of row indices; Arrow's
+    hash kernels would cost ~160 bytes of resident memory per item), so only the rows of repeated
+    ids become Python objects, whatever the number of items.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(items) < 2:
+        return {}
+    utt_ids = pa.Table.from_pandas(items[["utt_id"]], preserve_index=False).column(0)  # Arrow's own chunks
+    ranks = pc.rank(utt_ids, tiebreaker="dense").to_numpy()
+    if ranks.max() == len(ranks):  # every id distinct
+        return {}
+    ranks = ranks.astype(np.intp)
+    rows = np.flatnonzero(np.bincount(ranks)[ranks] > 1).tolist()
+    first: dict[str, int] = {}
+    repeats = {}
+    for row, utt_id in zip(rows, items["utt_id"].iloc[rows].tolist()):
+        if utt_id in first:
+            repeats[row] = first[utt_id]
+        else:
+            first[utt_id] = row
+    return repeats
+
+
+def shard_records(items: pd.DataFrame, start: int, stop: int, repeats: dict[int, int]) -> list[dict]:
+    """Input rows ``[start, stop)`` as the items a shard processes: each row's columns plus
+    ``_row`` (its input row number) and ``_duplicate_of`` (the first row of a repeated utt_id, as
+    text, else "")."""
+    records = items.iloc[start:stop].to_dict("records")
+    for row, record in enumerate(records, start):
+        record["_row"] = row
+        record["_duplicate_of"] = str(repeats[row]) if row in repeats else ""
+    return records
 
 
 def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, config: dict | None = None) -> RunResult:
@@ -289,10 +320,12 @@ def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, confi
     # One process per shard at most: a pool forks all its workers up front.
     workers = max(1, min(options.workers, len(mine)))
     result = RunResult(out_dir=out, planned_shards=count, workers=workers, workers_requested=options.workers)
-    items = mark_duplicates(items)
+    repeats = duplicate_rows(items)
 
     def shard_items(index: int) -> list[dict]:
-        return items.iloc[index * options.shard_size:(index + 1) * options.shard_size].to_dict("records")
+        # Built when the shard is checked or submitted and dropped after: the driver holds the
+        # columnar item table, never one Python object per item.
+        return shard_records(items, index * options.shard_size, (index + 1) * options.shard_size, repeats)
 
     if options.dry_run:
         result.plan = _plan(out, settings, count, mine, options, workers, shard_items)
@@ -387,9 +420,9 @@ def _execute_local(job, todo, count, shard_items, out, settings, options):
     """Yield shard summaries as shards finish.
 
     With one worker, shards run in this process. With more, a process pool keeps at most
-    2 × workers shards in flight (memory stays flat however large the corpus). When a worker
-    dies the pool is rebuilt; the shards that were in flight are rerun one at a time, each up to
-    ``retries`` more times, so the culprit is identified and only its items are failed.
+    2 × workers shards in flight (the driver holds at most that many shards' item dicts). When a
+    worker dies the pool is rebuilt; the shards that were in flight are rerun one at a time, each
+    up to ``retries`` more times, so the culprit is identified and only its items are failed.
     """
     if options.workers == 1 or len(todo) <= 1:
         for index in todo:

@@ -20,8 +20,8 @@ import io
 import json
 import os
 import sys
-from pathlib import Path
-from typing import Union
+from pathlib import Path, PurePosixPath
+from typing import Iterator, Union
 
 import pandas as pd
 
@@ -65,6 +65,10 @@ def read_manifest(
     number check refuses it as it refuses a CSV ``nan``. Raises `UsageError` when the manifest
     itself is unusable: unknown format, not UTF-8, a JSONL line that is not a JSON object, a
     list/struct/map column or non-UTF-8 binary column, a required column missing.
+
+    The manifest is read `MANIFEST_CHUNK_ROWS` rows at a time and each chunk becomes text columns
+    (pandas' ``str`` dtype: Arrow-backed from pandas 3 on) before the next is read, so a
+    million-row manifest never exists as one Python object per cell.
     """
     from_stdin = os.fspath(path) == STDIN
     if manifest_format is not None and manifest_format not in MANIFEST_FORMATS.values():
@@ -84,16 +88,35 @@ def read_manifest(
         where, base, source = str(path), path.parent.resolve(), path
         if isinstance(path, StoragePath):  # one GET; relative paths inside resolve against its URL
             source = io.BytesIO(_read_input(path, "manifest"))
-    frame = _read_frame(source, fmt, where)
-    frame.columns = [str(c).strip() for c in frame.columns]
+    chunks = [_text_chunk(chunk, base) for chunk in _read_chunks(source, fmt, where)]
+    frame = _concat_text_chunks(chunks)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise UsageError(f"{where}: manifest lacks column(s) {', '.join(missing)}; it has {', '.join(frame.columns)}")
-    frame = frame.astype(object).where(frame.notna(), "").astype(str)
-    for column in PATH_COLUMNS:
-        if column in frame.columns:
-            frame[column] = [join(base, value) for value in frame[column]]
     return frame.reset_index(drop=True)
+
+
+#: Rows per manifest chunk: bounds the Python objects alive while a manifest is read.
+MANIFEST_CHUNK_ROWS = 20_000
+
+
+def _concat_text_chunks(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    """The chunks as one frame ("" where a JSONL key first appears after the first chunk)."""
+    if len(chunks) < 2:
+        return chunks[0] if chunks else pd.DataFrame()
+    frame = pd.concat(chunks, ignore_index=True)
+    return frame.fillna("") if frame.isna().any(axis=None) else frame
+
+
+def _text_chunk(chunk: pd.DataFrame, base: Path) -> pd.DataFrame:
+    """A chunk as stripped column names and text cells ("" for missing), path columns resolved."""
+    chunk.columns = [str(c).strip() for c in chunk.columns]
+    if not all(dtype == str for dtype in chunk.dtypes) or chunk.isna().any(axis=None):
+        chunk = chunk.astype(object).where(chunk.notna(), "").astype(str)
+    for column in PATH_COLUMNS:
+        if column in chunk.columns:
+            chunk[column] = [join(base, value) for value in chunk[column]]
+    return chunk
 
 
 def _sniff_manifest(data: bytes) -> str:
@@ -105,18 +128,21 @@ def _sniff_manifest(data: bytes) -> str:
     return "tsv" if b"\t" in text.split(b"\n", 1)[0] else "csv"
 
 
-def _read_frame(source, fmt: str, where: str) -> pd.DataFrame:
+def _read_chunks(source, fmt: str, where: str) -> Iterator[pd.DataFrame]:
+    """The manifest's raw cells, `MANIFEST_CHUNK_ROWS` rows at a time; `UsageError` if unreadable."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     try:
         if fmt in ("csv", "tsv"):
-            return pd.read_csv(source, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
-                               encoding="utf-8-sig")
-        if fmt == "jsonl":
+            reader = pd.read_csv(source, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
+                                 encoding="utf-8-sig", chunksize=MANIFEST_CHUNK_ROWS)
+            with reader:
+                yield from reader
+        elif fmt == "jsonl":
             data = source.read() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
-            return _jsonl_frame(data.decode("utf-8-sig"), where)
-        return _parquet_frame(pq.read_table(source), where)
+            yield from _jsonl_chunks(data.decode("utf-8-sig"), where)
+        else:
+            yield from _parquet_chunks(source, where)
     except UsageError:
         raise
     except UnicodeDecodeError as exc:
@@ -125,7 +151,7 @@ def _read_frame(source, fmt: str, where: str) -> pd.DataFrame:
         raise UsageError(f"{where}: cannot read manifest: {exc}") from None
 
 
-def _jsonl_frame(text: str, where: str) -> pd.DataFrame:
+def _jsonl_chunks(text: str, where: str) -> Iterator[pd.DataFrame]:
     """One JSON object per line; every value as the text written (``null`` and absent keys: "").
 
     Numbers keep their literal text (``9007199254740993`` stays exact, ``1`` does not become
@@ -133,7 +159,9 @@ def _jsonl_frame(text: str, where: str) -> pd.DataFrame:
     it refuses a CSV ``nan``.
     """
     records = []
-    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
+    # Lines end at "\n" only (not splitlines(): U+2028 may sit inside a string), read one at a time.
+    for number, line in enumerate(io.StringIO(text, newline="\n"), 1):
+        line = line[:-1] if line.endswith("\n") else line
         if not line.strip():
             continue
         try:
@@ -149,7 +177,11 @@ def _jsonl_frame(text: str, where: str) -> pd.DataFrame:
                                  "not text or a number; flatten it or drop the column")
             record[column] = _JSON_LITERALS.get(value, value) if not isinstance(value, str) else value
         records.append(record)
-    return pd.DataFrame.from_records(records).fillna("") if records else pd.DataFrame()
+        if len(records) == MANIFEST_CHUNK_ROWS:
+            yield pd.DataFrame.from_records(records).fillna("")
+            records = []
+    if records:
+        yield pd.DataFrame.from_records(records).fillna("")
 
 
 _JSON_LITERALS = {None: "", True: "true", False: "false"}
@@ -158,6 +190,20 @@ _JSON_LITERALS = {None: "", True: "true", False: "false"}
 def _clip(line: str, width: int = 40) -> str:
     line = line.strip()
     return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _parquet_chunks(source, where: str) -> Iterator[pd.DataFrame]:
+    """The Parquet manifest (read whole into Arrow memory) as text, `MANIFEST_CHUNK_ROWS` rows at a
+    time (`_parquet_frame`); its schema alone when it has no rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(source)
+    batches = [batch for batch in table.to_batches(max_chunksize=MANIFEST_CHUNK_ROWS) if batch.num_rows]
+    if not batches:
+        yield _parquet_frame(table, where)
+    for batch in batches:
+        yield _parquet_frame(pa.Table.from_batches([batch], table.schema), where)
 
 
 def _parquet_frame(table, where: str) -> pd.DataFrame:
@@ -250,21 +296,25 @@ def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = 
     # Absolute (as manifest paths are), so the stored audio_path works from any working directory.
     alignment_dir = alignment_dir.resolve()
     audio_dir = location(audio_dir).resolve() if audio_dir is not None else alignment_dir
-    # One listing per folder (on object storage: not one request per file). Regular files only:
-    # FIFOs, devices and folders named *.TextGrid are not alignments (a FIFO would hang).
-    listed = _listing(alignment_dir)
-    audio_files = set(listed if audio_dir == alignment_dir else _listing(audio_dir))
-    rows = []
-    for grid_path in (p for p in listed if p.suffix.lower() in ALIGNMENT_SUFFIXES):
-        relative = grid_path.relative_to(alignment_dir).with_suffix("")
-        audio = next((audio_dir / relative.with_suffix(s) for s in AUDIO_SUFFIXES
-                      if audio_dir / relative.with_suffix(s) in audio_files), None)
-        rows.append({"utt_id": relative.as_posix(), "audio_path": "" if audio is None else str(audio),
-                     "alignment_path": str(grid_path)})
-    if not rows:
+    # On object storage one listing per folder answers "is there audio?" (not a request per file).
+    audio_objects = set(_relative_files(audio_dir, AUDIO_SUFFIXES)) if isinstance(audio_dir, StoragePath) else None
+
+    def has_audio(relative: str) -> bool:
+        if audio_objects is None:
+            return os.path.isfile(os.path.join(audio_dir, relative))
+        return relative in audio_objects
+
+    def rows() -> Iterator[tuple[str, str, str]]:
+        for relative in _relative_files(alignment_dir, ALIGNMENT_SUFFIXES):
+            stem = PurePosixPath(relative).with_suffix("")
+            audio = next((_join(audio_dir, str(stem.with_suffix(s))) for s in AUDIO_SUFFIXES
+                          if has_audio(str(stem.with_suffix(s)))), "")
+            yield str(stem), audio, _join(alignment_dir, relative)
+
+    frame = _file_frame(rows(), ("utt_id", "audio_path", "alignment_path"))
+    if frame.empty:
         raise UsageError(f"{alignment_dir}: no .TextGrid files found")
-    _require_utf8_names(rows)
-    return pd.DataFrame(rows, dtype=str)
+    return frame
 
 
 def folder_items(folder: PathLike, suffixes: tuple[str, ...], column: str) -> pd.DataFrame:
@@ -274,26 +324,82 @@ def folder_items(folder: PathLike, suffixes: tuple[str, ...], column: str) -> pd
     if not _is_dir(folder):
         raise UsageError(f"{folder}: not a folder")
     folder = folder.resolve()  # absolute paths, as for manifests
-    files = [p for p in _listing(folder) if p.suffix.lower() in suffixes]
-    if not files:
+    rows = ((str(PurePosixPath(f).with_suffix("")), _join(folder, f)) for f in _relative_files(folder, suffixes))
+    frame = _file_frame(rows, ("utt_id", column))
+    if frame.empty:
         raise UsageError(f"{folder}: no {'/'.join(suffixes)} files found")
-    rows = [{"utt_id": p.relative_to(folder).with_suffix("").as_posix(), column: str(p)} for p in files]
-    _require_utf8_names(rows)
-    return pd.DataFrame(rows, dtype=str)
+    return frame
 
 
-def _listing(folder):
+def _relative_files(folder, suffixes: tuple[str, ...]) -> Iterator[str]:
+    """The files under ``folder`` (a local `Path` or a `StoragePath`) with one of ``suffixes``, as
+    sorted relative POSIX paths: `_files_under` locally, one recursive listing on object storage."""
+    if not isinstance(folder, StoragePath):
+        return _files_under(str(folder), suffixes)
     try:
-        return list_files(folder)
+        listed = list_files(folder)
     except OSError as exc:
         raise UsageError(f"{folder}: cannot list: {exc.strerror or exc}") from None
+    return (path.relative_to(folder).as_posix() for path in listed if path.suffix.lower() in suffixes)
 
 
-def _require_utf8_names(rows: list[dict]) -> None:
+def _join(folder, relative: str) -> str:
+    return str(folder / relative) if isinstance(folder, StoragePath) else os.path.join(folder, relative)
+
+
+def _files_under(folder: str, suffixes: tuple[str, ...]) -> Iterator[str]:
+    """The regular files (symlinks followed) under `folder` whose suffix, lower-cased, is one of
+    `suffixes`, as relative POSIX paths in sorted path order (component by component, as
+    sorting ``Path`` objects does). Like ``Path.rglob``, links to folders are not entered and
+    unreadable folders are skipped; FIFOs and devices are not regular files, so never listed
+    (opening a FIFO would hang the run). Strings only, one folder listing at a time: a
+    million-file corpus is listed without a ``Path`` object per file."""
+
+    def is_folder(entry: os.DirEntry) -> bool:
+        try:
+            return entry.is_dir() and not entry.is_symlink()
+        except OSError:
+            return False
+
+    def visit(directory: str, prefix: str) -> Iterator[str]:
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted((entry.name, is_folder(entry)) for entry in listing)
+        except PermissionError:
+            return
+        for name, folder_entry in entries:
+            if folder_entry:
+                yield from visit(os.path.join(directory, name), f"{prefix}{name}/")
+            elif PurePosixPath(name).suffix.lower() in suffixes and os.path.isfile(os.path.join(directory, name)):
+                yield prefix + name
+
+    return visit(folder, "")
+
+
+def _file_frame(rows: Iterator[tuple[str, ...]], names: tuple[str, ...]) -> pd.DataFrame:
+    """Rows of file-name text as text columns, converted `MANIFEST_CHUNK_ROWS` rows at a time;
+    every name must be UTF-8 (`_require_utf8_names`)."""
+    chunks, batch = [], []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == MANIFEST_CHUNK_ROWS:
+            chunks.append(_file_chunk(batch, names))
+            batch = []
+    if batch or not chunks:
+        chunks.append(_file_chunk(batch, names))
+    return _concat_text_chunks(chunks)
+
+
+def _file_chunk(rows: list[tuple[str, ...]], names: tuple[str, ...]) -> pd.DataFrame:
+    _require_utf8_names(rows)
+    return pd.DataFrame(rows, columns=list(names), dtype=str)
+
+
+def _require_utf8_names(rows: list[tuple[str, ...]]) -> None:
     """File names that are not UTF-8 (e.g. Latin-1 bytes from an old corpus) cannot become
     utt_ids or Parquet strings: a usage error naming the file, not a crash."""
     for row in rows:
-        for value in reversed(list(row.values())):  # the path columns come after utt_id
+        for value in reversed(row):  # the path columns come after utt_id
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
