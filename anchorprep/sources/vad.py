@@ -55,7 +55,7 @@ import warnings
 from array import array
 from dataclasses import asdict, dataclass, field, replace
 from itertools import repeat
-from typing import Iterable, Literal
+from typing import Iterable, Iterator, Literal
 
 import numpy as np
 
@@ -318,6 +318,30 @@ def _speech_frames(is_speech, pcm: np.ndarray, sample_rate: int, frame_bytes: in
     return bytes(map(is_speech, frames, repeat(sample_rate)))
 
 
+class _Framed:
+    """Consecutive blocks re-cut into whole frames of ``frame_len`` samples, as one stream: each
+    iteration yields a run of whole frames (a frame may straddle a block boundary); the trailing
+    partial frame comes last, zero-padded to a whole frame. ``samples`` counts the input."""
+
+    def __init__(self, blocks: Iterable[np.ndarray], frame_len: int):
+        self.blocks, self.frame_len, self.samples = blocks, frame_len, 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        carry = None
+        for block in self.blocks:
+            self.samples += block.size
+            if carry is not None and carry.size:
+                block = np.concatenate((carry, block))
+            whole = block.size - block.size % self.frame_len
+            carry = block[whole:].copy()
+            if whole:
+                yield block[:whole]
+        if carry is not None and carry.size:
+            last = np.zeros(self.frame_len, dtype=carry.dtype)
+            last[: carry.size] = carry
+            yield last
+
+
 def _webrtc_vad(pcm_blocks: Iterable[np.ndarray], settings: VadSettings) -> VadResult:
     """Classify consecutive int16 blocks (at ``settings.sample_rate``) as one stream.
 
@@ -333,26 +357,12 @@ def _webrtc_vad(pcm_blocks: Iterable[np.ndarray], settings: VadSettings) -> VadR
     is_speech = webrtcvad.Vad(settings.mode).is_speech
     smoother = HysteresisSmoother(settings.window_frames, settings.start_ratio, settings.stop_ratio)
     decisions = bytearray()
-    carry = np.zeros(0, dtype="<i2")
-    n = 0
-
-    def classify(pcm: np.ndarray) -> None:
+    framed = _Framed(pcm_blocks, frame_len)
+    for pcm in framed:
         block_decisions = _speech_frames(is_speech, pcm, sr, 2 * frame_len)
         decisions.extend(block_decisions)
         smoother.feed(np.frombuffer(block_decisions, dtype=bool))
-
-    for block in pcm_blocks:
-        n += block.size
-        if carry.size:
-            block = np.concatenate((carry, block))
-        whole = block.size - block.size % frame_len
-        carry = block[whole:].copy()
-        if whole:
-            classify(block[:whole])
-    if carry.size:
-        last = np.zeros(frame_len, dtype="<i2")
-        last[: carry.size] = carry
-        classify(last)
+    n = framed.samples
     if n == 0:
         raise InputError("no audio samples to run the VAD on")
     runs = [(start, end) for start, end, _ in smoother.finish()]
@@ -582,27 +592,17 @@ def _silero_stream(blocks: Iterable[np.ndarray], sample_rate: int) -> tuple[np.n
         torch, _, model = _silero_model()
         window = 512 if sample_rate == 16000 else 256
         probs = array("f")
-        carry = np.zeros(0, dtype=np.float32)
-        n = 0
+        framed = _Framed(blocks, window)
         model.reset_states()
         try:
             with torch.inference_mode():
-                for block in blocks:
-                    n += block.size
-                    if carry.size:
-                        block = np.concatenate((carry, block))
-                    whole = block.size - block.size % window
-                    carry = block[whole:].copy()
-                    audio = torch.from_numpy(np.ascontiguousarray(block[:whole]))
-                    for i in range(0, whole, window):
+                for frames in framed:
+                    audio = torch.from_numpy(np.ascontiguousarray(frames))
+                    for i in range(0, frames.size, window):
                         probs.append(model(audio[i : i + window], sample_rate).item())
-                if carry.size:
-                    last = np.zeros(window, dtype=np.float32)
-                    last[: carry.size] = carry
-                    probs.append(model(torch.from_numpy(last), sample_rate).item())
         finally:
             model.reset_states()
-    return np.frombuffer(probs, dtype=np.float32), n
+    return np.frombuffer(probs, dtype=np.float32), framed.samples
 
 
 def _silero_vad(blocks: Iterable[np.ndarray], settings: VadSettings) -> VadResult:
