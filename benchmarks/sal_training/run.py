@@ -81,8 +81,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2, help="parallel training processes (and corpus/CLI workers)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training process")
     ap.add_argument("--device", default="cpu", help="torch device for training (e.g. cuda)")
-    ap.add_argument("--epochs", type=int, default=None, help="keyword-task epochs (default 8; quick 4)")
-    ap.add_argument("--onset-epochs", type=int, default=None, help="onset and trigger epochs (default 8; quick 4)")
+    ap.add_argument("--epochs", type=int, default=None, help="keyword-task epochs (default 6; quick 4)")
+    ap.add_argument("--onset-epochs", type=int, default=None, help="onset and trigger epochs (default 6; quick 4)")
     ap.add_argument("--voices-per-accent", type=int, default=None, help="train voices per accent (default 11; quick 1)")
     ap.add_argument("--positives", type=int, default=None, help="corpus positives, all voices (default 3300)")
     ap.add_argument("--negatives", type=int, default=None, help="corpus negatives, all voices (default 3300)")
@@ -117,8 +117,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.settings = pick(args.settings, 2, 4)
     args.max_frames = pick(args.max_frames, 1500, 6000)
     args.seeds = pick(args.seeds, 1, 5)
-    args.epochs = pick(args.epochs, 4, 8)
-    args.onset_epochs = pick(args.onset_epochs, 4, 8)
+    args.epochs = pick(args.epochs, 4, 6)
+    args.onset_epochs = pick(args.onset_epochs, 4, 6)
     args.voices_per_accent = pick(args.voices_per_accent, 1, 11)
     args.positives = pick(args.positives, 60, 3300)
     args.negatives = pick(args.negatives, 60, 3300)
@@ -392,7 +392,7 @@ def train_all(args, caches: dict, log) -> list[dict]:
             for job in jobs:
                 cached = _job_file(args, job)
                 if cached.is_file() and (job.phase == "sweep" or Path(json.loads(cached.read_text()).get("evidence", "")).is_file()):
-                    submit(finish(job, json.loads(cached.read_text())))
+                    submit(finish(job, {**json.loads(cached.read_text()), "reused": True}))
                 else:
                     futures[pool.submit(sal_train.run_job, job)] = job
 

@@ -419,6 +419,21 @@ def load_note(results: dict) -> str:
             f"at end {load['end'][0]:.1f})")
 
 
+def reused_stages(results: dict) -> list[str]:
+    """The data stages this run found done by an earlier run with identical parameters (a stage of
+    a few seconds cannot have remixed thousands of clips or computed hours of fbank features)."""
+    timing = results.get("data_timing", {})
+    stages = ["espeak-ng corpus"] if corpus_reused(results) else []
+    if timing.get("remix_and_accel_s", 99) < 5 and {"onset", "trigger"} & set(results["config"]["tasks"]):
+        stages.append("onset remix and accelerometer traces")
+    if timing.get("features_s", 99) < 30:
+        stages.append("feature cache")
+    reused = sum(1 for r in results["runs"] if r.get("reused"))
+    if reused:
+        stages.append(f"{reused} of {len(results['runs'])} training jobs")
+    return stages
+
+
 def markdown(results: dict) -> str:
     cfg = results["config"]
     timing = results.get("timing", {})
@@ -428,9 +443,9 @@ def markdown(results: dict) -> str:
              f"device {cfg['device']}{load_note(results)}); " + ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.0f} s"
                                                         for k, v in {**results.get('data_timing', {}), **timing}.items()
                                                         if k not in ("total_s", "corpus_reused"))
-             + ("." if not corpus_reused(results) else
-                " (the espeak-ng corpus was reused from an earlier run with identical parameters: its synthesis "
-                "is not in this wall time)."), ""]
+             + ("." if not reused_stages(results) else
+                f" (reused from an earlier run with identical parameters, so not in this wall time: "
+                f"{', '.join(reused_stages(results))})."), ""]
     lines += verdict_lines(results) + [""]
     lines += main_tables(results)
     lines += tuning_tables(results) + [""]
@@ -546,7 +561,7 @@ def readme_section(results: dict) -> str:
              f"on {results['environment']['cpus']} CPU cores"
              + (f" shared (mean load average {results['environment']['load']['mean_1min_samples']:.1f})"
                 if results["environment"].get("load") else "")
-             + (" + the corpus synthesis on a first run" if corpus_reused(results) else ""),
+             + (f" + on a first run the {' and '.join(reused_stages(results))}" if reused_stages(results) else ""),
              "python benchmarks/sal_training/run.py --quick --out /tmp/q   # smoke test (< 2 min), run by the tests",
              "```", "", "**What the evidence says** (SAL minus FCE, test voices unseen in training):", ""]
     lines += verdict_lines(results) + [""]
