@@ -208,3 +208,31 @@ def test_results_table_readme_section_and_plot(quick_run):
     if importlib.util.find_spec("matplotlib") is not None:
         png = out / "latency_vs_frr.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_augmentation_is_seeded_per_batch_and_leaves_accelerometer_features_alone():
+    import torch
+
+    sys.path.insert(0, str(BENCH))
+    from sal_train import Augmentation, augment_batch, noise_floor
+
+    bins = 40
+    features = torch.randn(3, 50, 3 * bins + 5) + 4.0
+    floors = torch.stack([noise_floor(f, bins) for f in features])
+
+    def run(seed: int, config: Augmentation = Augmentation()) -> torch.Tensor:
+        return augment_batch(features, floors, bins, torch.Generator().manual_seed(seed), config)
+
+    assert torch.equal(run(7), run(7))
+    assert not torch.allclose(run(7)[..., :3 * bins], run(8)[..., :3 * bins])
+    assert torch.equal(run(7)[..., 3 * bins:], features[..., 3 * bins:])
+    identity = Augmentation(warp=(1.0, 1.0), gain_db=(0.0, 0.0), noise_p=0.0, mask_bins=0)
+    assert torch.allclose(run(7, identity), features)
+    gain = Augmentation(warp=(1.0, 1.0), gain_db=(10.0, 10.0), noise_p=0.0, mask_bins=0)
+    assert torch.allclose(run(7, gain)[..., :3 * bins] - features[..., :3 * bins], torch.tensor(math.log(10.0)), atol=1e-5)
+    # A warp a > 1 reads bin k from k / a: a bin's content moves up the axis (formants rise).
+    up = Augmentation(warp=(1.25, 1.25), gain_db=(0.0, 0.0), noise_p=0.0, mask_bins=0)
+    peaked = torch.zeros(1, 1, bins)
+    peaked[..., 16] = 1.0
+    moved = augment_batch(peaked, torch.zeros(1, bins), bins, torch.Generator().manual_seed(0), up)
+    assert int(moved[0, 0].argmax()) == 20

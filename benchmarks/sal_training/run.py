@@ -3,9 +3,9 @@
 
     python benchmarks/sal_training/run.py [--quick] [--out DIR] [--seeds 5] [--workers 2] [--device cuda]
 
-1. Data (sal_prep.py): an espeak-ng corpus with 43 voices (35 train; 4 valid and 4 test voices
-   whose voice variants no other split uses), confusables checked with ``espeak-ng -x`` against
-   every accent, >= 1 h of test negatives; a remix for speech onset (lower SNR, distractor bursts
+1. Data (sal_prep.py): an espeak-ng corpus with 85 voices (77 train over 71 voice variants; 4 valid
+   and 4 test voices whose voice variants no other split uses), confusables checked with
+   ``espeak-ng -x`` against every accent, >= 3 h of test negatives per task; a remix for speech onset (lower SNR, distractor bursts
    in the leading silence, noise-only clips); synthetic accelerometer traces for the multi-modal
    trigger task.
 2. Labels, all from anchorprep's CLI: ``align -k "hey computer"`` (keyword end), ``align
@@ -81,16 +81,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2, help="parallel training processes (and corpus/CLI workers)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training process")
     ap.add_argument("--device", default="cpu", help="torch device for training (e.g. cuda)")
-    ap.add_argument("--epochs", type=int, default=None, help="keyword-task epochs (default 8; quick 4)")
-    ap.add_argument("--onset-epochs", type=int, default=None, help="onset and trigger epochs (default 8; quick 4)")
-    ap.add_argument("--voices-per-accent", type=int, default=None, help="train voices per accent (default 5; quick 1)")
-    ap.add_argument("--positives", type=int, default=None, help="corpus positives, all voices (default 2100)")
-    ap.add_argument("--negatives", type=int, default=None, help="corpus negatives, all voices (default 2100)")
-    ap.add_argument("--test-negatives", type=int, default=None, help="extra negatives by the test voices (default 1100)")
-    ap.add_argument("--valid-negatives", type=int, default=None, help="extra negatives by the valid voices (default 300)")
+    ap.add_argument("--epochs", type=int, default=None, help="keyword-task epochs (default 6; quick 4)")
+    ap.add_argument("--onset-epochs", type=int, default=None, help="onset and trigger epochs (default 4)")
+    ap.add_argument("--voices-per-accent", type=int, default=None, help="train voices per accent (default 11; quick 1)")
+    ap.add_argument("--positives", type=int, default=None, help="corpus positives, all voices (default 3300)")
+    ap.add_argument("--negatives", type=int, default=None, help="corpus negatives, all voices (default 3300)")
+    ap.add_argument("--test-positives", type=int, default=None, help="extra positives by the test voices (default 200)")
+    ap.add_argument("--test-negatives", type=int, default=None, help="extra negatives by the test voices (default 3000)")
+    ap.add_argument("--valid-positives", type=int, default=None, help="extra positives by the valid voices (default 100)")
+    ap.add_argument("--valid-negatives", type=int, default=None, help="extra negatives by the valid voices (default 1000)")
     ap.add_argument("--onset-train", type=int, default=None, help="train utterances of the onset tasks (default 900)")
     ap.add_argument("--noise-clips", type=int, default=None, help="noise-only clips, all splits (default 300)")
-    ap.add_argument("--eval-noise-clips", type=int, default=None, help="extra valid/test noise clips, 8-15 s (default 700)")
+    ap.add_argument("--eval-noise-clips", type=int, default=None, help="extra valid/test noise clips, 8-15 s (default 2100)")
+    ap.add_argument("--augment", action="store_true",
+                    help="train with the feature augmentation sal_train.Augmentation (off: it hurt on the valid voices)")
     ap.add_argument("--fa-per-hour", type=float, nargs="+", default=[5.0, 1.0],
                     help="FA/h targets; the first is the operating point of the tables and of tuning")
     ap.add_argument("--equal-frr", type=float, default=0.1, help="FRR at which latencies are compared (default 0.1)")
@@ -113,16 +117,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.settings = pick(args.settings, 2, 4)
     args.max_frames = pick(args.max_frames, 1500, 6000)
     args.seeds = pick(args.seeds, 1, 5)
-    args.epochs = pick(args.epochs, 4, 10)
-    args.onset_epochs = pick(args.onset_epochs, 4, 8)
-    args.voices_per_accent = pick(args.voices_per_accent, 1, 5)
-    args.positives = pick(args.positives, 60, 2100)
-    args.negatives = pick(args.negatives, 60, 2100)
-    args.test_negatives = pick(args.test_negatives, 16, 1100)
-    args.valid_negatives = pick(args.valid_negatives, 8, 300)
+    args.epochs = pick(args.epochs, 4, 6)
+    args.onset_epochs = pick(args.onset_epochs, 4, 4)
+    args.voices_per_accent = pick(args.voices_per_accent, 1, 11)
+    args.positives = pick(args.positives, 60, 3300)
+    args.negatives = pick(args.negatives, 60, 3300)
+    args.test_positives = pick(args.test_positives, 4, 200)
+    args.test_negatives = pick(args.test_negatives, 16, 3000)
+    args.valid_positives = pick(args.valid_positives, 4, 100)
+    args.valid_negatives = pick(args.valid_negatives, 8, 1000)
     args.onset_train = pick(args.onset_train, 40, 900)
     args.noise_clips = pick(args.noise_clips, 16, 300)
-    args.eval_noise_clips = pick(args.eval_noise_clips, 12, 700)
+    args.eval_noise_clips = pick(args.eval_noise_clips, 12, 2100)
     args.window = round(300 / (10 * args.subsampling))  # positive window: 300 ms after the anchor
     if min(args.seeds, args.workers, args.epochs, args.onset_epochs, args.settings) < 1:
         ap.error("--seeds, --workers, --epochs, --onset-epochs and --settings must be >= 1")
@@ -137,6 +143,25 @@ class Log:
 
     def __call__(self, msg: str) -> None:
         print(f"[{time.perf_counter() - self.start:7.1f} s] {msg}", flush=True)
+
+
+class LoadSampler:
+    """The 1-minute load average, sampled every 30 s in a daemon thread (the machine may be shared)."""
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        import threading
+
+        self.samples = [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, args=(every_s,), daemon=True).start()
+
+    def _run(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            self.samples.append(os.getloadavg()[0])
+
+    def mean(self) -> float:
+        self._stop.set()
+        return round(sum(self.samples) / len(self.samples), 2)
 
 
 def main(argv=None) -> int:
@@ -160,6 +185,8 @@ def main(argv=None) -> int:
     def stage(name: str, started: float) -> None:
         timing[f"{name}_s"] = round(time.perf_counter() - started, 1)
 
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    loads = LoadSampler()
     t = time.perf_counter()
     data_info = prepare_data(args, log)
     stage("data", t)
@@ -173,6 +200,8 @@ def main(argv=None) -> int:
     sal_report.derive(results)
     stage("report", t)
     results["timing"] = {**timing, "total_s": round(time.perf_counter() - log.start, 1)}
+    results["environment"]["load"] = {"start": load_at_start, "end": [round(x, 2) for x in os.getloadavg()],
+                                      "mean_1min_samples": loads.mean()}
     write_outputs(args, results, log)
     log(f"done in {results['timing']['total_s'] / 60:.1f} min; results in {args.out}")
     return 0
@@ -190,19 +219,21 @@ def prepare_data(args, log) -> dict:
     valid_voices = [v for v in voices if v[1] == "valid"]
     made = [sal_prep.make_corpus(args.work, "corpus", args.positives, args.negatives, args.corpus_seed, voices,
                                  check.kept, args.workers, log)]
-    if args.test_negatives:
-        made.append(sal_prep.make_corpus(args.work, "corpus_test_negatives", 0, args.test_negatives,
-                                         args.corpus_seed + 1, test_voices, check.kept, args.workers, log))
-    if args.valid_negatives:
-        made.append(sal_prep.make_corpus(args.work, "corpus_valid_negatives", 0, args.valid_negatives,
-                                         args.corpus_seed + 2, valid_voices, check.kept, args.workers, log))
-    corpora = [(manifest, prefix) for (manifest, _), prefix in zip(made, ("", "tneg-", "vneg-"))]
+    prefixes = [""]
+    for name, positives, negatives, seed, split_voices, prefix in (
+            ("corpus_test_extra", args.test_positives, args.test_negatives, 1, test_voices, "tx-"),
+            ("corpus_valid_extra", args.valid_positives, args.valid_negatives, 2, valid_voices, "vx-")):
+        if positives or negatives:
+            made.append(sal_prep.make_corpus(args.work, name, positives, negatives, args.corpus_seed + seed,
+                                             split_voices, check.kept, args.workers, log))
+            prefixes.append(prefix)
+    corpora = [(manifest, prefix) for (manifest, _), prefix in zip(made, prefixes)]
     keyword_manifest, truth = sal_prep.combine_corpora(args.work, corpora)
     timing["corpus_s"] = round(time.perf_counter() - t, 1)
     timing["corpus_reused"] = all(reused for _, reused in made)
 
     t = time.perf_counter()
-    main_rows = [r for r in sal_prep._read_csv(keyword_manifest) if not r["utt_id"].startswith(("tneg-", "vneg-"))]
+    main_rows = [r for r in sal_prep._read_csv(keyword_manifest) if not r["utt_id"].startswith(("tx-", "vx-"))]
     onset_rows = [r for r in main_rows if r["split"] == "train"][: args.onset_train] + \
                  [r for r in main_rows if r["split"] != "train"]
     categories: dict[str, dict[str, str]] = {"keyword": sal_prep.keyword_categories(truth, check.kept)}
@@ -284,7 +315,8 @@ def onset_summary(info: dict) -> dict:
 def base_job(args, task: str, caches: dict) -> dict:
     return {"task": task, "cache": str(caches[task]), "epochs": args.epochs if task == "keyword" else args.onset_epochs,
             "lr": args.lr, "max_frames": args.max_frames, "fa_per_hour": tuple(args.fa_per_hour),
-            "threads": args.threads, "device": args.device, "evidence_dir": str(args.work / "evidence")}
+            "threads": args.threads, "device": args.device, "evidence_dir": str(args.work / "evidence"),
+            "augment": args.augment}
 
 
 def _sha(path: Path) -> str:
@@ -360,7 +392,7 @@ def train_all(args, caches: dict, log) -> list[dict]:
             for job in jobs:
                 cached = _job_file(args, job)
                 if cached.is_file() and (job.phase == "sweep" or Path(json.loads(cached.read_text()).get("evidence", "")).is_file()):
-                    submit(finish(job, json.loads(cached.read_text())))
+                    submit(finish(job, {**json.loads(cached.read_text()), "reused": True}))
                 else:
                     futures[pool.submit(sal_train.run_job, job)] = job
 
@@ -382,6 +414,8 @@ def train_all(args, caches: dict, log) -> list[dict]:
 def assemble(args, data_info: dict, runs: list[dict]) -> dict:
     import torch
 
+    import sal_train
+
     argv = ["python", "benchmarks/sal_training/run.py"] + list(sys.argv[1:])
     return {
         "command": " ".join(shlex.quote(a) for a in argv),
@@ -390,10 +424,11 @@ def assemble(args, data_info: dict, runs: list[dict]) -> dict:
             "grids": {f: GRIDS[f][: args.settings] for f in args.families}, "families": args.families,
             "tasks": args.tasks, "models": args.models, "epochs": {"keyword": args.epochs, "onset": args.onset_epochs,
                                                                  "trigger": args.onset_epochs},
-            "lr": args.lr, "optimiser": "AdamW (weight decay 1e-4), linear warm-up 5% then cosine decay, grad-norm clip 5",
+            "lr": args.lr, "augment": asdict(sal_train.Augmentation()) if args.augment else None, "optimiser": "AdamW (weight decay 1e-4), linear warm-up 5% then cosine decay, grad-norm clip 5",
             "max_frames_per_batch": args.max_frames, "workers": args.workers, "threads": args.threads,
             "device": args.device, "corpus": {
-                "positives": args.positives, "negatives": args.negatives, "test_negatives": args.test_negatives,
+                "positives": args.positives, "negatives": args.negatives, "test_positives": args.test_positives,
+                "test_negatives": args.test_negatives, "valid_positives": args.valid_positives,
                 "valid_negatives": args.valid_negatives, "voices_per_accent": args.voices_per_accent,
                 "onset_train": args.onset_train, "noise_clips": args.noise_clips,
                 "eval_noise_clips": args.eval_noise_clips, "seed": args.corpus_seed, "wake_phrase": sal_prep.WAKE_PHRASE},

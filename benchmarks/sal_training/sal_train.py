@@ -188,6 +188,8 @@ class Job:
     debounce_s: float = 1.0
     threads: int = 1
     device: str = "cpu"
+    augment: bool = False  # `Augmentation` of the training features
+    fbank_bins: int = 40
 
     def key(self) -> str:
         s = ",".join(f"{k}={v}" for k, v in sorted(self.setting.items()))
@@ -245,12 +247,16 @@ def train(job: Job, data: dict) -> tuple[nn.Module, dict]:
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
     epoch_loss, anchor_weight = [], None
+    floors = torch.stack([noise_floor(it["features"], job.fbank_bins) for it in train_items]) if job.augment else None
     model.train()
     for epoch in range(job.epochs):
         sampler.set_epoch(epoch)
         total, count = 0.0, 0
-        for indices in sampler:
+        for step, indices in enumerate(sampler):
             batch = collate_fn([train_items[i] for i in indices])
+            if floors is not None:  # same draws for every family of a seed: the generator follows the batch order
+                rng = torch.Generator().manual_seed(job.seed * 1_000_003 + epoch * 10_007 + step)
+                batch["features"] = augment_batch(batch["features"], floors[list(indices)], job.fbank_bins, rng)
             if anchor_weight is None and "weight" in batch and bool((batch["distance"] == 0).any()):
                 anchor_weight = float(batch["weight"][batch["distance"] == 0].mean())
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
@@ -270,6 +276,64 @@ def train(job: Job, data: dict) -> tuple[nn.Module, dict]:
         "parameters": num_parameters(model), "init_checksum": init_checksum, "epoch_loss": epoch_loss,
         "anchor_weight_at_anchor": anchor_weight, "train_seconds": 0.0,
     }
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Per-utterance feature augmentation of the training batches (every family alike).
+
+    On the log-mel bins of each stacked feature frame (accelerometer features untouched), per
+    utterance: with probability ``noise_p`` a raised noise floor, ``log(e^x + e^n)`` with ``n`` the
+    utterance's 20th-percentile level per bin plus U(``floor_db``) and 0.5 nepers of per-frame jitter
+    (a lower SNR); a frequency warp ``x'[k] = x[k / a]`` with ``a`` uniform in ``warp`` (linear
+    interpolation over the bin index: a stand-in for the vocal-tract length and formant shifts
+    between voices); a gain uniform in ``gain_db``; one frequency mask of 0..``mask_bins`` bins.
+    """
+
+    warp: tuple[float, float] = (0.85, 1.15)
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+    noise_p: float = 0.5
+    floor_db: tuple[float, float] = (0.0, 12.0)
+    mask_bins: int = 5
+
+
+DB_TO_NEPER = math.log(10.0) / 10.0  # log-mel features are natural logs of power
+
+
+def noise_floor(features: torch.Tensor, bins: int) -> torch.Tensor:
+    """Per-bin 20th percentile of one utterance's log-mel values, ``(bins,)``."""
+    x = features[:, : features.shape[1] // bins * bins].reshape(-1, bins)
+    return x.kthvalue(max(1, int(0.2 * x.shape[0])), dim=0).values
+
+
+def augment_batch(features: torch.Tensor, floors: torch.Tensor, bins: int, rng: torch.Generator,
+                  config: Augmentation = Augmentation()) -> torch.Tensor:
+    """`Augmentation` of a padded batch ``(B, T, s * bins [+ extra])``; ``floors``: `noise_floor` per row."""
+    b, t, f = features.shape
+    stacked = f // bins * bins
+    x = features[..., :stacked].reshape(b, t, -1, bins)
+
+    def uniform(lo_hi: tuple[float, float], *shape: int) -> torch.Tensor:
+        return lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(*shape, generator=rng)
+
+    noisy = torch.rand(b, generator=rng) < config.noise_p
+    floor = (floors + uniform(config.floor_db, b, 1) * DB_TO_NEPER)[noisy][:, None, None, :]
+    jitter = 0.5 * torch.randn(int(noisy.sum()), t, x.shape[2], 1, generator=rng)
+    x = x.clone()
+    x[noisy] = torch.logaddexp(x[noisy], floor + jitter)
+    source = torch.arange(bins, dtype=torch.float32)[None, :] / uniform(config.warp, b, 1)  # (B, bins)
+    lo = source.floor().clamp(0, bins - 1).long()
+    hi = (lo + 1).clamp(max=bins - 1)
+    frac = (source - lo).clamp(0, 1)[:, None, None, :]
+    index = lambda i: i[:, None, None, :].expand(x.shape)  # noqa: E731
+    x = torch.gather(x, 3, index(lo)) * (1 - frac) + torch.gather(x, 3, index(hi)) * frac
+    x = x + (uniform(config.gain_db, b) * DB_TO_NEPER)[:, None, None, None]
+    width = torch.randint(0, config.mask_bins + 1, (b,), generator=rng)
+    start = (torch.rand(b, generator=rng) * (bins - width + 1)).long()
+    k = torch.arange(bins)[None, :]
+    masked = ((k >= start[:, None]) & (k < (start + width)[:, None]))[:, None, None, :]
+    x = torch.lerp(x, x.mean(dim=(1, 2, 3), keepdim=True).expand_as(x), masked.float())
+    return torch.cat([x.reshape(b, t, stacked), features[..., stacked:]], dim=2)
 
 
 @torch.no_grad()
