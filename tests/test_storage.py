@@ -363,7 +363,8 @@ def test_local_paths_with_a_colon_stay_local(corpus, tmp_path, monkeypatch):
 def test_file_and_memory_urls_write_the_same_run(corpus, tmp_path):
     """``file://`` is the local folder; ``memory://`` (fsspec's in-process store, no buckets) takes
     the object-storage path (whole-object writes, conditional-put setup lock): same bytes."""
-    fsspec = pytest.importorskip("fsspec")
+    import fsspec  # a base dependency
+
     invoke("vad", str(corpus / "vad.csv"), "-o", f"file://{tmp_path}/out", "-q", *SHARD)
     invoke("vad", str(corpus / "vad.csv"), "-o", "memory://runs/vad", "-q", *SHARD)
     memory = fsspec.filesystem("memory")
