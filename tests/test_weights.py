@@ -166,3 +166,24 @@ def test_a_run_with_failed_items_keeps_its_errors(tmp_path, sample_run_with_a_fa
     from anchorprep.inspect import validate_run
 
     assert validate_run(tmp_path / "w").ok
+
+
+def test_deep_validation_rederives_a_weights_run_and_checks_its_weight_column(source, tmp_path):
+    """`validate --deep` re-derives a weights run's rows from the inputs (its `weights` block is not
+    a job setting) and recomputes each sampled row's weight from its stored distance."""
+    from anchorprep.inspect import validate_run
+
+    out = tmp_path / "weighted"
+    write_weights(source, out, kernel="linear", width=12, gain=2)
+    report = validate_run(out, deep=24, inputs=MANIFEST)
+    assert report.ok, [str(p) for p in report.problems]
+    assert report.checked["deep_rows"] == 24
+
+    shard = sorted((out / "data").glob("*.parquet"))[0]
+    table = pq.read_table(shard)
+    weights = table.column("weight").to_pylist()
+    weights[0] = [w * 2 for w in weights[0]]
+    pq.write_table(table.set_column(table.schema.get_field_index("weight"), table.schema.field("weight"),
+                                    pa.array(weights, pa.list_(pa.float32()))), shard)
+    problems = [p for p in validate_run(out, deep=24, inputs=MANIFEST).problems if p.check == "deep"]
+    assert len(problems) == 1 and "weight: not the linear kernel" in str(problems[0])

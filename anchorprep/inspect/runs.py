@@ -17,6 +17,7 @@ from anchorprep.errors import UsageError
 from anchorprep.pipeline.combine import CombineOptions
 from anchorprep.pipeline.rows import AnchorEvent, Labelling
 from anchorprep.shards.run import Run, RunSettings, iter_rows
+from anchorprep.shards.weights import WEIGHTS_KEY
 from anchorprep.storage import location
 
 
@@ -119,7 +120,8 @@ def job_settings_mismatch(job, settings: RunSettings) -> list[str]:
     rebuilt = json.loads(json.dumps(job.settings()))
     stored = settings.to_dict()
     differ = [key for key, value in rebuilt.items() if stored.get(key) != value]
-    extra = [key for key in settings.job if key not in rebuilt]
+    # A `weights` block is added by `write_weights` after the job ran; `validate` checks it apart.
+    extra = [key for key in settings.job if key not in rebuilt and key != WEIGHTS_KEY]
     return sorted(differ + extra)
 
 

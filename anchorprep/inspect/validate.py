@@ -32,6 +32,8 @@ from anchorprep.inspect.runs import combine_of, command_items, job_settings_mism
 from anchorprep.pipeline.runner import ItemFailure, inputs_fingerprint
 from anchorprep.shards import SCHEMA_VERSION, read_settings, shard_schema
 from anchorprep.shards.io import SHARD_COMPRESSION, sha256_file
+from anchorprep.shards.schema import WEIGHT_COLUMN
+from anchorprep.shards.weights import WeightSettings
 from anchorprep.storage import location, parquet_file, read_table
 from anchorprep.shards.run import (
     ERRORS_FILE, MANIFEST_FILE, REPORT_FILE, RUN_SETTINGS_FILE, RunFolder, RunSettings, check_folder, iter_rows,
@@ -814,6 +816,7 @@ def _check_deep(run: _RawRun, problem, report: ValidationReport, n: int, inputs:
                         f"`anchorprep merge`, relative to where it ran): {exc}")
         return
     passthrough = list(settings.passthrough_columns)
+    weights = WeightSettings.of_run(settings)
     derived_count = 0
     for name, row in rows:
         utt = row["utt_id"]
@@ -829,6 +832,11 @@ def _check_deep(run: _RawRun, problem, report: ValidationReport, n: int, inputs:
         derived_count += 1
         for diff in _compare_rows(row, derived, passthrough, item):
             problem("deep", f"re-derived row differs: {diff}", name, utt)
+        if weights is not None:
+            expected = weights.weights(np.asarray(row["distance"], dtype=np.int16))
+            if not np.array_equal(np.asarray(row[WEIGHT_COLUMN], dtype=np.float32), expected):
+                problem("deep", f"{WEIGHT_COLUMN}: not the {weights.kernel} kernel of the stored settings applied to "
+                                f"distance ({_first_difference(np.asarray(row[WEIGHT_COLUMN]), expected)})", name, utt)
     report.checked["deep_rows"] = derived_count
     report.checked["deep_sampled"] = [utt for utt in (row["utt_id"] for _, row in rows)]
 
