@@ -100,11 +100,8 @@ _NUMPY_TYPES = {dtype: np.dtype(dtype.to_pandas_dtype()) for dtype in LIST_COLUM
 def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     """Turn row dicts (list columns as numpy arrays or lists) into a table of ``schema``."""
     names = schema.names
-    try:  # one C-level pass per row when every row has every column (a missing one is null)
-        by_column = list(zip(*map(itemgetter(*names), rows))) if rows and len(names) > 1 else None
-    except KeyError:
-        by_column = None
-    if by_column is None:
+    by_column = _transposed(rows, names)
+    if by_column is None:  # a row without some column: null there
         by_column = [list(map(methodcaller("get", name), rows)) for name in names]
     columns = []
     for field, values in zip(schema, by_column):
@@ -113,6 +110,17 @@ def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
         else:
             columns.append(pa.array(values, type=field.type))
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _transposed(rows: list[dict], names: list[str]) -> list[tuple] | None:
+    """Each column's values, with one C-level pass per row; None unless every row has every
+    column (and there are rows and several columns)."""
+    if not rows or len(names) < 2:
+        return None
+    try:
+        return list(zip(*map(itemgetter(*names), rows)))
+    except KeyError:
+        return None
 
 
 def read_settings(schema: pa.Schema) -> dict:
