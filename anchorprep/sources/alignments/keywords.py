@@ -256,7 +256,7 @@ class _PartsCache(dict):
     cleared only with the rest, between searches).
     """
 
-    __slots__ = ("silence", "unknown", "first", "multi")
+    __slots__ = ("silence", "unknown", "first", "multi", "known", "starting")
     MAX_LABELS = 200_000  # memory bound per worker; cleared (not evicted one by one) when full
 
     def __init__(self, silence: frozenset[str], unknown: frozenset[str]) -> None:
@@ -264,6 +264,8 @@ class _PartsCache(dict):
         self.silence, self.unknown = silence, unknown
         self.first = _FirstWords(self)  # label -> its first word ("" for none)
         self.multi: set[str] = set()
+        self.known: set[str] = set()  # the labels in `first`
+        self.starting: dict[str, set[str]] = {}  # word -> the labels in `first` that start with it
 
     def __missing__(self, label: str) -> tuple[str, ...]:
         parts = self[label] = _label_parts(label, self.silence, self.unknown)
@@ -275,6 +277,17 @@ class _PartsCache(dict):
         super().clear()
         self.first.clear()
         self.multi.clear()
+        self.known.clear()
+        self.starting.clear()
+
+    def any_starts_with(self, word: str, labels: list[str]) -> bool:
+        """Whether any of `labels` starts with `word` (C-level set passes, after the first sight
+        of each label)."""
+        if not self.known.issuperset(labels):
+            for _ in map(self.first.__getitem__, labels):
+                pass
+        starting = self.starting.get(word)
+        return starting is not None and not starting.isdisjoint(labels)
 
 
 class _FirstWords(dict):
@@ -288,8 +301,11 @@ class _FirstWords(dict):
         self.parts = parts
 
     def __missing__(self, label: str) -> str:
-        words = self.parts[label]
+        parts = self.parts
+        words = parts[label]
         first = self[label] = words[0] if words else ""
+        parts.known.add(label)
+        parts.starting.setdefault(first, set()).add(label)
         return first
 
 
@@ -434,14 +450,11 @@ def _spans(tier: Tier, phrase: str, edge: str, silence: Iterable[str], regex: bo
     if not words:
         raise UsageError(f"keyword phrase {phrase!r} has no words")
     cache = _parts_cache(silence_set, unknown_set)
-    labels = tier.columns()[2]
-    firsts = list(map(cache.first.__getitem__, labels))  # each label's first word ("" for none)
-    if words[0] not in firsts:  # in any order: no need to sort first
+    if not cache.any_starts_with(words[0], tier.columns()[2]):  # in any order: no need to sort first
         return [], [], [], []  # no label starts with the phrase's first word (most utterances)
-    starts, ends, ordered = _time_ordered(tier)
-    if ordered is not labels:
-        firsts = list(map(cache.first.__getitem__, ordered))
-    return starts, ends, ordered, _phrase_spans(ordered, firsts, words, cache)
+    starts, ends, labels = _time_ordered(tier)
+    firsts = list(map(cache.first.__getitem__, labels))  # each label's first word ("" for none)
+    return starts, ends, labels, _phrase_spans(labels, firsts, words, cache)
 
 
 def _time_ordered(tier: Tier) -> tuple[list[float], list[float], list[str]]:
