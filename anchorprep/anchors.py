@@ -164,7 +164,9 @@ def row_labels(anchor_frames, anchor_classes, num_frames: int,
             distance = _RAMP[start:start + num_frames]
             if window is None:
                 return distance, None
-            return distance, _band(int(anchor_classes[0]), window)[start:start + num_frames]
+            band = _band(int(anchor_classes[0]), window)
+            if band is not None:
+                return distance, band[start:start + num_frames]
     distance, targets = label_frames(anchor_frames, anchor_classes, num_frames, window)
     distance.flags.writeable = False
     if targets is not None:
@@ -180,7 +182,7 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 #: ``d`` for every distance ``-32767 <= d <= 32767``: one anchor's distances are a slice of it.
 _RAMP = _read_only(np.arange(-NO_ANCHOR, NO_ANCHOR + 1, dtype=np.int16))
 _CONSTANTS: dict[int, np.ndarray] = {}
-_BANDS: dict[tuple[int, TargetWindow], np.ndarray] = {}
+_BANDS: dict[tuple[int, int, int, int], np.ndarray] = {}
 
 
 def _constant(value: int, num_frames: int) -> np.ndarray:
@@ -194,9 +196,13 @@ def _constant(value: int, num_frames: int) -> np.ndarray:
 
 def _band(label: int, window: TargetWindow) -> np.ndarray:
     """The targets of the distances in `_RAMP` for an anchor of class ``label``: `label` where
-    ``lo <= d <= hi``, `IGNORE_INDEX` in the guard band, 0 elsewhere (as `label_frames`)."""
-    band = _BANDS.get((label, window))
+    ``lo <= d <= hi``, `IGNORE_INDEX` in the guard band, 0 elsewhere (as `label_frames`); None
+    for a window whose bounds are not integers (`label_frames` decides)."""
+    key = (label, window.lo, window.hi, window.guard)  # (a dataclass hashes in Python)
+    band = _BANDS.get(key)
     if band is None:
+        if not all(isinstance(bound, (int, np.integer)) for bound in key[1:]):
+            return None
         if len(_BANDS) >= 256:
             _BANDS.clear()
         distance = _RAMP.astype(np.int64)  # compared with window bounds of any size
@@ -204,7 +210,7 @@ def _band(label: int, window: TargetWindow) -> np.ndarray:
         if window.guard:
             band[(distance >= window.lo - window.guard) & (distance <= window.hi + window.guard)] = IGNORE_INDEX
         band[(distance >= window.lo) & (distance <= window.hi)] = np.int16(label)
-        band = _BANDS[(label, window)] = _read_only(band)
+        band = _BANDS[key] = _read_only(band)
     return band
 
 
