@@ -4,7 +4,8 @@
   per speaker on multi-speaker files (`speakers` lists them); `select_word_tiers` also takes
   ``speaker="all"`` (every speaker's tier, each with its speaker);
 * `find_phrase` — every occurrence of a keyword or phrase (case-insensitive,
-  consecutive words, silences skipped), anchored at its end, start or centre;
+  consecutive words, silences skipped), anchored at its end, start or centre; `phrase_times`
+  gives only the anchor times (what `anchorprep align` needs, without a `Match` per occurrence);
 * `speech_run_starts` — the starts of speech runs (non-silence after a pause).
 """
 
