@@ -144,6 +144,76 @@ def _one_anchor(anchor_frames, anchor_classes, num_frames: int,
     return distance, targets
 
 
+def row_labels(anchor_frames, anchor_classes, num_frames: int,
+               window: TargetWindow | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """`label_frames`' distances and targets as read-only arrays, which may be views of shared
+    templates: for a row whose arrays are only read (copied into a shard) until it is dropped.
+
+    No anchor: slices of constant arrays. One anchor frame ``a`` in ``[0, T)`` with
+    ``T <= 32767``: the distances ``arange(-a, T - a)`` are the slice ``[32767 - a, 32767 - a + T)``
+    of ``arange(-32767, 32768)``, and the targets the same slice of that distance ramp's targets
+    (`_band`). Anything else: `label_frames`.
+    """
+    if len(anchor_frames) == 0:
+        targets = None if window is None else _constant(0, num_frames)
+        return _constant(NO_ANCHOR, num_frames), targets
+    if len(anchor_frames) == 1 and num_frames <= NO_ANCHOR:
+        a = anchor_frames[0]
+        if isinstance(a, (int, np.integer)) and 0 <= a < num_frames:
+            start = NO_ANCHOR - int(a)
+            distance = _RAMP[start:start + num_frames]
+            if window is None:
+                return distance, None
+            band = _band(int(anchor_classes[0]), window)
+            if band is not None:
+                return distance, band[start:start + num_frames]
+    distance, targets = label_frames(anchor_frames, anchor_classes, num_frames, window)
+    distance.flags.writeable = False
+    if targets is not None:
+        targets.flags.writeable = False
+    return distance, targets
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+#: ``d`` for every distance ``-32767 <= d <= 32767``: one anchor's distances are a slice of it.
+_RAMP = _read_only(np.arange(-NO_ANCHOR, NO_ANCHOR + 1, dtype=np.int16))
+_CONSTANTS: dict[int, np.ndarray] = {}
+_BANDS: dict[tuple[int, int, int, int], np.ndarray] = {}
+
+
+def _constant(value: int, num_frames: int) -> np.ndarray:
+    """A read-only int16 array of ``num_frames`` times ``value``: a slice of one that grows."""
+    array = _CONSTANTS.get(value)
+    if array is None or len(array) < num_frames:
+        size = max(num_frames, 2 * len(array) if array is not None else 4096)
+        array = _CONSTANTS[value] = _read_only(np.full(size, value, dtype=np.int16))
+    return array[:num_frames]
+
+
+def _band(label: int, window: TargetWindow) -> np.ndarray:
+    """The targets of the distances in `_RAMP` for an anchor of class ``label``: `label` where
+    ``lo <= d <= hi``, `IGNORE_INDEX` in the guard band, 0 elsewhere (as `label_frames`); None
+    for a window whose bounds are not integers (`label_frames` decides)."""
+    key = (label, window.lo, window.hi, window.guard)  # (a dataclass hashes in Python)
+    band = _BANDS.get(key)
+    if band is None:
+        if not all(isinstance(bound, (int, np.integer)) for bound in key[1:]):
+            return None
+        if len(_BANDS) >= 256:
+            _BANDS.clear()
+        distance = _RAMP.astype(np.int64)  # compared with window bounds of any size
+        band = np.zeros(len(_RAMP), dtype=np.int16)
+        if window.guard:
+            band[(distance >= window.lo - window.guard) & (distance <= window.hi + window.guard)] = IGNORE_INDEX
+        band[(distance >= window.lo) & (distance <= window.hi)] = np.int16(label)
+        band = _BANDS[key] = _read_only(band)
+    return band
+
+
 def anchor_distances(anchor_frames, num_frames: int) -> np.ndarray:
     """Per-frame distance ``d_t = t - a(t)`` as int16, saturating at ±32767 (docs/FORMAT.md, Distances)."""
     return label_frames(anchor_frames, np.zeros(len(anchor_frames)), num_frames, None)[0]

@@ -105,8 +105,13 @@ class FrameGrid:
         return (num_samples + self.shift // 2) // self.shift
 
     def num_frames(self, num_samples: int) -> int:
-        """Model frames (after subsampling) for ``num_samples`` samples."""
-        return self.num_feature_frames(num_samples) // self.subsampling
+        """Model frames (after subsampling) for ``num_samples`` samples (`num_feature_frames`
+        inlined: called twice per item)."""
+        if self.snip_edges:
+            features = 0 if num_samples < self.length else 1 + (num_samples - self.length) // self.shift
+        else:
+            features = (num_samples + self.shift // 2) // self.shift
+        return features // self.subsampling
 
     def num_samples(self, duration_s: float) -> int:
         """Samples in ``duration_s`` seconds at this grid's rate (rounded to the nearest sample)."""

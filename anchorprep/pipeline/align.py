@@ -20,7 +20,7 @@ from anchorprep.errors import InputError, UsageError
 from anchorprep.pipeline.rows import AnchorEvent, Labelling, utterance_extent
 from anchorprep.pipeline.runner import ItemFailure, stage_failure
 from anchorprep.sources.alignments.formats import utterance_alignment
-from anchorprep.sources.alignments.keywords import find_phrase, select_word_tiers, speech_run_starts
+from anchorprep.sources.alignments.keywords import phrase_times, select_word_tiers, speech_run_starts
 
 EDGES = ("end", "start", "centre")
 LEVELS = ("words", "phones")
@@ -124,8 +124,8 @@ class AlignJob:
             if options.speech_onsets:
                 found = [(t, SPEECH_ONSET) for t in speech_run_starts(chosen.tier, options.min_pause_s)]
             else:
-                found = [(match.time, keyword) for keyword in options.keywords
-                         for match in find_phrase(chosen.tier, keyword, edge=options.edge, regex=options.regex)]
+                found = [(time, keyword) for keyword in options.keywords
+                         for time in phrase_times(chosen.tier, keyword, edge=options.edge, regex=options.regex)]
             events += [AnchorEvent(t - offset, label, source) for t, label in found if extent.contains(t - offset)]
         return tiers, events
 

@@ -9,7 +9,7 @@ from functools import cached_property
 
 import numpy as np
 
-from anchorprep.anchors import TargetWindow, label_frames, label_map
+from anchorprep.anchors import TargetWindow, label_map, row_labels
 from anchorprep.errors import InputError, UsageError
 from anchorprep.grid import ANCHOR_RULES, FrameGrid
 from anchorprep.sources.audio import DEFAULT_TOLERANCE_S, audio_info
@@ -152,32 +152,36 @@ class Labelling:
                 f"utterance is shorter than one frame ({extent.grid_samples} samples at {self.grid.sample_rate} Hz "
                 f"< {self.grid.length * self.grid.subsampling} needed)"
             )
-        if len(events) > 1:
-            events = sorted(events, key=_event_order)
-        time_list = [e.time_s for e in events]
-        times = np.array(time_list, dtype=np.float64)
+        window = self.window if targets is None else None
         stats = _counter(utterances=1)
-        ids = self._label_ids
-        if events:
-            frames, after, before = self.grid.time_to_frame(time_list, num_frames, self.anchor_rule)
+        if not events:
+            times, frames, labels, sources = _NO_TIMES, _NO_FRAMES32, [], []
+            stats["negatives"] = 1
+            distance, window_targets = row_labels(_NO_FRAMES, (), num_frames, window)
+        else:
+            if len(events) > 1:
+                events = sorted(events, key=_event_order)
+            ids = self._label_ids
+            time_list = [e.time_s for e in events]
+            times = np.array(time_list, dtype=np.float64)
+            all_frames, after, before = self.grid.time_to_frame(time_list, num_frames, self.anchor_rule)
             dict.update(stats, anchors=len(events), anchors_clipped_after_end=after,
                         anchors_clipped_before_start=before)
             for e in events:
-                key = f"anchors_from_{e.source}"
+                key = _SOURCE_KEYS.get(e.source) or _source_key(e.source)
                 stats[key] = stats.get(key, 0) + 1
-        else:
-            frames = _NO_FRAMES
-        if used is None:  # every event counts (align, vad)
-            any_used, used_frames = bool(events), frames
-            classes = [ids[e.label] for e in events]
-        else:
-            used_set = set(used)
-            is_used = np.array([e in used_set for e in events], dtype=bool)
-            any_used, used_frames = bool(is_used.any()), frames[is_used]
-            classes = [ids[e.label] for e, keep in zip(events, is_used) if keep]
-        stats["positives" if any_used else "negatives"] = 1
-        distance, window_targets = label_frames(used_frames, classes, num_frames,
-                                                self.window if targets is None else None)
+            if used is None:  # every event counts (align, vad)
+                any_used, used_frames = True, all_frames
+                classes = [ids[e.label] for e in events]
+            else:
+                used_set = set(used)
+                is_used = np.array([e in used_set for e in events], dtype=bool)
+                any_used, used_frames = bool(is_used.any()), all_frames[is_used]
+                classes = [ids[e.label] for e, keep in zip(events, is_used) if keep]
+            stats["positives" if any_used else "negatives"] = 1
+            distance, window_targets = row_labels(used_frames, classes, num_frames, window)
+            frames = all_frames.astype(np.int32)
+            labels, sources = [e.label for e in events], [e.source for e in events]
         if targets is None:
             targets = window_targets
         elif len(targets) != num_frames:
@@ -190,9 +194,9 @@ class Labelling:
             "sample_rate": extent.sample_rate,
             "num_frames": num_frames,
             "anchor_times_s": times,
-            "anchor_frames": frames.astype(np.int32),
-            "anchor_labels": [e.label for e in events],
-            "anchor_sources": [e.source for e in events],
+            "anchor_frames": frames,
+            "anchor_labels": labels,
+            "anchor_sources": sources,
             "distance": distance,
             "target": np.asarray(targets, dtype=np.int16),
         }
@@ -203,8 +207,22 @@ def _event_order(event: AnchorEvent) -> tuple[float, str, str]:
     return (event.time_s, event.source, event.label)
 
 
-_NO_FRAMES = np.zeros(0, dtype=np.int64)
-_NO_FRAMES.flags.writeable = False
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+_NO_FRAMES = _read_only(np.zeros(0, dtype=np.int64))
+_NO_FRAMES32 = _read_only(np.zeros(0, dtype=np.int32))
+_NO_TIMES = _read_only(np.zeros(0, dtype=np.float64))
+_SOURCE_KEYS: dict[str, str] = {}  # source -> its stats key
+
+
+def _source_key(source: str) -> str:
+    if len(_SOURCE_KEYS) >= 1024:
+        _SOURCE_KEYS.clear()
+    key = _SOURCE_KEYS[source] = f"anchors_from_{source}"
+    return key
 
 
 def _counter(**counts: int) -> Counter:

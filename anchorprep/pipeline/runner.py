@@ -181,17 +181,31 @@ def inputs_stamp(items: list[dict]) -> str:
     """sha256 over the (path, size, mtime_ns) of every input file the items name (missing files
     count as missing). Resume reruns a shard whose stamp changed, so an input file edited after
     its shard was written is never kept silently; an edit that keeps size and mtime is not seen."""
-    digest = hashlib.sha256()
+    lines = []  # hashed at once: the digest of the concatenation is the digest of the lines
     seen: dict[str, str] = {}
     for item in items:
         for column in INPUT_FILE_COLUMNS:
             path = item.get(column)
             if not isinstance(path, str) or not path:
                 continue
-            if path not in seen:
-                seen[path] = file_stamp(path)
-            digest.update(f"{path}\0{seen[path]}\n".encode())
-    return digest.hexdigest()
+            stamp = seen.get(path)
+            if stamp is None:
+                stamp = seen[path] = _local_stamp(path) or file_stamp(path)
+            lines.append(f"{path}\0{stamp}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _local_stamp(path: str) -> str | None:
+    """`file_stamp` of a plain local path with one `os.stat` (no `Path` object); None for
+    anything `file_stamp` must decide: a URL (``://``) and a trailing ``/`` (which `Path` drops,
+    so `file_stamp` stats the file while ``os.stat("file/")`` fails)."""
+    if "://" in path or path.endswith("/"):
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: str,
@@ -203,7 +217,8 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
     """
     out = location(out_dir)
     stamp = inputs_stamp(items)
-    rows, errors, stats, frames = [], [], Counter(), 0
+    rows, errors, item_stats_list, frames = [], [], [], 0
+    passthrough = settings.passthrough_columns
     for item in items:
         try:
             if item.get("_duplicate_of") not in (None, ""):
@@ -218,12 +233,35 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
             errors.append(ItemError(item.get("utt_id", ""), item["_row"], failure.path or _item_path(item),
                                     failure.stage, failure.reason))
             continue
-        for column in settings.passthrough_columns:
+        for column in passthrough:
             row[column] = item.get(column, "")
         rows.append(row)
         frames += row["num_frames"]
-        stats.update(item_stats)
-    return _write_shard(out, index, count, rows, len(items), errors, stats, settings, stamp)
+        item_stats_list.append(item_stats)
+    return _write_shard(out, index, count, rows, len(items), errors, _total_stats(item_stats_list), settings, stamp)
+
+
+def _total_stats(per_item: list[Counter]) -> Counter:
+    """``Counter.update`` with every item's counters in turn. When every count is an ``int``
+    (exact sums in any order), each distinct set of counters is added once times its number of
+    items: most items of a run share one of a few sets."""
+    groups: dict[tuple, int] = {}
+    try:
+        for item_stats in per_item:
+            key = tuple(item_stats.items())
+            groups[key] = groups.get(key, 0) + 1
+        exact = all(type(value) is int for key in groups for _, value in key)
+    except (TypeError, AttributeError):  # an unhashable count, or counts not given as a mapping
+        exact = False
+    total: Counter = Counter()
+    if exact:
+        for key, times in groups.items():
+            for name, value in key:
+                total[name] = total.get(name, 0) + value * times
+    else:
+        for item_stats in per_item:
+            total.update(item_stats)
+    return total
 
 
 def _write_shard(out: Location, index: int, count: int, rows: list[dict], num_items: int, errors: list[ItemError],

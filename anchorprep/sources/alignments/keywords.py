@@ -4,7 +4,8 @@
   per speaker on multi-speaker files (`speakers` lists them); `select_word_tiers` also takes
   ``speaker="all"`` (every speaker's tier, each with its speaker);
 * `find_phrase` — every occurrence of a keyword or phrase (case-insensitive,
-  consecutive words, silences skipped), anchored at its end, start or centre;
+  consecutive words, silences skipped), anchored at its end, start or centre; `phrase_times`
+  gives only the anchor times (what `anchorprep align` needs, without a `Match` per occurrence);
 * `speech_run_starts` — the starts of speech runs (non-silence after a pause).
 """
 
@@ -64,31 +65,49 @@ def _check_level(level: str) -> str:
 
 def _speaker_tiers(alignment: Alignment, level: str) -> dict[str, Tier]:
     """Per-speaker interval tiers of `level`, keyed by speaker, preferring the MFA spelling."""
-    found: dict[str, tuple[int, Tier]] = {}
+    tiers = alignment.tiers
+    return {spk: tiers[i] for spk, i in _layout(tiers, level)[0].items()}
+
+
+def _plain_tier(alignment: Alignment, level: str) -> Tier | None:
+    """The speaker-less tier of `level` ("words", "word", "ORT", ...), by name preference."""
+    index = _layout(alignment.tiers, level)[1]
+    return None if index is None else alignment.tiers[index]
+
+
+def _layout(tiers: Sequence[Tier], level: str) -> tuple[dict[str, int], int | None]:
+    """Where `level`'s tiers are among `tiers`: per-speaker tiers (speaker -> index, file order)
+    and the speaker-less tier's index. A corpus repeats a few tier layouts (names and kinds), so
+    the name analysis runs once per layout (`_TIER_LAYOUTS`)."""
+    key = (level, *[(t.name, t.kind) for t in tiers])
+    found = _TIER_LAYOUTS.get(key)
+    if found is None:
+        if len(_TIER_LAYOUTS) >= 4096:
+            _TIER_LAYOUTS.clear()
+        found = _TIER_LAYOUTS[key] = _analyse_layout(key[1:], level)
+    return found
+
+
+_TIER_LAYOUTS: dict[tuple, tuple[dict[str, int], int | None]] = {}
+
+
+def _analyse_layout(names_kinds: Sequence[tuple[str, str]], level: str) -> tuple[dict[str, int], int | None]:
+    found: dict[str, tuple[int, int]] = {}
     suffixes = LEVEL_SPEAKER_SUFFIXES[level]
-    for t in alignment.tiers:
-        if t.kind != "interval":
+    by_name: dict[str, int] = {}
+    for index, (name, kind) in enumerate(names_kinds):
+        if kind != "interval":
             continue
-        speaker, sep, suffix = t.name.rpartition(_SPEAKER_SEPARATOR)
+        by_name.setdefault(name.strip().casefold(), index)
+        speaker, sep, suffix = name.rpartition(_SPEAKER_SEPARATOR)
         suffix, speaker = suffix.strip().casefold(), speaker.strip()
         if not sep or not speaker or suffix not in suffixes:
             continue
         rank = suffixes.index(suffix)
         if speaker not in found or rank < found[speaker][0]:
-            found[speaker] = (rank, t)
-    return {spk: t for spk, (_, t) in found.items()}
-
-
-def _plain_tier(alignment: Alignment, level: str) -> Tier | None:
-    """The speaker-less tier of `level` ("words", "word", "ORT", ...), by name preference."""
-    by_name: dict[str, Tier] = {}
-    for t in alignment.tiers:
-        if t.kind == "interval":
-            by_name.setdefault(t.name.strip().casefold(), t)
-    for name in LEVEL_TIER_NAMES[level]:
-        if name in by_name:
-            return by_name[name]
-    return None
+            found[speaker] = (rank, index)
+    plain = next((by_name[name] for name in LEVEL_TIER_NAMES[level] if name in by_name), None)
+    return {spk: index for spk, (_, index) in found.items()}, plain
 
 
 def speakers(alignment: Alignment, level: Level = "words") -> list[str]:
@@ -121,8 +140,12 @@ def select_word_tier(
     if tier is not None:
         return _explicit_tier(alignment, tier)
     level = _check_level(level)
-    per_speaker = _speaker_tiers(alignment, level)
-    plain = _plain_tier(alignment, level)
+    tiers = alignment.tiers
+    speaker_index, plain_index = _layout(tiers, level)
+    plain = None if plain_index is None else tiers[plain_index]
+    if speaker is None and plain is not None:
+        return plain
+    per_speaker = {spk: tiers[i] for spk, i in speaker_index.items()}
     if speaker is not None:
         return _speaker_tier(alignment, per_speaker, plain, speaker, level)
     if plain is not None:
@@ -230,22 +253,42 @@ class _PartsCache(dict):
 
     Corpora repeat a small vocabulary, so after the first utterances almost every label is a
     dict hit (`normalise_label` does Unicode normalisation and a category lookup per character).
+    `multi` holds the labels of several words seen since the last `clear` (never fewer: it is
+    cleared only with the rest, between searches).
     """
 
-    __slots__ = ("silence", "unknown", "first")
+    __slots__ = ("silence", "unknown", "first", "multi", "known", "starting")
     MAX_LABELS = 200_000  # memory bound per worker; cleared (not evicted one by one) when full
 
     def __init__(self, silence: frozenset[str], unknown: frozenset[str]) -> None:
         super().__init__()
         self.silence, self.unknown = silence, unknown
         self.first = _FirstWords(self)  # label -> its first word ("" for none)
+        self.multi: set[str] = set()
+        self.known: set[str] = set()  # the labels in `first`
+        self.starting: dict[str, set[str]] = {}  # word -> the labels in `first` that start with it
 
     def __missing__(self, label: str) -> tuple[str, ...]:
-        if len(self) >= self.MAX_LABELS:
-            self.clear()
-            self.first.clear()
         parts = self[label] = _label_parts(label, self.silence, self.unknown)
+        if len(parts) > 1:
+            self.multi.add(label)
         return parts
+
+    def clear(self) -> None:
+        super().clear()
+        self.first.clear()
+        self.multi.clear()
+        self.known.clear()
+        self.starting.clear()
+
+    def any_starts_with(self, word: str, labels: list[str]) -> bool:
+        """Whether any of `labels` starts with `word` (C-level set passes, after the first sight
+        of each label)."""
+        if not self.known.issuperset(labels):
+            for _ in map(self.first.__getitem__, labels):
+                pass
+        starting = self.starting.get(word)
+        return starting is not None and not starting.isdisjoint(labels)
 
 
 class _FirstWords(dict):
@@ -259,8 +302,11 @@ class _FirstWords(dict):
         self.parts = parts
 
     def __missing__(self, label: str) -> str:
-        words = self.parts[label]
+        parts = self.parts
+        words = parts[label]
         first = self[label] = words[0] if words else ""
+        parts.known.add(label)
+        parts.starting.setdefault(first, set()).add(label)
         return first
 
 
@@ -274,6 +320,8 @@ def _parts_cache(silence: frozenset[str], unknown: frozenset[str]) -> _PartsCach
         if len(_PARTS_CACHES) >= 16:
             _PARTS_CACHES.clear()
         cache = _PARTS_CACHES[key] = _PartsCache(silence, unknown)
+    elif len(cache) >= _PartsCache.MAX_LABELS:
+        cache.clear()
     return cache
 
 
@@ -365,19 +413,49 @@ def find_phrase(
     accepted) of the matched span. Matching on a phone tier uses the same function with the
     phone tier. Raises `UsageError` for an empty phrase, an invalid regex or a bad `edge`.
     """
-    edge = _check_edge(edge)
-    silence_set = _folded(silence, SILENCE_LABELS, _SILENCE_FOLDED)
-    unknown_set = _folded(unknown, UNKNOWN_LABELS, _UNKNOWN_FOLDED)
-    starts, ends, labels = _time_ordered(tier)
-    if regex:
-        spans = _regex_spans(labels, phrase, silence_set, unknown_set, match_unknown)
-    else:
-        spans = _phrase_spans(labels, phrase, silence_set, unknown_set)
+    starts, ends, labels, spans = _spans(tier, phrase, edge, silence, regex, match_unknown, unknown)
     return [
         Match(start=starts[a], end=ends[b], time=_edge_time(starts[a], ends[b], edge),
               text=" ".join(labels[k] for k in ks))
         for a, b, ks in spans
     ]
+
+
+def phrase_times(
+    tier: Tier,
+    phrase: str,
+    edge: Edge = "end",
+    silence: Iterable[str] = SILENCE_LABELS,
+    *,
+    regex: bool = False,
+    match_unknown: bool = False,
+    unknown: Iterable[str] = UNKNOWN_LABELS,
+) -> list[float]:
+    """``[m.time for m in find_phrase(...)]`` (same arguments), without building the matches."""
+    starts, ends, _, spans = _spans(tier, phrase, edge, silence, regex, match_unknown, unknown)
+    if edge == "end":
+        return [ends[b] for _, b, _ in spans]
+    return [_edge_time(starts[a], ends[b], edge) for a, b, _ in spans]
+
+
+def _spans(tier: Tier, phrase: str, edge: str, silence: Iterable[str], regex: bool, match_unknown: bool,
+           unknown: Iterable[str]) -> tuple[list[float], list[float], list[str], list[tuple[int, int, list[int]]]]:
+    """The tier's time-ordered columns and `find_phrase`'s spans on them."""
+    edge = _check_edge(edge)
+    silence_set = _folded(silence, SILENCE_LABELS, _SILENCE_FOLDED)
+    unknown_set = _folded(unknown, UNKNOWN_LABELS, _UNKNOWN_FOLDED)
+    if regex:
+        starts, ends, labels = _time_ordered(tier)
+        return starts, ends, labels, _regex_spans(labels, phrase, silence_set, unknown_set, match_unknown)
+    words = _phrase_words(phrase, unknown_set)
+    if not words:
+        raise UsageError(f"keyword phrase {phrase!r} has no words")
+    cache = _parts_cache(silence_set, unknown_set)
+    if not cache.any_starts_with(words[0], tier.columns()[2]):  # in any order: no need to sort first
+        return [], [], [], []  # no label starts with the phrase's first word (most utterances)
+    starts, ends, labels = _time_ordered(tier)
+    firsts = list(map(cache.first.__getitem__, labels))  # each label's first word ("" for none)
+    return starts, ends, labels, _phrase_spans(labels, firsts, words, cache)
 
 
 def _time_ordered(tier: Tier) -> tuple[list[float], list[float], list[str]]:
@@ -389,25 +467,49 @@ def _time_ordered(tier: Tier) -> tuple[list[float], list[float], list[str]]:
     return [iv.start for iv in ordered], [iv.end for iv in ordered], [iv.label for iv in ordered]
 
 
-def _phrase_spans(
-    labels: Sequence[str], phrase: str, silence: frozenset[str], unknown: frozenset[str]
-) -> list[tuple[int, int, list[int]]]:
+def _phrase_spans(labels: Sequence[str], firsts: list[str], words: list[str],
+                  cache: _PartsCache) -> list[tuple[int, int, list[int]]]:
     """(first interval, last interval, matched interval indices) of each occurrence.
 
     The tier's words in time order (silences skipped, a label with spaces giving several) are
     searched for the phrase's words as a consecutive run that starts at the first word of a
     label and ends at the last word of a label; after a match the search resumes after it.
+    ``firsts`` holds each label's first word ("" for none).
     """
-    words = _phrase_words(phrase, unknown)
-    if not words:
-        raise UsageError(f"keyword phrase {phrase!r} has no words")
-    cache = _parts_cache(silence, unknown)
-    first = words[0]
-    if first not in map(cache.first.__getitem__, labels):
-        return []  # no label starts with the phrase's first word (most utterances)
+    if cache.multi and not cache.multi.isdisjoint(labels):
+        return _phrase_spans_multi(labels, words, cache)
+    # Every label is one word or none: a match is the first word's label followed by the next
+    # n - 1 word-holding labels, which spell the rest of the phrase.
+    first, rest = words[0], words[1:]
+    size = len(firsts)
+    spans: list[tuple[int, int, list[int]]] = []
+    i = 0
+    while True:
+        try:
+            i = firsts.index(first, i)
+        except ValueError:
+            return spans
+        matched, k = [i], i + 1
+        for word in rest:
+            while k < size and not firsts[k]:
+                k += 1
+            if k == size or firsts[k] != word:
+                break
+            matched.append(k)
+            k += 1
+        else:
+            spans.append((i, matched[-1], matched))
+            i = matched[-1]
+        i += 1
+
+
+def _phrase_spans_multi(labels: Sequence[str], words: list[str],
+                        cache: _PartsCache) -> list[tuple[int, int, list[int]]]:
+    """`_phrase_spans` for tiers with labels of several words."""
     parts = list(map(cache.__getitem__, labels))
     texts = list(chain.from_iterable(parts))  # every word of the tier, in order
     owner = list(chain.from_iterable(map(repeat, range(len(parts)), map(len, parts))))  # each word's interval
+    first = words[0]
     n, count = len(words), len(texts)
     spans: list[tuple[int, int, list[int]]] = []
     i = 0
@@ -456,11 +558,16 @@ def speech_run_starts(tier: Tier, min_pause_s: float = 0.0) -> list[float]:
     """Starts of speech runs on `tier`: non-silence intervals after at least `min_pause_s` of
     silence (or at the start), in time order. Out-of-vocabulary markers (`<unk>`, `spn`) count
     as speech; the first start is the alignment's speech onset."""
+    begins, ends, labels = tier.columns()
+    order: Iterable[int] = range(len(begins))
+    if not all(map(le, begins, islice(begins, 1, None))):
+        order = sorted(order, key=begins.__getitem__)  # stable: ties keep file order
     starts, last_end = [], None
-    for interval in sorted(tier.intervals, key=lambda iv: iv.start):
-        if is_silence(interval.label):
+    for k in order:
+        if is_silence(labels[k]):
             continue
-        if last_end is None or interval.start - last_end >= min_pause_s and interval.start > last_end:
-            starts.append(interval.start)
-        last_end = interval.end if last_end is None else max(last_end, interval.end)
+        start, end = begins[k], ends[k]
+        if last_end is None or start - last_end >= min_pause_s and start > last_end:
+            starts.append(start)
+        last_end = end if last_end is None else max(last_end, end)
     return starts
