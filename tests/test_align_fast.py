@@ -44,15 +44,17 @@ TG = "textgrid"
 
 @contextlib.contextmanager
 def reference_paths():
-    """Every align fast path off: praatio parses, numpy frames and labels."""
-    saved = (textgrid_module._parse_fast, grid_module._SCALAR_EVENTS, anchors_module._one_anchor)
-    textgrid_module._parse_fast = lambda text, path, encoding: None
+    """Every align fast path off: praatio parses (every tier), numpy frames and labels."""
+    saved = (textgrid_module._parse_fast, textgrid_module._parse_lazy, grid_module._SCALAR_EVENTS,
+             anchors_module._one_anchor)
+    textgrid_module._parse_fast = textgrid_module._parse_lazy = lambda text, path, encoding: None
     grid_module._SCALAR_EVENTS = -1
     anchors_module._one_anchor = lambda *args: None
     try:
         yield
     finally:
-        textgrid_module._parse_fast, grid_module._SCALAR_EVENTS, anchors_module._one_anchor = saved
+        (textgrid_module._parse_fast, textgrid_module._parse_lazy, grid_module._SCALAR_EVENTS,
+         anchors_module._one_anchor) = saved
 
 
 def run_files(out: Path) -> dict[str, bytes]:
