@@ -16,7 +16,7 @@ What `read_textgrid` accepts:
   tier called "Mary" becomes "Mary_2", the third "Mary_3" (a suffix that would collide takes
   the next number); ``alignment.meta["renamed_tiers"]`` maps each new name to the file's name.
 
-What it rejects with `InputError`: unreadable, empty, binary or non-TextGrid files (including
+What it rejects with `InputError` (with lazy tiers, only for the tiers read; see below): unreadable, empty, binary or non-TextGrid files (including
 Praat's binary TextGrid format), text that is not valid UTF-8/UTF-16, truncated files (fewer
 tiers or entries than the file declares), NaN/inf/negative times, xmin > xmax for the grid or a
 tier, intervals ending before they start, overlapping intervals within a tier, and anything
@@ -28,16 +28,32 @@ decoded once. Regular files (interval tiers in the layout MFA, Praat and praatio
 short format) are read by a fast path: one compiled grammar of the whole text, matched in C
 (first in the exact indentation Praat and praatio write, then with any blanks), every tier
 validated column by column, and tiers kept as columns (`Tier.from_columns`): the `Interval`
-objects and stripped labels of a tier are built only when something reads it, so an align job
-on MFA grids never builds the phones tier's (`parse_textgrid_fast`; on 10-second MFA-like grids
-about 7x faster than the praatio path). Every tier is still validated in full, so a
-damaged tier the job does not read fails the file exactly as before. Everything else, and every file with
-a problem, goes to praatio's string parser (`parse_textgrid_praatio`, via
+objects and stripped labels of a tier are built only when something reads it
+(`parse_textgrid_fast`; on 10-second MFA-like grids about 7x faster than the praatio path).
+Every tier is validated in full, so a damaged tier nobody reads fails the file. Everything
+else, and every file with a problem, goes to praatio's string parser (`parse_textgrid_praatio`, via
 `praatio.utilities.textgrid_io.parseTextgridStr`, which skips the temporary text handling and
 tier objects of `praatio.textgrid.openTextgrid`; our own validation replaces praatio's).
 praatio stays the reference: the fast path returns exactly what the praatio path returns
 (tests compare both on every real file and on generated and mutated grids) or declines.
 `fast_path_counts()` tells how many files took which path in this process.
+
+Lazy tiers (``read_textgrid(path, lazy=True)``; what `anchorprep align` uses, through
+`formats.utterance_alignment`'s `reads`): a job parses and validates in full only the tiers
+it reads; every other tier is checked for structure only. For a long-format file in the
+canonical layout (MFA, Praat, praatio) the structure check covers the file header, the
+declared tier count, every tier header (interval tier, name, xmin <= xmax, declared size)
+and that each tier's body has exactly 4 lines and one "[" per declared interval (two
+`str.count` scans; no per-interval work). A tier's values are parsed (`Tier.deferred`) the
+first time it is read or `Tier.load`-ed, with the fast path's grammar and checks; whenever a
+check fails, the whole text goes through the path above, so the error is exactly the one it
+gives. So any file the full path accepts gives the same tiers (same floats, labels, names,
+renames, meta); a truncated or cut file, a broken header or a damaged tier that is read fails
+with the same message as before; the one difference: damage inside the intervals of a tier
+that is never read (a garbled or negative time, overlapping phones, a label praatio misreads)
+no longer fails the file, so a words job on a grid with a bad phones tier yields its row
+(an MFA grid's phones tier holds about 70% of its intervals; a words job parses about 2.5x
+less). Other layouts are read in full, as above.
 """
 
 from __future__ import annotations
