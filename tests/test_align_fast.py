@@ -44,15 +44,17 @@ TG = "textgrid"
 
 @contextlib.contextmanager
 def reference_paths():
-    """Every align fast path off: praatio parses, numpy frames and labels."""
-    saved = (textgrid_module._parse_fast, grid_module._SCALAR_EVENTS, anchors_module._one_anchor)
-    textgrid_module._parse_fast = lambda text, path, encoding: None
+    """Every align fast path off: praatio parses (every tier), numpy frames and labels."""
+    saved = (textgrid_module._parse_fast, textgrid_module._parse_lazy, grid_module._SCALAR_EVENTS,
+             anchors_module._one_anchor)
+    textgrid_module._parse_fast = textgrid_module._parse_lazy = lambda text, path, encoding: None
     grid_module._SCALAR_EVENTS = -1
     anchors_module._one_anchor = lambda *args: None
     try:
         yield
     finally:
-        textgrid_module._parse_fast, grid_module._SCALAR_EVENTS, anchors_module._one_anchor = saved
+        (textgrid_module._parse_fast, textgrid_module._parse_lazy, grid_module._SCALAR_EVENTS,
+         anchors_module._one_anchor) = saved
 
 
 def run_files(out: Path) -> dict[str, bytes]:
@@ -253,3 +255,156 @@ def test_label_map_and_grid_constants_are_built_once() -> None:
             grid.num_samples(value)
         with pytest.raises(raised.type):
             int(np.floor(value * 22050 + 0.5))
+
+
+# --------------------------------------------------------------------------------------------
+# Lazy tiers: an align job validates in full only the tiers it reads (issue 17)
+
+
+def _exact_tier(tier: Tier) -> tuple:
+    starts, ends, labels = tier.columns()
+    return tier.kind, repr(tier.xmin), repr(tier.xmax), list(map(repr, starts)), list(map(repr, ends)), labels
+
+
+def _only_tiers(text: str, lazy, indices: list[int]) -> str:
+    """`text` cut down to the tiers `indices` of its lazy parse `lazy` (declared count adjusted)."""
+    header = textgrid_module._LONG_HEADER.match(text)
+    stops = [tier.__dict__["_pending"].stop for tier in lazy.tiers]
+    starts = [header.end(), *stops[:-1]]
+    kept = "".join(text[starts[i]:stops[i]] for i in indices)
+    return text[:header.start(3)] + str(len(indices)) + text[header.end(3):header.end()] + kept
+
+
+def assert_lazy_agrees(text: str, indices: list[int]) -> str:
+    """The lazy parse with tiers `indices` loaded against the full parse of `text`:
+
+    * the full path accepts: the lazy one gives the same grid, names, renames, meta, tier bounds,
+      and the same read tiers (floats by repr);
+    * the lazy path fails: with the full path's own message;
+    * only the full path fails: the damage is outside the read tiers, i.e. the text cut down to
+      the read tiers is accepted by the full path, with the same tiers.
+    Returns which of the three happened."""
+    path = "x.TextGrid"
+    try:
+        full, full_error = parse_textgrid_text(text, path, "utf-8"), None
+    except InputError as exc:
+        full, full_error = None, str(exc)
+    try:
+        lazy = parse_textgrid_text(text, path, "utf-8", lazy=True)
+        read = [lazy.tiers[i].load() for i in indices if i < len(lazy.tiers)]
+    except InputError as exc:
+        assert str(exc) == full_error
+        return "both fail"
+    if full is not None:
+        assert [(t.name, t.kind, repr(t.xmin), repr(t.xmax)) for t in lazy.tiers] == \
+            [(t.name, t.kind, repr(t.xmin), repr(t.xmax)) for t in full.tiers]
+        assert (repr(lazy.xmin), repr(lazy.xmax), lazy.path, lazy.meta) == (repr(full.xmin), repr(full.xmax), full.path,
+                                                                             full.meta)
+        assert [_exact_tier(t) for t in read] == [_exact_tier(full.tiers[i]) for i in indices if i < len(full.tiers)]
+        assert all(find_phrase(t, "hey computer") == find_phrase(full.tiers[i], "hey computer")
+                   for t, i in zip(read, indices))
+        return "same"
+    indices = [i for i in indices if i < len(lazy.tiers)]
+    cut = parse_textgrid_text(_only_tiers(text, lazy, indices), path, "utf-8")
+    names_in_file = [lazy.meta["renamed_tiers"].get(lazy.tiers[i].name, lazy.tiers[i].name) for i in indices]
+    assert [t.name for t in cut.tiers] == names_in_file
+    assert [_exact_tier(t) for t in cut.tiers] == [_exact_tier(t) for t in read]
+    return "unread tier damaged"
+
+
+@pytest.mark.skipif(not _real_textgrids(), reason="realdata missing")
+def test_lazy_tiers_equal_the_full_parse_on_every_real_textgrid() -> None:
+    outcomes = []
+    for path in _real_textgrids():
+        text = textgrid_module.decode_textgrid_bytes(path.read_bytes(), str(path))[0].replace("\r\n", "\n")
+        try:
+            count = len(parse_textgrid_text(text, lazy=True).tiers)
+        except InputError:
+            count = 1
+        for indices in [[i] for i in range(count)] + [list(range(count))]:
+            outcomes.append(assert_lazy_agrees(text, indices))
+    assert "same" in outcomes
+
+
+_EDITS = ["", " ", "x", "\n", "1", "-", '"', "[", "e5", "0.0", ".", "item [", "\n        intervals [9]:"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), cut=st.integers(0, 10**6), edit=st.sampled_from(_EDITS),
+       removed=st.integers(0, 30), truncate=st.booleans(), indices=st.sampled_from([[0], [1], [0, 1]]))
+def test_lazy_tiers_on_edited_mfa_grids(seed: int, cut: int, edit: str, removed: int, truncate: bool,
+                                        indices: list[int]) -> None:
+    rng = np.random.default_rng(seed)
+    words, phones = synthetic_utterance(rng, 10.0, 8, ["hey", "computer"])
+    text = textgrid_text(words, phones, 10.0)
+    cut %= len(text)
+    edited = text[:cut] if truncate else text[:cut] + edit + text[cut + removed:]
+    assert_lazy_agrees(edited, indices)
+
+
+def test_lazy_tiers_on_the_fuzz_grids() -> None:
+    from test_fuzz import mutate_text, mutation, textgrids
+
+    @settings(max_examples=400, deadline=None, derandomize=True, database=None)
+    @given(textgrids(), st.lists(mutation, max_size=3), st.integers(0, 4))
+    def check(grid, ops, index) -> None:
+        assert_lazy_agrees(mutate_text(grid[0], ops), [index])
+
+    check()
+
+
+def _phones_value(text: str, old: str, new: str, count: int = 1) -> str:
+    """`text` with the first `count` `old` in the phones tier's intervals (not its header) replaced."""
+    phones = text.index("intervals [1]:", text.index('name = "phones"'))
+    return text[:phones] + text[phones:].replace(old, new, count)
+
+
+def test_a_damaged_unread_tier_no_longer_fails_the_item(tmp_path: Path) -> None:
+    """The one change of lazy tiers: a bad value in the phones tier of an MFA grid no longer
+    fails a words job; a cut phones tier, a bad words value, still fail with the same error."""
+    clean = write_synthetic_alignments(tmp_path / "clean", 5, seed=3)
+    manifest = write_synthetic_alignments(tmp_path / "corpus", 5, seed=3)
+    grids = sorted((tmp_path / "corpus" / "grids").glob("*.TextGrid"))
+    text = [g.read_text(encoding="utf-8") for g in grids]
+    grids[1].write_text(_phones_value(text[1], "xmax = ", "xmax = 1.2.3"), encoding="utf-8")  # garbled time
+    grids[2].write_text(text[2][:-80], encoding="utf-8")  # cut inside the phones tier
+    words_value = text[3].index("xmax = ", text[3].index('name = "words"') + 60)
+    grids[3].write_text(text[3][:words_value] + "xmax = x" + text[3][words_value + 7:], encoding="utf-8")
+    grids[4].write_text(_phones_value(text[4], "xmin = ", "xmin = 9", 3), encoding="utf-8")  # overlapping phones
+
+    lazy = parse_textgrid_text(grids[1].read_text(encoding="utf-8"), str(grids[1]), lazy=True)
+    assert lazy.get_tier("words").load().columns() == read_textgrid(clean.parent / "grids" / grids[1].name).get_tier(
+        "words").columns()
+    with pytest.raises(InputError, match="interval 1 of tier .phones. is .1.2.3"):
+        lazy.get_tier("phones").columns()  # read after all: the full path's error
+
+    fast, reference = align_both_ways(manifest, tmp_path, keyword="hey computer")
+    anchorprep.align(clean, tmp_path / "clean_out", workers=1, keyword="hey computer")
+    errors = {json.loads(line)["utt_id"]: line for line in fast["errors.jsonl"].decode().splitlines()}
+    reference_errors = {json.loads(line)["utt_id"]: line for line in reference["errors.jsonl"].decode().splitlines()}
+    assert sorted(reference_errors) == ["utt0000001", "utt0000002", "utt0000003", "utt0000004"]
+    assert {utt: reference_errors[utt] for utt in errors} == errors  # same errors, byte for byte
+    assert sorted(errors) == ["utt0000002", "utt0000003"]
+    assert {json.loads(line)["stage"] for line in errors.values()} == {"read_alignment"}
+    assert "truncated" in errors["utt0000002"] or "malformed" in errors["utt0000002"]
+
+    import pyarrow.parquet as pq
+
+    def rows(folder: Path) -> dict:
+        table = pq.read_table(sorted(folder.glob("**/*.parquet"))).to_pylist()
+        return {row["utt_id"]: row for row in table}
+
+    fixed, clean_rows = rows(tmp_path / "fast"), rows(tmp_path / "clean_out")
+    assert sorted(fixed) == ["utt0000000", "utt0000001", "utt0000004"]
+    assert all(fixed[utt] == clean_rows[utt] for utt in fixed)
+
+
+def test_lazy_tiers_pickle_and_compare_like_eager_ones(tmp_path: Path) -> None:
+    words, phones = synthetic_utterance(np.random.default_rng(7), 10.0, 12, ["hey", "computer"])
+    text = textgrid_text(words, phones, 10.0)
+    lazy, full = parse_textgrid_text(text, lazy=True), parse_textgrid_text(text)
+    assert all(callable(t.__dict__["_pending"]) for t in lazy.tiers)  # nothing parsed yet
+    restored = pickle.loads(pickle.dumps(lazy))
+    assert restored == full == lazy and restored.meta == full.meta
+    assert all("_pending" not in t.__dict__ for t in restored.tiers)
+    assert textgrid_module.fast_path_counts()["lazy"] > 0

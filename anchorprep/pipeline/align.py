@@ -71,14 +71,18 @@ class AlignJob:
         return {**self.labelling.settings(), "source": "alignment", "align": options}
 
     def _alignment(self, item: dict):
-        """The item's alignment, and whether its times are utterance-relative already."""
+        """The item's alignment, and whether its times are utterance-relative already; the tiers
+        `_events` reads are validated here (a TextGrid's other tiers only for structure), so
+        their damage fails the item at stage read_alignment."""
         path = item.get("alignment_path") or ""
         if not path:
             raise InputError("no alignment_path for this item")
         options = self.options
         key = item.get("alignment_key") or item.get("recording_id") or item["utt_id"]
         return utterance_alignment(path, key, options.alignment_format, encoding=options.encoding,
-                                   level=options.level, segments=options.segments, lhotse_unit=options.lhotse_unit)
+                                   level=options.level, segments=options.segments, lhotse_unit=options.lhotse_unit,
+                                   reads=lambda alignment: [chosen.tier for chosen in select_word_tiers(
+                                       alignment, tier=options.tier, speaker=self._speaker(item), level=options.level)])
 
     def _speaker(self, item: dict) -> str | None:
         """The speaker option for this item: the run's, or with "column" the item's `speaker` cell."""

@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable, Iterable
 
 from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.alignments.lhotse import is_lhotse_manifest
-from anchorprep.sources.alignments.model import Alignment
+from anchorprep.sources.alignments.model import Alignment, Tier
 from anchorprep.sources.alignments.rttm import is_rttm
 from anchorprep.sources.files import refuse_special_file
 
@@ -48,15 +49,17 @@ def read_alignment(
     return _read_single(path, format, utterance, refuse_special=True)
 
 
-def _read_single(path: str | os.PathLike[str], format: str, utterance: str | None, refuse_special: bool) -> Alignment:
-    """`read_alignment`; `refuse_special` False when the caller has just refused special files."""
+def _read_single(path: str | os.PathLike[str], format: str, utterance: str | None, refuse_special: bool,
+                 lazy: bool = False) -> Alignment:
+    """`read_alignment`; `refuse_special` False when the caller has just refused special files,
+    `lazy` for a TextGrid's deferred tiers (`read_textgrid`)."""
     kind = _resolve_format(path, format)
     if refuse_special:
         refuse_special_file(path)
     if kind == "textgrid":
         from anchorprep.sources.alignments.textgrid import read_textgrid
 
-        return read_textgrid(path)
+        return read_textgrid(path, lazy=lazy)
     if kind == "mfa-csv":
         from anchorprep.sources.alignments.mfa import read_mfa_csv
 
@@ -166,6 +169,7 @@ def utterance_alignment(
     level: str = "words",
     segments: str | None = None,
     lhotse_unit: str = "auto",
+    reads: Callable[[Alignment], Iterable[Tier]] | None = None,
 ) -> tuple[Alignment, bool]:
     """The alignment of utterance (or recording) `key` in `path`, and whether its times are
     utterance-relative (False: relative to the start of the file's audio).
@@ -173,11 +177,25 @@ def utterance_alignment(
     A single-utterance file is its own alignment (`key` is not looked at). Raises the
     utterance's own `InputError` when its lines were malformed, and `InputError` when `key`
     is not in the file.
+
+    `reads`, given the alignment, returns the tiers the caller will read (it can look at tier
+    names, kinds and bounds). A TextGrid is then read with lazy tiers (`read_textgrid`): only
+    those tiers are parsed and validated in full, here, so their damage raises the file's
+    `InputError` from this call; the others are checked for structure only. If `reads`
+    raises, every tier is validated, as without it.
     """
     whole = read_utterances(path, format, encoding=encoding, level=level, segments=segments,
                             lhotse_unit=lhotse_unit)
     if whole is None:  # read_utterances has refused special files already
-        return _read_single(path, format, None, refuse_special=False), False
+        alignment = _read_single(path, format, None, refuse_special=False, lazy=reads is not None)
+        if reads is not None:
+            try:
+                needed = list(reads(alignment))
+            except Exception:  # noqa: BLE001 - the caller raises it again where it reads the tiers
+                needed = alignment.tiers
+            for tier in needed:
+                tier.load()
+        return alignment, False
     if key in whole.errors:
         raise whole.errors[key]
     if key not in whole.alignments:

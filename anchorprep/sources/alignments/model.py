@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice, repeat
 from operator import add, le, sub
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from anchorprep.errors import InputError, UsageError
 
@@ -62,12 +62,38 @@ class Tier:
         object.__setattr__(tier, "_pending", (starts, ends, labels, strip_labels))
         return tier
 
+    @classmethod
+    def deferred(cls, name: str, load: Callable[[], tuple[list[float], list[float], list[str], bool]], *,
+                 kind: str = "interval", xmin: float | None = None, xmax: float | None = None) -> "Tier":
+        """A tier whose columns are read on first use: `load()` returns ``(starts, ends, labels,
+        strip_labels)`` as `from_columns` takes them (validated), or raises the `InputError` of
+        the file it comes from.
+
+        A reader uses it for a tier it has checked only for structure (name, bounds and entry
+        count known): the parse and validation of its values happen when `columns`,
+        `intervals`, `load` (or equality, hashing, pickling) first need them.
+        """
+        tier = _new_object(cls)
+        for field_name, value in (("name", name), ("kind", kind), ("xmin", xmin), ("xmax", xmax)):
+            object.__setattr__(tier, field_name, value)
+        object.__setattr__(tier, "_pending", load)
+        return tier
+
+    def load(self) -> "Tier":
+        """Read a `deferred` tier's values now (raising its file's `InputError` if they are
+        damaged); returns the tier. A no-op for every other tier."""
+        if callable(self.__dict__.get("_pending")) and "_columns" not in self.__dict__:
+            self.columns()
+        return self
+
     def columns(self) -> tuple[list[float], list[float], list[str]]:
         """``(starts, ends, labels)`` of the intervals, in order, as lists (computed once)."""
         found = self.__dict__.get("_columns")
         if found is None:
             pending = self.__dict__.get("_pending")
             if pending is not None:
+                if callable(pending):  # a `deferred` tier
+                    pending = pending()
                 starts, ends, labels, strip = pending
                 found = (starts, ends, list(map(str.strip, labels)) if strip else labels)
             else:
@@ -77,7 +103,8 @@ class Tier:
         return found
 
     def __getattr__(self, name: str):
-        # Only reached for attributes not in the instance: `intervals` of a `from_columns` tier.
+        # Only reached for attributes not in the instance: `intervals` of a `from_columns` or
+        # `deferred` tier.
         if name == "intervals" and "_pending" in self.__dict__:
             intervals = _build_intervals(*self.columns())
             object.__setattr__(self, "intervals", intervals)

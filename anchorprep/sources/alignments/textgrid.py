@@ -16,28 +16,46 @@ What `read_textgrid` accepts:
   tier called "Mary" becomes "Mary_2", the third "Mary_3" (a suffix that would collide takes
   the next number); ``alignment.meta["renamed_tiers"]`` maps each new name to the file's name.
 
-What it rejects with `InputError`: unreadable, empty, binary or non-TextGrid files (including
-Praat's binary TextGrid format), text that is not valid UTF-8/UTF-16, truncated files (fewer
-tiers or entries than the file declares), NaN/inf/negative times, xmin > xmax for the grid or a
-tier, intervals ending before they start, overlapping intervals within a tier, and anything
-praatio's parser cannot read (praatio 6 reads long-format times only as plain decimals, so a
-long-format time written in exponent notation such as ``1e-05`` is rejected too).
+What it rejects with `InputError` (with lazy tiers, a bad value only in the tiers read; see
+below): unreadable, empty, binary or non-TextGrid files (including Praat's binary TextGrid
+format), text that is not valid UTF-8/UTF-16, truncated files (fewer tiers or entries than the
+file declares), NaN/inf/negative times, xmin > xmax for the grid or a tier, intervals ending
+before they start, overlapping intervals within a tier, and anything praatio's parser cannot
+read (praatio 6 reads long-format times only as plain decimals, so a long-format time written
+in exponent notation such as ``1e-05`` is rejected too).
 
 Speed: the file is read (`read_textgrid_bytes`, the one place a TextGrid is opened) and
 decoded once. Regular files (interval tiers in the layout MFA, Praat and praatio write, long or
 short format) are read by a fast path: one compiled grammar of the whole text, matched in C
 (first in the exact indentation Praat and praatio write, then with any blanks), every tier
 validated column by column, and tiers kept as columns (`Tier.from_columns`): the `Interval`
-objects and stripped labels of a tier are built only when something reads it, so an align job
-on MFA grids never builds the phones tier's (`parse_textgrid_fast`; on 10-second MFA-like grids
-about 7x faster than the praatio path). Every tier is still validated in full, so a
-damaged tier the job does not read fails the file exactly as before. Everything else, and every file with
-a problem, goes to praatio's string parser (`parse_textgrid_praatio`, via
+objects and stripped labels of a tier are built only when something reads it
+(`parse_textgrid_fast`; on 10-second MFA-like grids about 7x faster than the praatio path).
+Every tier is validated in full, so a damaged tier nobody reads fails the file. Everything
+else, and every file with a problem, goes to praatio's string parser (`parse_textgrid_praatio`, via
 `praatio.utilities.textgrid_io.parseTextgridStr`, which skips the temporary text handling and
 tier objects of `praatio.textgrid.openTextgrid`; our own validation replaces praatio's).
 praatio stays the reference: the fast path returns exactly what the praatio path returns
 (tests compare both on every real file and on generated and mutated grids) or declines.
 `fast_path_counts()` tells how many files took which path in this process.
+
+Lazy tiers (``read_textgrid(path, lazy=True)``; what `anchorprep align` uses, through
+`formats.utterance_alignment`'s `reads`): a job parses and validates in full only the tiers
+it reads; every other tier is checked for structure only. For a long-format file in the
+canonical layout (MFA, Praat, praatio) the structure check covers the file header, the
+declared tier count, every tier header (interval tier, name, xmin <= xmax, declared size)
+and that each tier's body has exactly 4 lines and one "[" per declared interval (two
+`str.count` scans; no per-interval work). A tier's values are parsed (`Tier.deferred`) the
+first time it is read or `Tier.load`-ed, with the fast path's grammar and checks; whenever a
+check fails, the whole text goes through the path above, so the error is exactly the one it
+gives. So any file the full path accepts gives the same tiers (same floats, labels, names,
+renames, meta); a truncated or cut file, a broken header or a damaged tier that is read fails
+with the same message as before; the one difference: damage inside the intervals of a tier
+that is never read (a garbled or negative time, overlapping phones, a label praatio misreads)
+no longer fails the file, so a words job on a grid with a bad phones tier yields its row
+(an MFA grid's phones tier holds about 70% of its intervals; on 10-second MFA-like grids a
+words job's parse takes about 0.45x the time of the full one). Other layouts are read in
+full, as above.
 """
 
 from __future__ import annotations
@@ -90,16 +108,18 @@ _SHORT_TIER_HEADER = re.compile(
 )
 
 
-def read_textgrid(path: str | os.PathLike[str], *, encoding: str | None = None) -> Alignment:
+def read_textgrid(path: str | os.PathLike[str], *, encoding: str | None = None, lazy: bool = False) -> Alignment:
     """Read a Praat TextGrid file into an `Alignment` (see the module docstring for details).
 
     `encoding` forces a text encoding (e.g. "latin-1" for legacy files that Praat's "try UTF-8,
     then ISO Latin-1" reading preference accepts); by default it is sniffed from the bytes.
-    Every problem with the file raises `InputError` naming the file.
+    Every problem with the file raises `InputError` naming the file. With `lazy`, a regular
+    file's tiers are checked for structure only and each is parsed and validated when first
+    read (or by `Tier.load`); see "Lazy tiers" in the module docstring.
     """
     where = os.fspath(path)
     text, used = decode_textgrid_bytes(read_textgrid_bytes(where), where, encoding)
-    return parse_textgrid_text(text, path=where, encoding=used)
+    return parse_textgrid_text(text, path=where, encoding=used, lazy=lazy)
 
 
 def read_textgrid_bytes(path: str) -> bytes:
@@ -135,16 +155,23 @@ def decode_textgrid_bytes(
     return text.lstrip("\ufeff"), used
 
 
-def parse_textgrid_text(text: str, path: str | None = None, encoding: str | None = None) -> Alignment:
+def parse_textgrid_text(text: str, path: str | None = None, encoding: str | None = None, *,
+                        lazy: bool = False) -> Alignment:
     """Parse the text of a TextGrid (already decoded) into a validated `Alignment`.
 
     Regular interval-tier files take the fast path (`parse_textgrid_fast`); everything else,
     including every file with a problem, is read by praatio (`parse_textgrid_praatio`), whose
-    result the fast path reproduces exactly (tested).
+    result the fast path reproduces exactly (tested). With `lazy`, a canonical long-format
+    text is checked for structure only and its tiers are `Tier.deferred` (module docstring).
     """
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     _check_header(text, path)
+    if lazy:
+        deferred = _parse_lazy(text, path, encoding)
+        if deferred is not None:
+            _COUNTS["lazy"] += 1
+            return deferred
     fast = _parse_fast(text, path, encoding)
     if fast is not None:
         _COUNTS["fast"] += 1
@@ -175,12 +202,12 @@ def parse_textgrid_fast(text: str, path: str | None = None, encoding: str | None
 
 
 def fast_path_counts() -> dict[str, int]:
-    """How many texts this process parsed on the fast path and with praatio (for tests and
-    diagnostics)."""
+    """How many texts this process parsed on the fast path, with praatio, and with lazy tiers
+    (for tests and diagnostics)."""
     return dict(_COUNTS)
 
 
-_COUNTS = {"fast": 0, "praatio": 0}
+_COUNTS = {"fast": 0, "praatio": 0, "lazy": 0}
 
 
 def _parse_praatio(text: str, path: str | None, encoding: str | None) -> Alignment:
@@ -435,14 +462,8 @@ def _grammar(possessive: bool) -> tuple[re.Pattern, re.Pattern, re.Pattern, re.P
     return long_header, long_items, short_header, short_items
 
 
-def _canonical_long_items(possessive: bool) -> re.Pattern:
-    """`_LONG_ITEMS` restricted to the indentation Praat and praatio (so MFA) write (4, 8, 12
-    spaces) and no trailing blanks: the same groups, about 20% faster (no blank runs to scan).
-
-    Its language is a subset of `_LONG_ITEMS`'s, and both match whole lines from a line start,
-    so when its matches cover every line (`_fast_tiers`' count check) they are the matches
-    `_LONG_ITEMS` finds, with the same groups; otherwise `_fast_tiers` uses `_LONG_ITEMS`.
-    """
+def _canonical_long_parts(possessive: bool) -> tuple[str, str]:
+    """The canonical-indentation long-format interval block and tier header (pattern text)."""
     plus = "+" if possessive else ""
     num = r"([0-9]{1,15}" + plus + r"(?:\.[0-9]+" + plus + r")?)"
     label = r'"([^"\n]*' + plus + r')"'
@@ -454,11 +475,27 @@ def _canonical_long_items(possessive: bool) -> re.Pattern:
     interval = lines(8, "intervals " + index) + lines(12, "xmin = " + num, "xmax = " + num, "text = " + label)
     header = lines(4, "item " + index) + lines(8, 'class = "IntervalTier"', "name = " + label, "xmin = " + num,
                                                "xmax = " + num, "intervals: size = ([0-9]{1,7})")
+    return interval, header
+
+
+def _canonical_long_items(possessive: bool) -> re.Pattern:
+    """`_LONG_ITEMS` restricted to the indentation Praat and praatio (so MFA) write (4, 8, 12
+    spaces) and no trailing blanks: the same groups, about 20% faster (no blank runs to scan).
+
+    Its language is a subset of `_LONG_ITEMS`'s, and both match whole lines from a line start,
+    so when its matches cover every line (`_fast_tiers`' count check) they are the matches
+    `_LONG_ITEMS` finds, with the same groups; otherwise `_fast_tiers` uses `_LONG_ITEMS`.
+    """
+    interval, header = _canonical_long_parts(possessive)
     return re.compile("^(?:" + interval + "|" + header + ")", re.MULTILINE)
 
 
 _LONG_HEADER, _LONG_ITEMS, _SHORT_HEADER, _SHORT_ITEMS = _grammar(possessive=sys.version_info >= (3, 11))
 _LONG_ITEMS_CANONICAL = _canonical_long_items(possessive=sys.version_info >= (3, 11))
+# One interval block (from a line start) and one tier header, for `_parse_lazy`.
+_LONG_INTERVAL_CANONICAL, _LONG_TIER_HEADER_CANONICAL = (
+    re.compile(prefix + part, re.MULTILINE)
+    for prefix, part in zip(("^", ""), _canonical_long_parts(possessive=sys.version_info >= (3, 11))))
 _LONG_LINES = (4, 6)  # lines per interval, per tier header
 _LONG_MARKERS = re.compile(r"(?:item|intervals) ?\[")
 
@@ -487,19 +524,10 @@ def _parse_fast(text: str, path: str | None, encoding: str | None) -> Alignment 
         tmin, tmax = float(tier_min), float(tier_max)
         if tmin > tmax:
             return None
-        start_times = list(map(float, starts))
-        if starts and ends[:-1] == starts[1:]:
-            # Contiguous intervals (MFA, Praat): each end is written like the next start, so
-            # its float is that start's; convert only the last end.
-            last_end = float(ends[-1])
-            if not valid_contiguous_columns(start_times, last_end):
-                return None
-            end_times = start_times[1:]
-            end_times.append(last_end)
-        else:
-            end_times = list(map(float, ends))
-            if not valid_interval_columns(start_times, end_times, None):  # labels: str from the grammar
-                return None
+        times = _checked_times(starts, ends)
+        if times is None:
+            return None
+        start_times, end_times = times
         name = _unique_name(name_in_file, names)
         if name != name_in_file:
             renamed[name] = name_in_file
@@ -508,6 +536,23 @@ def _parse_fast(text: str, path: str | None, encoding: str | None) -> Alignment 
         tiers.append(Tier.from_columns(name, start_times, end_times, labels, xmin=tmin, xmax=tmax,
                                        strip_labels=True))
     return _alignment(tiers, xmin, xmax, path, is_long, encoding, renamed)
+
+
+def _checked_times(starts: list[str], ends: list[str]) -> tuple[list[float], list[float]] | None:
+    """The start and end times of a tier's intervals from their text, if they pass
+    `validated_intervals`' rules (labels are `str` from the grammar), else None."""
+    start_times = list(map(float, starts))
+    if starts and ends[:-1] == starts[1:]:
+        # Contiguous intervals (MFA, Praat): each end is written like the next start, so its
+        # float is that start's; convert only the last end.
+        last_end = float(ends[-1])
+        if not valid_contiguous_columns(start_times, last_end):
+            return None
+        end_times = start_times[1:]
+        end_times.append(last_end)
+        return start_times, end_times
+    end_times = list(map(float, ends))
+    return (start_times, end_times) if valid_interval_columns(start_times, end_times, None) else None
 
 
 def _fast_tiers(text: str, is_long: bool) -> tuple[str, str, list[tuple]] | None:
@@ -568,3 +613,112 @@ def _tiers_in(found: list[tuple], text: str, start: int, tier_count: int, is_lon
 
 
 _START, _END, _TEXT = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
+# --------------------------------------------------------------------------------------------
+# Lazy tiers (`lazy=True`): full parse and validation only for the tiers a job reads
+#
+# For a long-format text in the canonical layout (the indentation Praat, praatio and so MFA
+# write) `_parse_lazy` checks the structure of the whole text and parses tier bodies only on
+# use (`Tier.deferred`):
+#
+# * structure, for every tier: the file header (`_LONG_HEADER`: grid xmin <= xmax, declared
+#   tier count T > 0), each of the T tier headers in place (`_LONG_TIER_HEADER_CANONICAL`:
+#   interval tier, name, xmin <= xmax, declared size N; a name holding "[" or "ooTextFile
+#   short" is left to the full path), and a body of exactly 4N lines holding exactly N "["
+#   (one per "intervals [k]:" line), up to the next tier header or, for the last tier, the
+#   last non-blank line, which must end in a newline. Two `str.count` scans per tier body,
+#   no per-interval work.
+# * a tier's values, when read: the canonical interval grammar on its body (N whole-line
+#   matches in 4N lines cover it), the times through `_checked_times`, no label holding
+#   "ooTextFile short". That is exactly what `_parse_fast` checks of that tier, and praatio
+#   cuts the text into the same tiers (it splits at "item [" / "item[" and "intervals [" /
+#   "intervals[", and no label or name holds a "["), so the tier equals the full path's. If
+#   the grammar or a check fails, the full path (`parse_textgrid_text`) parses the whole
+#   text: it raises the file's `InputError` exactly as before, or, for a tier outside the
+#   grammar it accepts, the tier is its tier.
+#
+# So a file the full path accepts gives the same tiers; a cut or truncated file, a broken
+# header, or a damaged tier that is read fails as before. Only damage inside the body of a
+# tier that is never read (a garbled or negative time, overlapping intervals, a label praatio
+# misreads such as one holding "ooTextFile short") no longer fails the file.
+
+
+class _LazyText:
+    """The text of a lazily parsed TextGrid, and its full parse when a tier needs it."""
+
+    __slots__ = ("text", "path", "encoding", "_full")
+
+    def __init__(self, text: str, path: str | None, encoding: str | None) -> None:
+        self.text, self.path, self.encoding, self._full = text, path, encoding, None
+
+    def full(self) -> Alignment:
+        """The full path's Alignment of the text (raises the file's `InputError`)."""
+        if self._full is None:
+            self._full = parse_textgrid_text(self.text, self.path, self.encoding)
+        return self._full
+
+
+class _DeferredBody:
+    """`Tier.deferred`'s loader for tier `index`: its body is ``text[start:stop]`` (`size` blocks)."""
+
+    __slots__ = ("source", "index", "start", "stop", "size")
+
+    def __init__(self, source: _LazyText, index: int, start: int, stop: int, size: int) -> None:
+        self.source, self.index, self.start, self.stop, self.size = source, index, start, stop, size
+
+    def __call__(self) -> tuple[list[float], list[float], list[str], bool]:
+        found = _LONG_INTERVAL_CANONICAL.findall(self.source.text, self.start, self.stop)
+        if len(found) == self.size:
+            labels = list(map(_TEXT, found))
+            times = _checked_times(list(map(_START, found)), list(map(_END, found)))
+            if times is not None and "ooTextFile short" not in "\n".join(labels):
+                return times[0], times[1], labels, True
+        tier = self.source.full().tiers[self.index]  # raises the file's InputError
+        return (*tier.columns(), False)
+
+
+def _parse_lazy(text: str, path: str | None, encoding: str | None) -> Alignment | None:
+    """The Alignment of a canonical long-format text with `Tier.deferred` tiers, or None when
+    its structure is not the canonical one (see above); line ends already "\n"."""
+    header = _LONG_HEADER.match(text)
+    if header is None:
+        return None
+    grid_min, grid_max, declared = header.groups()
+    xmin, xmax, tier_count = float(grid_min), float(grid_max), int(declared)
+    last = len(text.rstrip(" \t\n"))  # the newline ending the last non-blank line
+    if xmin > xmax or tier_count == 0 or last == len(text) or text[last] != "\n":
+        return None
+    source = _LazyText(text, path, encoding)
+    renamed: dict[str, str] = {}
+    names: list[str] = []
+    tiers: list[Tier] = []
+    position = header.end()
+    for index in range(tier_count):
+        tier_header = _LONG_TIER_HEADER_CANONICAL.match(text, position)
+        if tier_header is None:
+            return None
+        name_in_file, tier_min, tier_max, size = tier_header.groups()
+        body = tier_header.end()
+        if index + 1 < tier_count:
+            # The next tier header starts the line before its class line (a long needle is the
+            # quickest `str.find`); the next iteration checks that a header is there.
+            item_line_end = text.rfind("\n", body, max(text.find('"IntervalTier"', body), body))
+            if item_line_end == -1:
+                return None
+            stop = text.rfind("\n", body - 1, item_line_end) + 1
+        else:
+            stop = last + 1
+        n = int(size)
+        if text.count("\n", body, stop) != 4 * n or text.count("[", body, stop) != n:
+            return None
+        tmin, tmax = float(tier_min), float(tier_max)
+        if tmin > tmax or "[" in name_in_file or "ooTextFile short" in name_in_file:
+            return None
+        name = _unique_name(name_in_file, names)
+        if name != name_in_file:
+            renamed[name] = name_in_file
+        names.append(name)
+        tiers.append(Tier.deferred(name, _DeferredBody(source, index, body, stop, n), xmin=tmin, xmax=tmax))
+        position = stop
+    return _alignment(tiers, xmin, xmax, path, True, encoding, renamed)
