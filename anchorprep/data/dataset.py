@@ -65,6 +65,7 @@ Example:
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict
 from typing import Iterator, Sequence, Union
 
@@ -174,6 +175,7 @@ class ShardDataset(_ShardReader, Dataset):
         self._max_cached = max_cached_shards
         counts = np.array([s.num_rows for s in self.source.shards], dtype=np.int64)
         self._starts = np.concatenate([[0], np.cumsum(counts)])
+        self._start_list: list[int] = self._starts.tolist()  # `locate` runs per item: bisect, not numpy
         self._cache: OrderedDict[int, ShardTable] = OrderedDict()
         self._lengths: np.ndarray | None = None
         if preload:
@@ -195,13 +197,13 @@ class ShardDataset(_ShardReader, Dataset):
 
     def locate(self, index: int) -> tuple[int, int]:
         """``(shard, row within shard)`` of dataset index ``index`` (negative counts from the end)."""
-        n = len(self)
+        n = self._start_list[-1]
         if index < 0:
             index += n
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for {n} rows")
-        shard = int(np.searchsorted(self._starts, index, side="right")) - 1
-        return shard, index - int(self._starts[shard])
+        shard = bisect_right(self._start_list, index) - 1
+        return shard, index - self._start_list[shard]
 
     def __getitem__(self, index: int) -> dict:
         shard, row = self.locate(int(index))
