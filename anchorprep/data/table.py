@@ -56,7 +56,9 @@ def _as_tensor(array: np.ndarray) -> torch.Tensor:
 
 
 class _ListColumn:
-    """A list column as ``(offsets, values)`` (`list_column`); `row(i)` is a tensor view or a list."""
+    """A list column as ``(offsets, values)`` (`list_column`): row ``i`` is
+    ``values[offsets[i]:offsets[i + 1]]``, a tensor view (the same view as ``narrow``, through a
+    cheaper call) or a list of strings."""
 
     __slots__ = ("offsets", "values")
 
@@ -64,10 +66,6 @@ class _ListColumn:
         offsets, values = list_column(column)
         self.offsets: list[int] = offsets.tolist()
         self.values = _as_tensor(values) if isinstance(values, np.ndarray) else values
-
-    def row(self, i: int):
-        # A slice of a tensor is the same view as ``narrow``, through a cheaper call.
-        return self.values[self.offsets[i]:self.offsets[i + 1]]
 
 
 class ShardTable:
