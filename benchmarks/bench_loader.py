@@ -17,12 +17,21 @@ first batch and one shard's read (`ShardTable.read`, batched) against one ``pq.r
 call over the same shard: a shard is a single Parquet row group, so that is the "one large shard"
 cliff.
 
+``--compare-pythonpath DIR`` measures another checkout (e.g. the code before a change) against
+this one on the same shards: one long-lived subprocess per checkout (``--read-folder``) times one
+pass at a time, the two checkouts back to back in alternating order, ``--rounds`` times per
+reader. The table gives per-reader medians, the median (and range) of the paired passes' speed
+ratio this/other, the same ratio in CPU seconds (every thread of the process), each checkout's
+ratio to its own pandas baseline, and the 1-minute load average. On a shared machine those
+ratios are the claim; absolute frames/s need a quiet one.
+
 Every batch holds ``target``, ``distance``, ``mask`` and ``weight`` (linear kernel); no features.
 Torch runs with one intra-op thread by default (``--torch-threads``), as in DataLoader workers.
-The target for anchorprep's readers is >= 5 million frames/s.
+The target for anchorprep's readers is >= 15 million frames/s at the default shard size (issue 17).
 
     python benchmarks/bench_loader.py                  # 20k utterances × ~500 frames
     python benchmarks/bench_loader.py --utterances 2000 --json results.json
+    python benchmarks/bench_loader.py --compare-pythonpath /path/to/other/checkout --rounds 9
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,7 +68,7 @@ from anchorprep.shards import rows_to_table, shard_schema
 from anchorprep.shards.io import sha256_file, write_json_atomic, write_parquet_atomic
 from anchorprep.shards.run import InputsFingerprint, RunFolder, RunManifest, RunSettings, ShardEntry
 
-TARGET_FRAMES_PER_S = 5e6
+TARGET_FRAMES_PER_S = 15e6  # issue 17, at the default shard size
 
 
 def write_synthetic_shards(folder: Path, utterances: int, frames: int, shard_size: int, seed: int) -> int:
@@ -151,14 +161,136 @@ def shard_size_sweep(sizes: list[int], utterances: int, frames: int, batch_size:
     return rows
 
 
-def timed_pass(make_batches) -> tuple[float, int, int]:
-    """Seconds, frames (real, unpadded) and batches of one full pass."""
+READERS = ("anchorprep IterableShardDataset (shuffled)",
+           "anchorprep IterableShardDataset (shuffled, check_sha256=False)",
+           "anchorprep ShardDataset + LengthBucketBatchSampler",
+           "pandas read_parquet + iterrows")
+
+
+def reader_passes(folder: Path, args, weights) -> tuple[list, int]:
+    """For each of `READERS` over the shards in ``folder``: ``(make batches, set_epoch or None)``; and
+    the total frame count."""
+    stream = IterableShardDataset(folder, shuffle=True, seed=args.seed)
+    unchecked = IterableShardDataset(folder, shuffle=True, seed=args.seed, check_sha256=False)
+    mapped = ShardDataset(folder)
+    sampler = LengthBucketBatchSampler(mapped.lengths, args.max_frames, shuffle=True, seed=args.seed)
+    makers = [
+        (lambda: DataLoader(stream, batch_size=args.batch_size, num_workers=0, collate_fn=weights), stream.set_epoch),
+        (lambda: DataLoader(unchecked, batch_size=args.batch_size, num_workers=0, collate_fn=weights),
+         unchecked.set_epoch),
+        (lambda: DataLoader(mapped, batch_sampler=sampler, num_workers=0, collate_fn=weights), sampler.set_epoch),
+        (lambda: pandas_batches(folder, args.batch_size, weights), None),
+    ]
+    return makers, int(mapped.lengths.sum())
+
+
+def measure_readers(folder: Path, args, weights) -> list[dict]:
+    """`READERS` over the shards in ``folder``, ``args.repeats`` passes each (median), in this process."""
+    makers, total = reader_passes(folder, args, weights)
+    results = []
+    for name, (make, set_epoch) in zip(READERS, makers):
+        runs, cpu = [], []
+        for repeat in range(args.repeats):
+            if set_epoch is not None:
+                set_epoch(repeat)
+            seconds, frames, batches = timed_pass(make, cpu)
+            assert frames == total, f"{name} saw {frames} frames of {total}"
+            runs.append(seconds)
+        seconds = statistics.median(runs)
+        results.append({"reader": name, "seconds": seconds, "runs": runs, "cpu_runs": cpu, "frames": total,
+                        "batches": batches, "frames_per_s": total / seconds, "utterances_per_s": args.utterances / seconds})
+    return results
+
+
+def serve_passes(folder: Path, args, weights) -> None:
+    """One side of --compare-pythonpath: for each ``reader epoch`` line on stdin, time one pass of
+    that reader and answer ``seconds cpu_seconds`` on stdout."""
+    makers, total = reader_passes(folder, args, weights)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        reader, epoch = map(int, line.split())
+        make, set_epoch = makers[reader]
+        if set_epoch is not None:
+            set_epoch(epoch)
+        cpu: list[float] = []
+        seconds, frames, _ = timed_pass(make, cpu)
+        assert frames == total
+        print(seconds, cpu[0], flush=True)
+
+
+def compare_checkouts(folder: Path, total: int, args) -> dict:
+    """This checkout against ``args.compare_pythonpath`` on the shards in ``folder``: one long-lived
+    subprocess per checkout, one pass at a time, alternating, so both see the same load."""
+    checkouts = {"this": str(Path(__file__).resolve().parents[1]), "other": str(Path(args.compare_pythonpath).resolve())}
+    forwarded = ["--seed", str(args.seed), "--batch-size", str(args.batch_size), "--max-frames", str(args.max_frames),
+                 "--torch-threads", str(args.torch_threads), "--read-folder", str(folder)]
+    wall = {side: {name: [] for name in READERS} for side in checkouts}
+    cpu = {side: {name: [] for name in READERS} for side in checkouts}
+    loads = []
+    with tempfile.TemporaryDirectory(prefix="anchorprep-bench-cwd-") as cwd:  # outside any checkout
+        servers = {side: subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *forwarded],
+                                          env={**os.environ, "PYTHONPATH": path}, cwd=cwd, text=True,
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                   for side, path in checkouts.items()}
+        try:
+            for server in servers.values():
+                assert server.stdout.readline().strip() == "ready"
+            for round_ in range(args.rounds):
+                for reader, name in enumerate(READERS):
+                    for side in (("this", "other") if (round_ + reader) % 2 else ("other", "this")):
+                        servers[side].stdin.write(f"{reader} {round_}\n")
+                        servers[side].stdin.flush()
+                        seconds, cpu_seconds = map(float, servers[side].stdout.readline().split())
+                        wall[side][name].append(seconds)
+                        cpu[side][name].append(cpu_seconds)
+                loads.append(os.getloadavg()[0])
+        finally:
+            for server in servers.values():
+                server.stdin.close()
+                server.wait()
+    rows = []
+    for name in READERS:
+        # Passes of the two checkouts ran back to back: their ratio, then its median over rounds.
+        ratios = [o / t for t, o in zip(wall["this"][name], wall["other"][name])]
+        cpu_ratios = [o / t for t, o in zip(cpu["this"][name], cpu["other"][name])]
+        this, other = (statistics.median(wall[side][name]) for side in ("this", "other"))
+        rows.append({"reader": name, "this_s": this, "other_s": other, "this_frames_per_s": total / this,
+                     "other_frames_per_s": total / other, "this_over_other": statistics.median(ratios),
+                     "round_ratios": ratios, "cpu_this_over_other": statistics.median(cpu_ratios),
+                     "cpu_round_ratios": cpu_ratios})
+    pandas = rows[-1]
+    print(f"{args.utterances} utterances, {total} frames, shard size {args.shard_size}; {args.rounds} rounds, each "
+          "one pass per reader per checkout, back to back in alternating order (one long-lived process per "
+          f"checkout); medians\nthis = {checkouts['this']}, other = {checkouts['other']}\n")
+    print("| reader | this frames/s | other frames/s | speed this / other, paired passes: median (range) | "
+          "CPU-time speed this / other | this × pandas | other × pandas |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['reader']} | {r['this_frames_per_s'] / 1e6:.2f} M | {r['other_frames_per_s'] / 1e6:.2f} M | "
+              f"{r['this_over_other']:.2f} ({min(r['round_ratios']):.2f}–{max(r['round_ratios']):.2f}) | "
+              f"{r['cpu_this_over_other']:.2f} | {r['this_frames_per_s'] / pandas['this_frames_per_s']:.2f} | "
+              f"{r['other_frames_per_s'] / pandas['other_frames_per_s']:.2f} |")
+    print(f"\n1-minute load average after each round: {', '.join(f'{x:.1f}' for x in loads)} "
+          f"(median {statistics.median(loads):.1f})")
+    report = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "total_frames": total, "checkouts": checkouts, "comparison": rows, "wall": wall, "cpu": cpu,
+              "load_avg": loads}
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def timed_pass(make_batches, cpu: list[float] | None = None) -> tuple[float, int, int]:
+    """Seconds, frames (real, unpadded) and batches of one full pass; its CPU seconds (every thread
+    of the process) are appended to ``cpu`` if given."""
     frames = batches = 0
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for batch in make_batches():
         frames += int(batch["lengths"].sum())
         batches += 1
         assert batch["weight"].shape == batch["target"].shape
+    if cpu is not None:
+        cpu.append(time.process_time() - start_cpu)
     return time.perf_counter() - start, frames, batches
 
 
@@ -178,49 +310,25 @@ def main(argv: list[str] | None = None) -> dict:
                         help="shard sizes for the sweep table (default: 10, --shard-size and --utterances; "
                              "none: skip it)")
     parser.add_argument("--json", type=Path, default=None, help="save results to this file")
+    parser.add_argument("--compare-pythonpath", type=Path, default=None,
+                        help="another checkout to measure against this one, interleaved (see above)")
+    parser.add_argument("--rounds", type=int, default=9, help="passes per reader and checkout with --compare-pythonpath")
+    parser.add_argument("--read-folder", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.torch_threads)
 
     weights = collate(AnchorWeightConfig(kernel="linear"))
+    if args.read_folder is not None:  # one side of --compare-pythonpath
+        serve_passes(args.read_folder, args, weights)
+        return {}
     with tempfile.TemporaryDirectory(prefix="anchorprep-bench-") as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
         total = write_synthetic_shards(folder, args.utterances, args.frames, args.shard_size, args.seed)
         write_s = time.perf_counter() - started
-
-        stream = IterableShardDataset(folder, shuffle=True, seed=args.seed)
-        unchecked = IterableShardDataset(folder, shuffle=True, seed=args.seed, check_sha256=False)
-        mapped = ShardDataset(folder)
-        sampler = LengthBucketBatchSampler(mapped.lengths, args.max_frames, shuffle=True, seed=args.seed)
-
-        def iterable():
-            return DataLoader(stream, batch_size=args.batch_size, num_workers=0, collate_fn=weights)
-
-        def iterable_unchecked():
-            return DataLoader(unchecked, batch_size=args.batch_size, num_workers=0, collate_fn=weights)
-
-        def bucketed():
-            return DataLoader(mapped, batch_sampler=sampler, num_workers=0, collate_fn=weights)
-
-        readers = {
-            "anchorprep IterableShardDataset (shuffled)": (iterable, stream.set_epoch),
-            "anchorprep IterableShardDataset (shuffled, check_sha256=False)": (iterable_unchecked,
-                                                                              unchecked.set_epoch),
-            "anchorprep ShardDataset + LengthBucketBatchSampler": (bucketed, sampler.set_epoch),
-            "pandas read_parquet + iterrows": (lambda: pandas_batches(folder, args.batch_size, weights), None),
-        }
-        results = []
-        for name, (make, set_epoch) in readers.items():
-            runs = []
-            for repeat in range(args.repeats):
-                if set_epoch is not None:
-                    set_epoch(repeat)
-                seconds, frames, batches = timed_pass(make)
-                assert frames == total, f"{name} saw {frames} frames of {total}"
-                runs.append(seconds)
-            seconds = statistics.median(runs)
-            results.append({"reader": name, "seconds": seconds, "frames": total, "batches": batches,
-                            "frames_per_s": total / seconds, "utterances_per_s": args.utterances / seconds})
+        if args.compare_pythonpath is not None:
+            return compare_checkouts(folder, total, args)
+        results = measure_readers(folder, args, weights)
         # The checksum alone (what check_sha256 adds per epoch), timed apart from the noisy passes.
         shard_files = sorted(folder.glob("anchors-*.parquet"))
         hash_runs = []

@@ -214,6 +214,53 @@ def test_iterable_items_hold_the_stored_values(tmp_path):
     assert seen == len(rows)
 
 
+def reference_items(ds: IterableShardDataset, epoch: int, consumer: int, consumers: int) -> list[dict]:
+    """The epoch's items by the documented recipe, one row at a time: read each planned shard,
+    permute its rows with the consumer's generator, pass ``(table, row)`` through the buffer."""
+    from anchorprep.data.dataset import _shuffle_buffer
+
+    rng = np.random.default_rng([ds.seed, epoch, consumer]) if ds.shuffle else None
+
+    def rows():
+        for shard, wanted in ds.plan(epoch, consumer, consumers):
+            table = ShardTable.read(ds.source.shards[shard].path, ds._read_columns)
+            wanted = np.arange(table.num_rows) if wanted is None else wanted
+            for row in (rng.permutation(wanted) if rng is not None else wanted).tolist():
+                yield table, row
+
+    stream = _shuffle_buffer(rows(), ds.buffer_size, rng) if rng is not None and ds.buffer_size > 1 else rows()
+    return [table.item(row) for table, row in stream]
+
+
+@pytest.mark.parametrize("sizes", [[7, 3, 11, 1, 6], [0, 40, 0, 9], [300]], ids=["uneven", "empty", "one"])
+@pytest.mark.parametrize("buffer_size", [1, 5, 64])
+def test_iterable_items_follow_the_row_at_a_time_recipe(tmp_path, sizes, buffer_size):
+    write_shards(tmp_path, sizes)
+    for shuffle, world in [(True, 1), (True, 3), (False, 2)]:
+        for rank in range(world):
+            ds = IterableShardDataset(tmp_path, shuffle=shuffle, seed=11, buffer_size=buffer_size, rank=rank,
+                                      world_size=world, columns=("anchor_labels", "speaker"))
+            ds.set_epoch(4)
+            got, expected = list(ds), reference_items(ds, 4, rank, world)
+            assert [x["utt_id"] for x in got] == [x["utt_id"] for x in expected]
+            for a, b in zip(got, expected):
+                assert list(a) == list(b)
+                for key in a:
+                    assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key]
+
+
+def test_iterable_order_is_pinned(tmp_path):
+    """The order anchorprep 0.1.0 gives for this seed and epoch: a faster reader must not change it."""
+    write_shards(tmp_path, [7, 3, 11, 1, 6])
+    orders = []
+    for kwargs in ({}, {"rank": 1, "world_size": 2}):
+        ds = IterableShardDataset(tmp_path, seed=7, buffer_size=5, **kwargs)
+        ds.set_epoch(2)
+        orders.append([int(x["utt_id"][3:]) for x in ds])
+    assert orders == [[6, 0, 4, 19, 5, 18, 3, 2, 11, 12, 17, 14, 15, 16, 20, 8, 1, 13, 7, 21, 22, 26, 23, 27, 10, 24, 9, 25],
+                      [12, 19, 20, 16, 10, 15, 11, 13, 18, 17, 14, 27, 25, 21, 23]]
+
+
 def test_unshuffled_iteration_keeps_shard_order(tmp_path):
     rows = write_shards(tmp_path, [3, 4])
     ds = IterableShardDataset(tmp_path, shuffle=False)

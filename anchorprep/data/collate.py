@@ -91,13 +91,19 @@ def _pad(values: list[torch.Tensor], mask: torch.Tensor, fill, dtype: torch.dtyp
     return out.masked_scatter_(mask.view(*mask.shape, *(1,) * (flat.dim() - 1)), flat)
 
 
+def _float64(values) -> torch.Tensor:
+    if type(values) is torch.Tensor and values.dtype is torch.float64:  # a dataset item's: as it is
+        return values
+    return torch.as_tensor(values, dtype=torch.float64)
+
+
 def collate_anchors(batch: Sequence[Mapping], kernel_config: KernelConfig = None,
                     pad_target: int = IGNORE_INDEX, pad_features: float = 0.0) -> dict:
     """Pad items from `ShardDataset`/`IterableShardDataset` into a batch (see module docstring)."""
     if not batch:
         raise ValueError("cannot collate an empty batch")
     targets = [item["target"] for item in batch]
-    lengths = torch.tensor([len(t) for t in targets], dtype=torch.int64)
+    lengths = torch.tensor([t.shape[0] for t in targets], dtype=torch.int64)
     longest = int(lengths.max())
     mask = torch.arange(longest).unsqueeze(0) < lengths.unsqueeze(1)
     distances = [item["distance"] for item in batch]
@@ -111,13 +117,13 @@ def collate_anchors(batch: Sequence[Mapping], kernel_config: KernelConfig = None
     if "duration_s" in batch[0]:
         out["duration_s"] = torch.tensor([float(item["duration_s"]) for item in batch], dtype=torch.float64)
     if "anchor_times_s" in batch[0]:
-        out["anchor_times_s"] = [torch.as_tensor(item["anchor_times_s"], dtype=torch.float64) for item in batch]
+        out["anchor_times_s"] = [_float64(item["anchor_times_s"]) for item in batch]
     if "features" in batch[0]:
         features = [item["features"] for item in batch]
         out["features"] = _pad(features, mask, pad_features, features[0].dtype)
     config = _weight_config(kernel_config)
     if config is not None:
-        out["weight"] = config.weights(out["distance"]).masked_fill_(~mask, 0.0)
+        out["weight"] = config.weights(out["distance"]).mul_(mask)  # w >= 1 is finite: w * 0 == 0.0
     elif "weight" in batch[0]:  # a run from `anchorprep weights`, read with columns=("weight",)
         out["weight"] = _pad([item["weight"] for item in batch], mask, 0.0, torch.float32)
     for key in batch[0]:

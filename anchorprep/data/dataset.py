@@ -65,6 +65,7 @@ Example:
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict
 from typing import Iterator, Sequence, Union
 
@@ -80,6 +81,7 @@ from anchorprep.grid import FrameGrid
 from anchorprep.sources.audio import Channel
 
 Features = Union[str, Fbank, Extractor, None]
+_POSITION = (1 << 32) - 1  # the row-position bits of `IterableShardDataset`'s buffered ints
 
 
 class _ShardReader:
@@ -130,7 +132,9 @@ class _ShardReader:
         return table
 
     def _item(self, table: ShardTable, row: int) -> dict:
-        item = table.item(row)
+        return self._with_features(table.item(row))
+
+    def _with_features(self, item: dict) -> dict:
         if self._features is not None:
             item["features"] = self._features(item["utt_id"], item["audio_path"], item["start_s"],
                                               item["duration_s"], item["num_frames"])
@@ -171,6 +175,7 @@ class ShardDataset(_ShardReader, Dataset):
         self._max_cached = max_cached_shards
         counts = np.array([s.num_rows for s in self.source.shards], dtype=np.int64)
         self._starts = np.concatenate([[0], np.cumsum(counts)])
+        self._start_list: list[int] = self._starts.tolist()  # `locate` runs per item: bisect, not numpy
         self._cache: OrderedDict[int, ShardTable] = OrderedDict()
         self._lengths: np.ndarray | None = None
         if preload:
@@ -192,13 +197,13 @@ class ShardDataset(_ShardReader, Dataset):
 
     def locate(self, index: int) -> tuple[int, int]:
         """``(shard, row within shard)`` of dataset index ``index`` (negative counts from the end)."""
-        n = len(self)
+        n = self._start_list[-1]
         if index < 0:
             index += n
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for {n} rows")
-        shard = int(np.searchsorted(self._starts, index, side="right")) - 1
-        return shard, index - int(self._starts[shard])
+        shard = bisect_right(self._start_list, index) - 1
+        return shard, index - self._start_list[shard]
 
     def __getitem__(self, index: int) -> dict:
         shard, row = self.locate(int(index))
@@ -335,16 +340,6 @@ class IterableShardDataset(_ShardReader, IterableDataset):
         counts = [s.num_rows for s in self.source.shards]
         return split_plan(counts, self.shard_order(epoch), consumer, num_consumers)
 
-    def _rows(self, plan, rng: np.random.Generator | None) -> Iterator[tuple[ShardTable, int]]:
-        for shard, rows in plan:
-            table = self._read(shard)
-            if rows is None:
-                rows = np.arange(table.num_rows)
-            if rng is not None:
-                rows = rng.permutation(rows)
-            for row in rows.tolist():
-                yield table, row
-
     def __iter__(self) -> Iterator[dict]:
         epoch = self.epoch
         rank, world = self.ranks()
@@ -352,8 +347,30 @@ class IterableShardDataset(_ShardReader, IterableDataset):
         consumer, consumers = rank * workers + worker, world * workers
         plan = self.plan(epoch, consumer, consumers)
         rng = np.random.default_rng([self.seed, epoch, consumer]) if self.shuffle else None
-        rows = self._rows(plan, rng)
+        # The shuffle buffer holds plain ints, ``(plan step << 32) | position``, and an item is
+        # built only when its row leaves the buffer. Thousands of buffered dicts and tensors
+        # would outlive the garbage collector's young generations and make it sweep the whole
+        # heap every few thousand rows; ints are invisible to it.
+        steps: dict[int, list] = {}  # plan step -> [table, its rows in reading order, rows not yet out]
+        keys = self._row_keys(plan, rng, steps)
         if rng is not None and self.buffer_size > 1:
-            rows = _shuffle_buffer(rows, self.buffer_size, rng)
-        for table, row in rows:
-            yield self._item(table, row)
+            keys = _shuffle_buffer(keys, self.buffer_size, rng)
+        for key in keys:
+            step = key >> 32
+            entry = steps[step]
+            item = entry[0].item(entry[1][key & _POSITION])
+            entry[2] -= 1
+            if not entry[2]:
+                del steps[step]  # its last row is out: let the table go
+            yield item if self._features is None else self._with_features(item)
+
+    def _row_keys(self, plan, rng: np.random.Generator | None, steps: dict[int, list]) -> Iterator[int]:
+        for step, (shard, rows) in enumerate(plan):
+            table = self._read(shard)
+            if rows is None:
+                rows = np.arange(table.num_rows)
+            if rng is not None:
+                rows = rng.permutation(rows)
+            if len(rows):
+                steps[step] = [table, rows.tolist(), len(rows)]
+                yield from range(step << 32, (step << 32) + len(rows))

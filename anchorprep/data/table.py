@@ -56,21 +56,16 @@ def _as_tensor(array: np.ndarray) -> torch.Tensor:
 
 
 class _ListColumn:
-    """A list column as ``(offsets, values)`` (`list_column`); `row(i)` is a tensor view or a list."""
+    """A list column as ``(offsets, values)`` (`list_column`): row ``i`` is
+    ``values[offsets[i]:offsets[i + 1]]``, a tensor view (the same view as ``narrow``, through a
+    cheaper call) or a list of strings."""
 
-    __slots__ = ("offsets", "values", "numeric")
+    __slots__ = ("offsets", "values")
 
     def __init__(self, column: pa.ChunkedArray) -> None:
         offsets, values = list_column(column)
         self.offsets: list[int] = offsets.tolist()
-        self.numeric = isinstance(values, np.ndarray)
-        self.values = _as_tensor(values) if self.numeric else values
-
-    def row(self, i: int):
-        start = self.offsets[i]
-        if self.numeric:
-            return self.values.narrow(0, start, self.offsets[i + 1] - start)
-        return self.values[start:self.offsets[i + 1]]
+        self.values = _as_tensor(values) if isinstance(values, np.ndarray) else values
 
 
 class ShardTable:
@@ -90,6 +85,9 @@ class ShardTable:
                 self._lists[name] = _ListColumn(column)
             else:
                 self._scalars[name] = column.to_pylist()
+        # What `item` loops over, flattened: it runs once per row read.
+        self._scalar_items = tuple(self._scalars.items())
+        self._list_items = tuple((name, column.values, column.offsets) for name, column in self._lists.items())
 
     @classmethod
     def read(cls, path: Path, columns: Sequence[str] = ITEM_COLUMNS, use_threads: bool = True) -> "ShardTable":
@@ -112,7 +110,7 @@ class ShardTable:
 
     def item(self, i: int) -> dict:
         """Row ``i`` as a dict of Python scalars and tensor views (string lists as lists)."""
-        item = {name: values[i] for name, values in self._scalars.items()}
-        for name, column in self._lists.items():
-            item[name] = column.row(i)
+        item = {name: values[i] for name, values in self._scalar_items}
+        for name, values, offsets in self._list_items:
+            item[name] = values[offsets[i]:offsets[i + 1]]
         return item
