@@ -15,8 +15,10 @@ array tasks of the same run share it, a killed run's lock is dropped by the OS).
 
 from __future__ import annotations
 
+import csv
 import errno
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -29,7 +31,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Iterator, Protocol
 
-import pandas as pd
+import pyarrow as pa
 
 from anchorprep.errors import InputError, UsageError
 from anchorprep.pipeline.options import ExecutionOptions
@@ -149,22 +151,37 @@ class RunResult:
         return 1 if self.items_failed or self.stopped_early or failed else 0
 
 
-def inputs_fingerprint(items: pd.DataFrame) -> InputsFingerprint:
-    """Count and sha256 of the item list (columns and values, in order)."""
-    digest = hashlib.sha256(json.dumps(list(items.columns)).encode())
-    for chunk_start in range(0, len(items), 10000):
-        chunk = items.iloc[chunk_start:chunk_start + 10000]
-        digest.update(chunk.to_csv(index=False, header=False).encode())
-    return InputsFingerprint(len(items), digest.hexdigest())
+#: Rows of the item table turned into Python values at a time by the driver's columnar passes.
+ROWS_PER_PASS = 10_000
 
 
-def run_settings(job: Job, items: pd.DataFrame, shard_size: int, config: dict | None = None) -> RunSettings:
+def inputs_fingerprint(items: pa.Table) -> InputsFingerprint:
+    """Count and sha256 of the item table (columns and values, in order).
+
+    sha256 over ``json.dumps(column names)`` then every row as a CSV line: ``csv.writer`` with
+    minimal quoting and ``"\n"`` line ends (the bytes pandas' ``to_csv(index=False,
+    header=False)`` wrote when the item table was a DataFrame, so run.json files of earlier
+    runs still match on ``resume``).
+    """
+    digest = hashlib.sha256(json.dumps(items.column_names).encode())
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    for start in range(0, items.num_rows, ROWS_PER_PASS):
+        chunk = items.slice(start, ROWS_PER_PASS)
+        writer.writerows(zip(*(column.to_pylist() for column in chunk.columns)))
+        digest.update(text.getvalue().encode())
+        text.seek(0)
+        text.truncate()
+    return InputsFingerprint(items.num_rows, digest.hexdigest())
+
+
+def run_settings(job: Job, items: pa.Table, shard_size: int, config: dict | None = None) -> RunSettings:
     """The settings for run.json, manifest.json and every shard's metadata, with their hash.
 
     ``config`` is the command's effective configuration (flags and config file, minus options
     that only change how the run executes), stored so the run can be repeated.
     """
-    passthrough = [c for c in PASSTHROUGH_COLUMNS if c in items.columns]
+    passthrough = [c for c in PASSTHROUGH_COLUMNS if c in items.column_names]
     return RunSettings.build(job.command, job.settings(), inputs_fingerprint(items), shard_size, passthrough, config)
 
 
@@ -270,7 +287,7 @@ def _folder_error(out: Path, exc: OSError) -> UsageError:
     return UsageError(f"cannot write to `out` {out}: {exc.strerror or exc} ({where})")
 
 
-def duplicate_rows(items: pd.DataFrame) -> dict[int, int]:
+def duplicate_rows(items: pa.Table) -> dict[int, int]:
     """``{input row: first input row with the same utt_id}`` for every repeat of a utt_id.
 
     Columnar: Arrow's dense rank gives equal ids equal numbers (a sort of row indices; Arrow's
@@ -278,20 +295,21 @@ def duplicate_rows(items: pd.DataFrame) -> dict[int, int]:
     ids become Python objects, whatever the number of items.
     """
     import numpy as np
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if len(items) < 2:
+    from anchorprep.sources.arrow import numeric_array, numpy_values
+
+    if items.num_rows < 2:
         return {}
-    utt_ids = pa.Table.from_pandas(items[["utt_id"]], preserve_index=False).column(0)  # Arrow's own chunks
-    ranks = pc.rank(utt_ids, tiebreaker="dense").to_numpy()
+    utt_ids = items.column("utt_id")
+    ranks = numpy_values(pc.rank(utt_ids, tiebreaker="dense"))
     if ranks.max() == len(ranks):  # every id distinct
         return {}
     ranks = ranks.astype(np.intp)
     rows = np.flatnonzero(np.bincount(ranks)[ranks] > 1).tolist()
     first: dict[str, int] = {}
     repeats = {}
-    for row, utt_id in zip(rows, items["utt_id"].iloc[rows].tolist()):
+    for row, utt_id in zip(rows, utt_ids.take(numeric_array(rows, pa.int64())).to_pylist()):
         if utt_id in first:
             repeats[row] = first[utt_id]
         else:
@@ -299,23 +317,24 @@ def duplicate_rows(items: pd.DataFrame) -> dict[int, int]:
     return repeats
 
 
-def shard_records(items: pd.DataFrame, start: int, stop: int, repeats: dict[int, int]) -> list[dict]:
+def shard_records(items: pa.Table, start: int, stop: int, repeats: dict[int, int]) -> list[dict]:
     """Input rows ``[start, stop)`` as the items a shard processes: each row's columns plus
     ``_row`` (its input row number) and ``_duplicate_of`` (the first row of a repeated utt_id, as
     text, else "")."""
-    records = items.iloc[start:stop].to_dict("records")
+    records = items.slice(start, max(0, stop - start)).to_pylist()
     for row, record in enumerate(records, start):
         record["_row"] = row
         record["_duplicate_of"] = str(repeats[row]) if row in repeats else ""
     return records
 
 
-def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, config: dict | None = None) -> RunResult:
-    """Run ``job`` over ``items`` into ``options.out_dir``; assemble the manifest when complete."""
+def run(job: Job, items: pa.Table, options: RunOptions, progress=None, config: dict | None = None) -> RunResult:
+    """Run ``job`` over ``items`` (an item table, `anchorprep.sources.items`) into
+    ``options.out_dir``; assemble the manifest when complete."""
     started = time.monotonic()
     out = location(options.out_dir)
     settings = run_settings(job, items, options.shard_size, config)
-    count = shard_count(len(items), options.shard_size)
+    count = shard_count(items.num_rows, options.shard_size)
     mine = [i for i in range(count) if options.num_shards is None or i % options.num_shards == options.shard_index]
     # One process per shard at most: a pool forks all its workers up front.
     workers = max(1, min(options.workers, len(mine)))

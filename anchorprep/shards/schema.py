@@ -9,6 +9,8 @@ from operator import methodcaller
 import numpy as np
 import pyarrow as pa
 
+from anchorprep.sources.arrow import NUMPY_TYPES, numeric_array, string_array
+
 SCHEMA_VERSION = 1
 METADATA_KEY = b"anchorprep"
 PASSTHROUGH_COLUMNS = ("speaker", "text", "split")
@@ -67,14 +69,11 @@ def _list_array(values: list, dtype: pa.DataType) -> pa.Array:
                             f"{MAX_LIST_VALUES} per column: write fewer rows per shard")
     offsets = offsets.astype(np.int32)
     if pa.types.is_string(dtype):
-        flat = pa.array(list(chain.from_iterable(values)), type=dtype)
+        flat = string_array(list(chain.from_iterable(values)))
     else:
         flat_np = np.concatenate(values) if values else np.zeros(0)
-        flat = pa.array(flat_np.astype(_NUMPY_TYPES[dtype], copy=False), type=dtype)
-    return pa.ListArray.from_arrays(pa.array(offsets), flat, type=pa.list_(dtype))
-
-
-_NUMPY_TYPES = {dtype: dtype.to_pandas_dtype() for dtype in LIST_COLUMNS.values() if not pa.types.is_string(dtype)}
+        flat = numeric_array(flat_np.astype(NUMPY_TYPES[dtype], copy=False), dtype)
+    return pa.ListArray.from_arrays(numeric_array(offsets, pa.int32()), flat, type=pa.list_(dtype))
 
 
 def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
@@ -84,6 +83,10 @@ def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
         values = list(map(methodcaller("get", field.name), rows))
         if field.name in LIST_COLUMNS:
             columns.append(_list_array(values, LIST_COLUMNS[field.name]))
+        elif pa.types.is_string(field.type):
+            columns.append(string_array(values))
+        elif field.type in NUMPY_TYPES and not field.nullable:
+            columns.append(numeric_array(values, field.type))
         else:
             columns.append(pa.array(values, type=field.type))
     return pa.Table.from_arrays(columns, schema=schema)
