@@ -425,3 +425,74 @@ def test_a_manifest_read_in_chunks_equals_it_read_at_once(tmp_path, monkeypatch,
         assert chunked.to_pylist() == whole.to_pylist()
         assert chunked.schema == whole.schema
     assert len(whole) >= 3 and all(isinstance(v, str) for r in whole.to_pylist() for v in r.values())
+
+
+CSV_CASES = [  # (file text, the table pandas' read_csv made of it and read_manifest still makes)
+    ("a,b,c\n1,2\n", {"a": ["1"], "b": ["2"], "c": [""]}),  # short rows padded
+    ("a,b\n1,2\n\n  \n3,4\n", {"a": ["1", "3"], "b": ["2", "4"]}),  # blank and whitespace-only lines
+    ("a\n1\n  \n\n3\n", {"a": ["1", "3"]}),
+    ('a\n""\n\nx\n', {"a": ["", "x"]}),
+    ("a,,a\n1,2,3\n", {"a": ["1"], "Unnamed: 1": ["2"], "a.1": ["3"]}),  # pandas' column names
+    ("a,a,a.1\n1,2,3\n", {"a": ["1"], "a.2": ["2"], "a.1": ["3"]}),
+    ("a,b,\n1,2,\n", {"a": ["1"], "b": ["2"], "Unnamed: 2": [""]}),
+    ('a,b\nx"y,"p"q\n', {"a": ['x"y'], "b": ["pq"]}),
+    ('a,b\r\n1,2\r\n\r\n3,"x\r\ny"\r\n', {"a": ["1", "3"], "b": ["2", "x\r\ny"]}),
+    ("a,b\r1,2\r3,4", {"a": ["1", "3"], "b": ["2", "4"]}),
+    ("\ufeff\"utt_id\",b\n1,2\n", {"utt_id": ["1"], "b": ["2"]}),
+    ("a , b\n 1 , 2 \n", {"a": [" 1 "], "b": [" 2 "]}),
+    ("a,b\nnan,NA\nNULL,#N/A\n007,1e3\n", {"a": ["nan", "NULL", "007"], "b": ["NA", "#N/A", "1e3"]}),
+    ("a,b\n", {"a": [], "b": []}),
+    ("a,b\n" + "1,2\n" * 30_000 + "3\n", {"a": ["1"] * 30_000 + ["3"], "b": ["2"] * 30_000 + [""]}),  # late short row
+]
+
+
+@pytest.mark.parametrize("text, expected", CSV_CASES)
+def test_csv_manifests_read_as_pandas_read_them(tmp_path, text, expected):
+    """Arrow's CSV reader (or Python's csv module for short rows and one-column files) gives the
+    table pandas' read_csv(dtype=str, keep_default_na=False) gave."""
+    import pandas as pd
+
+    path = tmp_path / "m.csv"
+    path.write_bytes(text.encode("utf-8"))
+    table = read_manifest(path, required=())
+    assert table.to_pydict() == expected
+    assert all(str(t) == "string" for t in table.schema.types)
+    before = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    before.columns = [str(c).strip() for c in before.columns]
+    assert before.fillna("").to_dict("list") == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a,b\n1,2,3\n", "data row 1 has 3 cells, the header 2"),  # pandas made column a the index, shifting b
+    ("a,b\n1,2,\n3,4,\n", "data row 1 has 3 cells, the header 2"),
+    ("a,b\n" + "1,2\n" * 30_000 + "3,4,5\n", "data row 30001 has 3 cells"),
+    ('utt_id,alignment_path\n"u1,a.TextGrid\n', "a quoted cell is never closed"),
+    ('utt_id,alignment_path\nu1,"a.TextGrid', "a quoted cell is never closed"),
+    ("", "cannot read manifest"),
+])
+def test_csv_manifests_pandas_misread_or_refused_are_usage_errors(tmp_path, text, message):
+    path = tmp_path / "m.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    with pytest.raises(UsageError, match=message):
+        read_manifest(path, required=())
+
+
+@pytest.mark.parametrize("values", [[], ["a"], ["", None, "é", "日本🎉", "x" * 1000], [None, None]])
+def test_arrow_arrays_from_buffers_equal_pyarrow_array(values):
+    import numpy as np
+    import pyarrow as pa
+
+    from anchorprep.sources.arrow import numeric_array, numpy_values, string_array
+
+    built = string_array(values)
+    assert built.equals(pa.array(values, pa.string())) and built.null_count == values.count(None)
+    built.validate(full=True)
+    for dtype in (pa.int16(), pa.int32(), pa.int64(), pa.float64(), pa.float32()):
+        numbers = list(range(len(values)))
+        assert numeric_array(numbers, dtype).equals(pa.array(numbers, dtype))
+        assert numeric_array(np.array(numbers), dtype).equals(pa.array(numbers, dtype))
+        assert numpy_values(numeric_array(numbers, dtype)[1:]).tolist() == numbers[1:]
+    with pytest.raises(OverflowError):
+        numeric_array([40_000], pa.int16())
+    with pytest.raises(UnicodeEncodeError):
+        string_array(["\udce9"])
