@@ -443,6 +443,7 @@ CSV_CASES = [  # (file text, the table pandas' read_csv made of it and read_mani
     ("a,b\nnan,NA\nNULL,#N/A\n007,1e3\n", {"a": ["nan", "NULL", "007"], "b": ["NA", "#N/A", "1e3"]}),
     ("a,b\n", {"a": [], "b": []}),
     ("a,b\n" + "1,2\n" * 30_000 + "3\n", {"a": ["1"] * 30_000 + ["3"], "b": ["2"] * 30_000 + [""]}),  # late short row
+    ('a,b\n1,"' + "x\n" * 100_000 + '"\n2,y\n', {"a": ["1", "2"], "b": ["x\n" * 100_000, "y"]}),  # a cell > a block
 ]
 
 

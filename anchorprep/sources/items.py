@@ -133,7 +133,7 @@ def concat_text_tables(tables: list["pa.Table"]) -> "pa.Table":
         tables = [pa.table({name: table[name] if name in table.column_names
                             else string_array([""] * table.num_rows) for name in names})
                   for table in tables]
-    return pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]  # no copy: the chunks stay
 
 
 def _resolve_paths(table: "pa.Table", base: Path) -> "pa.Table":
@@ -141,11 +141,21 @@ def _resolve_paths(table: "pa.Table", base: Path) -> "pa.Table":
     from anchorprep.sources.arrow import string_array
 
     for column in PATH_COLUMNS:
-        if column in table.column_names:
+        if column in table.column_names and _has_relative_values(table[column]):
             index = table.column_names.index(column)
             resolved = string_array([join(base, value) for value in table[column].to_pylist()])
             table = table.set_column(index, column, resolved)
     return table
+
+
+def _has_relative_values(column) -> bool:
+    """Whether some value is neither empty nor an absolute POSIX path (so `join` may change it);
+    columnar, so a manifest of absolute paths is not turned into Python strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    relative = pc.and_(pc.invert(pc.starts_with(column, "/")), pc.cast(pc.binary_length(column), pa.bool_()))
+    return bool(pc.any(relative).as_py())
 
 
 def _sniff_manifest(data: bytes) -> str:
@@ -180,14 +190,20 @@ def _read_chunks(source, fmt: str, where: str) -> Iterator["pa.Table"]:
         raise UsageError(f"{where}: cannot read manifest: {message}") from None
 
 
-_ROW_LENGTH = re.compile(r"Expected \d+ columns, got \d+")
+#: Bytes Arrow's CSV reader parses at a time. Small: the parse buffers of every block stay in
+#: the allocator after they are freed, so the driver's peak grows with the block (1 MiB blocks
+#: cost ~20 MB more than 64 KiB ones at 281k rows).
+CSV_BLOCK_BYTES = 1 << 16
+#: Arrow errors that `_python_csv_tables` reads past: a row of another length than the header,
+#: a row longer than `CSV_BLOCK_BYTES`.
+_ARROW_CSV_REFUSALS = re.compile(r"Expected \d+ columns, got \d+|straddling object")
 
 
 def _csv_tables(source, delimiter: str, where: str) -> list["pa.Table"]:
     """A CSV/TSV as text tables, Arrow's CSV reader streaming it block by block.
 
     A file Arrow refuses for a row whose length differs from the header's (a short row, a
-    whitespace-only line), or one with a single column (where Arrow would keep a
+    whitespace-only line) or for a row longer than a block, or one with a single column (where Arrow would keep a
     whitespace-only line as a row), is read by `_python_csv_tables` instead, which skips such
     lines and pads short rows as pandas did. Both parsers accept a quoted cell left open at the
     end of the file; pandas refused it, and so does `_require_closed_quote`.
@@ -202,30 +218,51 @@ def _csv_tables(source, delimiter: str, where: str) -> list["pa.Table"]:
             source.seek(0)
         convert = pacsv.ConvertOptions(column_types=column_types or {}, strings_can_be_null=False)
         return pacsv.open_csv(source if isinstance(source, io.BytesIO) else os.fspath(source),
-                              parse_options=parse, convert_options=convert)
+                              read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), parse_options=parse,
+                              convert_options=convert)
 
     try:
-        # The first block names the columns; the second reader then reads every column as text.
-        try:
-            names = reader().schema.names
-        except UnicodeDecodeError:
-            raise UsageError(f"{where}: manifest is not UTF-8 (its header); re-encode it as UTF-8") from None
-        if len(names) == 1:
+        names = _python_csv_header(source, delimiter)
+        if len(names) < 2:
             tables = _python_csv_tables(source, delimiter, where)
         else:
+            batches = reader({name: pa.string() for name in names})
+            if batches.schema.names != names or any(t != pa.string() for t in batches.schema.types):
+                # Arrow read another header than Python's csv module: take its names from a first pass.
+                try:
+                    names = reader().schema.names
+                except UnicodeDecodeError:
+                    raise UsageError(f"{where}: manifest is not UTF-8 (its header); re-encode it as UTF-8") from None
+                batches = reader({name: pa.string() for name in names})
             header = _manifest_names(names)
             # Kept until the whole file is read: a short row late in the file means reading it again.
-            tables = [pa.Table.from_batches([batch]).rename_columns(header)
-                      for batch in reader({name: pa.string() for name in names}) if batch.num_rows]
+            tables = [pa.Table.from_batches([batch]).rename_columns(header) for batch in batches if batch.num_rows]
             tables = tables or [pa.Table.from_batches([], pa.schema([(name, pa.string()) for name in header]))]
     except pa.ArrowInvalid as exc:
-        if not _ROW_LENGTH.search(str(exc)):
+        if not _ARROW_CSV_REFUSALS.search(str(exc)):
             raise
         return _python_csv_tables(source, delimiter, where)
     last = tables[-1]
     if last.num_rows:
         _require_closed_quote(source, last.column(last.num_columns - 1)[-1].as_py(), where)
     return tables
+
+
+def _python_csv_header(source, delimiter: str) -> list[str]:
+    """The first non-blank row as Python's csv module reads it (the column names Arrow's reader
+    is told to read as text); [] for an empty file."""
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+        stream = io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
+    else:
+        stream = open(source, encoding="utf-8-sig", newline="")
+    try:
+        return next((row for row in csv.reader(stream, delimiter=delimiter) if row), [])
+    finally:
+        if isinstance(source, io.BytesIO):
+            stream.detach()
+        else:
+            stream.close()
 
 
 def _require_closed_quote(source, last_cell: str, where: str) -> None:
@@ -257,6 +294,7 @@ def _python_csv_tables(source, delimiter: str, where: str) -> list["pa.Table"]:
     else:
         stream = open(source, encoding="utf-8-sig", newline="")
     tables = []
+    limit = csv.field_size_limit(2**31 - 1)  # pandas had no cell size limit (the module's default: 128 KiB)
     try:
         rows = (row for row in csv.reader(stream, delimiter=delimiter)
                 if row and not (len(row) == 1 and row[0] and not row[0].strip()))
@@ -278,6 +316,7 @@ def _python_csv_tables(source, delimiter: str, where: str) -> list["pa.Table"]:
         if row:
             _require_closed_quote(source, row[-1], where)
     finally:
+        csv.field_size_limit(limit)
         if isinstance(source, io.BytesIO):
             stream.detach()  # leave the caller's buffer open
         else:
