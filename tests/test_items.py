@@ -497,3 +497,35 @@ def test_arrow_arrays_from_buffers_equal_pyarrow_array(values):
         numeric_array([40_000], pa.int16())
     with pytest.raises(UnicodeEncodeError):
         string_array(["\udce9"])
+
+
+@pytest.mark.parametrize("name", [*CHUNKED_MANIFESTS, "big.csv"])
+def test_a_spilled_manifest_reads_back_as_the_table(tmp_path, monkeypatch, name):
+    """`SpilledItems` (what runs hold): the same rows, slices, columns, fingerprint and repeats as
+    the in-memory table, and no file left in the temporary folder."""
+    import random
+    import tempfile
+
+    import anchorprep.sources.items as items
+    from anchorprep.pipeline.runner import duplicate_rows, inputs_fingerprint
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    path = tmp_path / name
+    if name == "big.csv":
+        path.write_text("utt_id,alignment_path,x\n" + "".join(f"u{i % 9000},a{i}.TextGrid,{i}\n" for i in range(20_000)))
+    else:
+        path.write_text(CHUNKED_MANIFESTS[name], encoding="utf-8", newline="")
+    monkeypatch.setattr(items, "MANIFEST_CHUNK_ROWS", 2)  # JSONL keys first seen in a later chunk
+    monkeypatch.setattr(items.SpilledItems, "BATCH_ROWS", 3 if name != "big.csv" else 1000)
+    whole = read_manifest(path, required=())
+    spilled = read_manifest(path, required=(), spill=True)
+    assert spilled.num_rows == whole.num_rows and spilled.column_names == whole.column_names
+    assert spilled.slice(0, whole.num_rows).equals(whole) and spilled.column("utt_id").equals(whole.column("utt_id"))
+    rng = random.Random(0)
+    for _ in range(50):
+        start, length = rng.randrange(whole.num_rows + 1), rng.randrange(whole.num_rows + 2)
+        assert spilled.slice(start, length).to_pylist() == whole.slice(start, length).to_pylist()
+    assert inputs_fingerprint(spilled) == inputs_fingerprint(whole)
+    assert duplicate_rows(spilled) == duplicate_rows(whole)
+    assert not list((tmp_path / "tmp").iterdir())

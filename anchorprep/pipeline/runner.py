@@ -29,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
 
 import pyarrow as pa
 
@@ -43,6 +43,9 @@ from anchorprep.shards.run import (
 )
 from anchorprep.shards.schema import MAX_LIST_VALUES
 from anchorprep.storage import Location, file_stamp, location
+
+if TYPE_CHECKING:
+    from anchorprep.sources.items import SpilledItems
 
 DASK_INSTALL_HINT = "pip install 'anchorprep[dask]'  (or: pip install 'dask[distributed]')"
 
@@ -151,11 +154,12 @@ class RunResult:
         return 1 if self.items_failed or self.stopped_early or failed else 0
 
 
-#: Rows of the item table turned into Python values at a time by the driver's columnar passes.
-ROWS_PER_PASS = 10_000
+#: Rows of the item table turned into Python values at a time by the driver's columnar passes
+#: (`anchorprep.sources.items.SpilledItems.BATCH_ROWS`: one batch of a spilled table).
+ROWS_PER_PASS = 4096
 
 
-def inputs_fingerprint(items: pa.Table) -> InputsFingerprint:
+def inputs_fingerprint(items: "pa.Table | SpilledItems") -> InputsFingerprint:
     """Count and sha256 of the item table (columns and values, in order).
 
     sha256 over ``json.dumps(column names)`` then every row as a CSV line: ``csv.writer`` with
@@ -175,7 +179,7 @@ def inputs_fingerprint(items: pa.Table) -> InputsFingerprint:
     return InputsFingerprint(items.num_rows, digest.hexdigest())
 
 
-def run_settings(job: Job, items: pa.Table, shard_size: int, config: dict | None = None) -> RunSettings:
+def run_settings(job: Job, items: "pa.Table | SpilledItems", shard_size: int, config: dict | None = None) -> RunSettings:
     """The settings for run.json, manifest.json and every shard's metadata, with their hash.
 
     ``config`` is the command's effective configuration (flags and config file, minus options
@@ -287,37 +291,43 @@ def _folder_error(out: Path, exc: OSError) -> UsageError:
     return UsageError(f"cannot write to `out` {out}: {exc.strerror or exc} ({where})")
 
 
-def duplicate_rows(items: pa.Table) -> dict[int, int]:
+def duplicate_rows(items: "pa.Table | SpilledItems") -> dict[int, int]:
     """``{input row: first input row with the same utt_id}`` for every repeat of a utt_id.
 
-    Columnar: Arrow's dense rank gives equal ids equal numbers (a sort of row indices; Arrow's
-    hash kernels would cost ~160 bytes of resident memory per item), so only the rows of repeated
-    ids become Python objects, whatever the number of items.
+    Columnar and small: a 64-bit hash per row (`ROWS_PER_PASS` ids become Python strings at a
+    time), sorted to find the hashes that occur more than once; only the rows holding those
+    (repeats, and the rare hash collision) are compared by their text. About 17 bytes of
+    transient memory per item, whatever the length of the ids.
     """
     import numpy as np
-    import pyarrow.compute as pc
 
-    from anchorprep.sources.arrow import numeric_array, numpy_values
-
-    if items.num_rows < 2:
+    count = items.num_rows
+    if count < 2:
         return {}
-    utt_ids = items.column("utt_id")
-    ranks = numpy_values(pc.rank(utt_ids, tiebreaker="dense"))
-    if ranks.max() == len(ranks):  # every id distinct
+    hashes = np.empty(count, dtype=np.int64)
+    for start in range(0, count, ROWS_PER_PASS):
+        ids = items.slice(start, ROWS_PER_PASS).column("utt_id").to_pylist()
+        hashes[start:start + len(ids)] = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+    ordered = np.sort(hashes)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    del ordered
+    if not len(repeated):
         return {}
-    ranks = ranks.astype(np.intp)
-    rows = np.flatnonzero(np.bincount(ranks)[ranks] > 1).tolist()
+    candidates = np.flatnonzero(np.isin(hashes, repeated))
     first: dict[str, int] = {}
     repeats = {}
-    for row, utt_id in zip(rows, utt_ids.take(numeric_array(rows, pa.int64())).to_pylist()):
-        if utt_id in first:
-            repeats[row] = first[utt_id]
-        else:
-            first[utt_id] = row
+    for start in np.unique(candidates // ROWS_PER_PASS * ROWS_PER_PASS).tolist():
+        ids = items.slice(start, ROWS_PER_PASS).column("utt_id").to_pylist()
+        for row in candidates[(candidates >= start) & (candidates < start + ROWS_PER_PASS)].tolist():
+            utt_id = ids[row - start]
+            if utt_id in first:
+                repeats[row] = first[utt_id]
+            else:
+                first[utt_id] = row
     return repeats
 
 
-def shard_records(items: pa.Table, start: int, stop: int, repeats: dict[int, int]) -> list[dict]:
+def shard_records(items: "pa.Table | SpilledItems", start: int, stop: int, repeats: dict[int, int]) -> list[dict]:
     """Input rows ``[start, stop)`` as the items a shard processes: each row's columns plus
     ``_row`` (its input row number) and ``_duplicate_of`` (the first row of a repeated utt_id, as
     text, else "")."""
@@ -328,9 +338,10 @@ def shard_records(items: pa.Table, start: int, stop: int, repeats: dict[int, int
     return records
 
 
-def run(job: Job, items: pa.Table, options: RunOptions, progress=None, config: dict | None = None) -> RunResult:
-    """Run ``job`` over ``items`` (an item table, `anchorprep.sources.items`) into
-    ``options.out_dir``; assemble the manifest when complete."""
+def run(job: Job, items: "pa.Table | SpilledItems", options: RunOptions, progress=None, config: dict | None = None) -> RunResult:
+    """Run ``job`` over ``items`` (an item table or a `SpilledItems`, `anchorprep.sources.items`)
+    into ``options.out_dir``; assemble the manifest when complete. The driver turns one shard's
+    rows into item dicts at a time (`shard_records`)."""
     started = time.monotonic()
     out = location(options.out_dir)
     settings = run_settings(job, items, options.shard_size, config)

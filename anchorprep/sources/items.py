@@ -25,7 +25,7 @@ import os
 import re
 import sys
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Iterator, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Union
 
 from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.alignments.formats import is_ctm
@@ -56,8 +56,9 @@ STDIN = "-"
 
 
 def read_manifest(
-    path: PathLike, required: tuple[str, ...] = ("utt_id",), *, manifest_format: str | None = None
-) -> "pa.Table":
+    path: PathLike, required: tuple[str, ...] = ("utt_id",), *, manifest_format: str | None = None,
+    spill: bool = False,
+) -> "pa.Table | SpilledItems":
     """Read a manifest into an item table (a ``pyarrow.Table`` of string columns, "" for
     missing); resolve relative paths.
 
@@ -77,7 +78,9 @@ def read_manifest(
 
     The manifest is read in blocks (`MANIFEST_CHUNK_ROWS` rows at a time where rows become
     Python values), each turned into Arrow text columns before the next is read, so a
-    million-row manifest never exists as one Python object per cell.
+    million-row manifest never exists as one Python object per cell. With `spill`, the blocks go
+    to a temporary file as they are read (`SpilledItems`: what runs use, so the driver's memory
+    does not grow with the manifest).
     """
     from_stdin = os.fspath(path) == STDIN
     if manifest_format is not None and manifest_format not in MANIFEST_FORMATS.values():
@@ -97,7 +100,8 @@ def read_manifest(
         where, base = str(path), path.parent.resolve()
         # One GET for object storage (relative paths inside resolve against its URL).
         source = io.BytesIO(_read_input(path, "manifest")) if isinstance(path, StoragePath) else path
-    table = concat_text_tables([_resolve_paths(chunk, base) for chunk in _read_chunks(source, fmt, where)])
+    chunks = (_resolve_paths(chunk, base) for chunk in _read_chunks(source, fmt, where))
+    table = SpilledItems(chunks) if spill else concat_text_tables(list(chunks))
     missing = [c for c in required if c not in table.column_names]
     if missing:
         raise UsageError(f"{where}: manifest lacks column(s) {', '.join(missing)}; it has {', '.join(table.column_names)}")
@@ -134,6 +138,94 @@ def concat_text_tables(tables: list["pa.Table"]) -> "pa.Table":
                             else string_array([""] * table.num_rows) for name in names})
                   for table in tables]
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]  # no copy: the chunks stay
+
+
+class SpilledItems:
+    """An item table kept in an unlinked temporary Arrow IPC file, read back a slice at a time.
+
+    What a run's driver holds instead of the table (`spill=True` of the discovery functions):
+    the chunks are written as they are read, so the driver's memory does not grow with the
+    number of items. Offers the table methods the runner uses: `num_rows`, `column_names`,
+    `slice` and `column` (each returning in-memory Arrow data).
+    """
+
+    #: Rows per record batch of the file (a shard's slice reads the batches it overlaps).
+    BATCH_ROWS = 4096
+
+    def __init__(self, chunks: Iterable["pa.Table"]) -> None:
+        import tempfile
+
+        import numpy as np
+        import pyarrow as pa
+
+        chunks = iter(chunks)
+        handle, path = tempfile.mkstemp(prefix="anchorprep-items-", suffix=".arrow")
+        os.close(handle)
+        try:
+            starts, rows, late = self._write(path, chunks)
+            if late is not None:  # a JSONL key first seen late: join in memory, then write again
+                with pa.OSFile(path, "rb") as written:
+                    table = concat_text_tables([pa.ipc.open_file(written).read_all(), late, *chunks])
+                starts, rows, _ = self._write(path, iter([table]))
+            self._file = pa.OSFile(path, "rb")
+        finally:
+            os.unlink(path)  # the open file stays readable; nothing is left behind
+        self._reader = pa.ipc.open_file(self._file)
+        self.schema = self._reader.schema
+        self.num_rows = rows
+        self._starts = np.array(starts + [rows], dtype=np.int64)
+
+    @classmethod
+    def _write(cls, path: str, chunks: Iterator["pa.Table"]):
+        """Write chunks until one has other columns than the first: (batch starts, rows, that chunk)."""
+        import pyarrow as pa
+
+        writer, starts, rows, late, names = None, [], 0, None, None
+        with pa.OSFile(path, "wb") as sink:
+            for chunk in chunks:
+                if writer is None:
+                    writer, names = pa.ipc.new_file(sink, chunk.schema), chunk.column_names
+                elif chunk.column_names != names:
+                    late = chunk
+                    break
+                for batch in chunk.to_batches(max_chunksize=cls.BATCH_ROWS):
+                    writer.write_batch(batch)
+                    starts.append(rows)
+                    rows += batch.num_rows
+            if writer is None:
+                writer = pa.ipc.new_file(sink, pa.schema([]))
+            writer.close()
+        return starts, rows, late
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.schema.names
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def slice(self, offset: int = 0, length: int | None = None) -> "pa.Table":
+        """Rows ``[offset, offset + length)`` as an in-memory table (``pa.Table.slice``)."""
+        import numpy as np
+        import pyarrow as pa
+
+        stop = self.num_rows if length is None else min(self.num_rows, offset + length)
+        if stop <= offset:
+            return self.schema.empty_table()
+        first = int(np.searchsorted(self._starts, offset, side="right")) - 1
+        last = int(np.searchsorted(self._starts, stop, side="left"))
+        table = pa.Table.from_batches([self._reader.get_batch(i) for i in range(first, last)], self.schema)
+        return table.slice(offset - int(self._starts[first]), stop - offset)
+
+    def column(self, name: str) -> "pa.ChunkedArray":
+        """One column, whole, in memory (read without the other columns' buffers)."""
+        import pyarrow as pa
+
+        self._file.seek(0)
+        options = pa.ipc.IpcReadOptions(included_fields=[self.schema.get_field_index(name)])
+        reader = pa.ipc.open_file(self._file, options=options)
+        return pa.chunked_array([reader.get_batch(i).column(0) for i in range(reader.num_record_batches)],
+                                self.schema.field(name).type)
 
 
 def _resolve_paths(table: "pa.Table", base: Path) -> "pa.Table":
@@ -199,14 +291,15 @@ CSV_BLOCK_BYTES = 1 << 16
 _ARROW_CSV_REFUSALS = re.compile(r"Expected \d+ columns, got \d+|straddling object")
 
 
-def _csv_tables(source, delimiter: str, where: str) -> list["pa.Table"]:
+def _csv_tables(source, delimiter: str, where: str) -> Iterator["pa.Table"]:
     """A CSV/TSV as text tables, Arrow's CSV reader streaming it block by block.
 
-    A file Arrow refuses for a row whose length differs from the header's (a short row, a
-    whitespace-only line) or for a row longer than a block, or one with a single column (where Arrow would keep a
-    whitespace-only line as a row), is read by `_python_csv_tables` instead, which skips such
-    lines and pads short rows as pandas did. Both parsers accept a quoted cell left open at the
-    end of the file; pandas refused it, and so does `_require_closed_quote`.
+    When Arrow refuses a row whose length differs from the header's (a short row, a
+    whitespace-only line) or a row longer than a block, `_python_csv_tables` reads on from that
+    row (skipping such lines and padding short rows as pandas did); a file with a single column
+    (where Arrow would keep a whitespace-only line as a row) is read by it whole. Both parsers
+    accept a quoted cell left open at the end of the file; pandas refused it, and so does
+    `_require_closed_quote`.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -221,31 +314,35 @@ def _csv_tables(source, delimiter: str, where: str) -> list["pa.Table"]:
                               read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), parse_options=parse,
                               convert_options=convert)
 
+    names = _python_csv_header(source, delimiter)
+    if len(names) < 2:
+        yield from _python_csv_tables(source, delimiter, where)
+        return
+    done, last = 0, None
     try:
-        names = _python_csv_header(source, delimiter)
-        if len(names) < 2:
-            tables = _python_csv_tables(source, delimiter, where)
-        else:
+        batches = reader({name: pa.string() for name in names})
+        if batches.schema.names != names or any(t != pa.string() for t in batches.schema.types):
+            # Arrow read another header than Python's csv module: take its names from a first pass.
+            try:
+                names = reader().schema.names
+            except UnicodeDecodeError:
+                raise UsageError(f"{where}: manifest is not UTF-8 (its header); re-encode it as UTF-8") from None
             batches = reader({name: pa.string() for name in names})
-            if batches.schema.names != names or any(t != pa.string() for t in batches.schema.types):
-                # Arrow read another header than Python's csv module: take its names from a first pass.
-                try:
-                    names = reader().schema.names
-                except UnicodeDecodeError:
-                    raise UsageError(f"{where}: manifest is not UTF-8 (its header); re-encode it as UTF-8") from None
-                batches = reader({name: pa.string() for name in names})
-            header = _manifest_names(names)
-            # Kept until the whole file is read: a short row late in the file means reading it again.
-            tables = [pa.Table.from_batches([batch]).rename_columns(header) for batch in batches if batch.num_rows]
-            tables = tables or [pa.Table.from_batches([], pa.schema([(name, pa.string()) for name in header]))]
+        header = _manifest_names(names)
+        for batch in batches:
+            if batch.num_rows:
+                last = pa.Table.from_batches([batch]).rename_columns(header)
+                yield last
+                done += batch.num_rows
     except pa.ArrowInvalid as exc:
         if not _ARROW_CSV_REFUSALS.search(str(exc)):
             raise
-        return _python_csv_tables(source, delimiter, where)
-    last = tables[-1]
-    if last.num_rows:
+        yield from _python_csv_tables(source, delimiter, where, skip=done)
+        return
+    if last is None:
+        yield pa.Table.from_batches([], pa.schema([(name, pa.string()) for name in header]))
+    else:
         _require_closed_quote(source, last.column(last.num_columns - 1)[-1].as_py(), where)
-    return tables
 
 
 def _python_csv_header(source, delimiter: str) -> list[str]:
@@ -284,16 +381,15 @@ def _require_closed_quote(source, last_cell: str, where: str) -> None:
                          "followed by the rest of the file)")
 
 
-def _python_csv_tables(source, delimiter: str, where: str) -> list["pa.Table"]:
-    """The CSV read by Python's csv module, `MANIFEST_CHUNK_ROWS` rows at a time: blank and
-    whitespace-only lines skipped, short rows padded with "", a row longer than the header a
-    `UsageError`."""
+def _python_csv_tables(source, delimiter: str, where: str, skip: int = 0) -> Iterator["pa.Table"]:
+    """The CSV read by Python's csv module, `MANIFEST_CHUNK_ROWS` rows at a time, from data row
+    ``skip`` on: blank and whitespace-only lines skipped, short rows padded with "", a row longer
+    than the header a `UsageError`."""
     if isinstance(source, io.BytesIO):
         source.seek(0)
         stream = io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
     else:
         stream = open(source, encoding="utf-8-sig", newline="")
-    tables = []
     limit = csv.field_size_limit(2**31 - 1)  # pandas had no cell size limit (the module's default: 128 KiB)
     try:
         rows = (row for row in csv.reader(stream, delimiter=delimiter)
@@ -302,17 +398,19 @@ def _python_csv_tables(source, delimiter: str, where: str) -> list["pa.Table"]:
         if not header:
             raise UsageError(f"{where}: cannot read manifest: no columns in the first line")
         chunk: list[list[str]] = []
-        row = []
+        row, produced = [], False
         for number, row in enumerate(rows, 1):
             if len(row) > len(header):
                 raise UsageError(f"{where}: cannot read manifest: data row {number} has {len(row)} cells, "
                                  f"the header {len(header)}")
+            if number <= skip:
+                continue
             chunk.append(row + [""] * (len(header) - len(row)))
             if len(chunk) == MANIFEST_CHUNK_ROWS:
-                tables.append(_rows_table(chunk, header))
-                chunk = []
-        if chunk or not tables:
-            tables.append(_rows_table(chunk, header))
+                yield _rows_table(chunk, header)
+                chunk, produced = [], True
+        if chunk or not (produced or skip):
+            yield _rows_table(chunk, header)
         if row:
             _require_closed_quote(source, row[-1], where)
     finally:
@@ -321,7 +419,6 @@ def _python_csv_tables(source, delimiter: str, where: str) -> list["pa.Table"]:
             stream.detach()  # leave the caller's buffer open
         else:
             stream.close()
-    return tables
 
 
 def _rows_table(rows: list[list[str]], names: list[str]) -> "pa.Table":
@@ -487,13 +584,15 @@ def _refuse_special_input(path: PathLike | None) -> None:
 # Folders
 
 
-def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = None) -> "pa.Table":
+def textgrid_folder_items(
+    alignment_dir: PathLike, audio_dir: PathLike | None = None, *, spill: bool = False
+) -> "pa.Table | SpilledItems":
     """Pair ``X.TextGrid`` with ``X.wav|flac|ogg`` recursively (MFA's output layout); paths absolute.
 
     MFA writes alignments to an output folder mirroring the corpus folder, so `audio_dir`
     (default: the alignment folder) is searched at the same relative path. Item ids are the
     relative paths without suffix, in sorted order; an alignment with no audio gets an empty
-    ``audio_path`` (its duration then comes from the alignment).
+    ``audio_path`` (its duration then comes from the alignment). `spill`: a `SpilledItems`.
     """
     alignment_dir = location(alignment_dir)
     if not _is_dir(alignment_dir):
@@ -516,21 +615,24 @@ def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = 
                           if has_audio(str(stem.with_suffix(s)))), "")
             yield str(stem), audio, _join(alignment_dir, relative)
 
-    table = _file_table(rows(), ("utt_id", "audio_path", "alignment_path"))
+    table = _file_table(rows(), ("utt_id", "audio_path", "alignment_path"), spill)
     if not table.num_rows:
         raise UsageError(f"{alignment_dir}: no .TextGrid files found")
     return table
 
 
-def folder_items(folder: PathLike, suffixes: tuple[str, ...], column: str) -> "pa.Table":
+def folder_items(
+    folder: PathLike, suffixes: tuple[str, ...], column: str, *, spill: bool = False
+) -> "pa.Table | SpilledItems":
     """Every file with one of `suffixes` under `folder` (recursive, sorted) as an item whose
-    `column` is the file's absolute path; ids are relative paths without suffix."""
+    `column` is the file's absolute path; ids are relative paths without suffix. `spill`: a
+    `SpilledItems`."""
     folder = location(folder)
     if not _is_dir(folder):
         raise UsageError(f"{folder}: not a folder")
     folder = folder.resolve()  # absolute paths, as for manifests
     rows = ((str(PurePosixPath(f).with_suffix("")), _join(folder, f)) for f in _relative_files(folder, suffixes))
-    table = _file_table(rows, ("utt_id", column))
+    table = _file_table(rows, ("utt_id", column), spill)
     if not table.num_rows:
         raise UsageError(f"{folder}: no {'/'.join(suffixes)} files found")
     return table
@@ -581,18 +683,21 @@ def _files_under(folder: str, suffixes: tuple[str, ...]) -> Iterator[str]:
     return visit(folder, "")
 
 
-def _file_table(rows: Iterator[tuple[str, ...]], names: tuple[str, ...]) -> "pa.Table":
+def _file_table(rows: Iterator[tuple[str, ...]], names: tuple[str, ...], spill: bool) -> "pa.Table | SpilledItems":
     """Rows of file-name text as an item table, converted `MANIFEST_CHUNK_ROWS` rows at a time;
     every name must be UTF-8 (`_require_utf8_names`)."""
-    chunks, batch = [], []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == MANIFEST_CHUNK_ROWS:
-            chunks.append(_file_chunk(batch, names))
-            batch = []
-    if batch or not chunks:
-        chunks.append(_file_chunk(batch, names))
-    return concat_text_tables(chunks)
+
+    def chunks() -> Iterator["pa.Table"]:
+        batch, produced = [], False
+        for row in rows:
+            batch.append(row)
+            if len(batch) == MANIFEST_CHUNK_ROWS:
+                yield _file_chunk(batch, names)
+                batch, produced = [], True
+        if batch or not produced:
+            yield _file_chunk(batch, names)
+
+    return SpilledItems(chunks()) if spill else concat_text_tables(list(chunks()))
 
 
 def _file_chunk(rows: list[tuple[str, ...]], names: tuple[str, ...]) -> "pa.Table":
@@ -695,7 +800,8 @@ def alignment_items(
     lhotse_unit: str = "auto",
     recordings: PathLike | None = None,
     audio_root: PathLike | None = None,
-) -> "pa.Table":
+    spill: bool = False,
+) -> "pa.Table | SpilledItems":
     """The items of an ``align`` run, whatever `inputs` is, checked in this order:
 
     * a folder: TextGrids paired with audio (`textgrid_folder_items`; audio under `audio_dir`);
@@ -708,14 +814,16 @@ def alignment_items(
     * a ``.ctm`` file: one item per utterance, or per line of `segments`, audio from `wav_scp`
       (`ctm_items`);
     * otherwise a manifest (``"-"``: standard input) with ``utt_id`` and ``alignment_path``.
+
+    Returns the item table (`spill`: a `SpilledItems` for folders and manifests).
     """
     if _is_stdin(inputs):
-        return read_manifest(inputs, required=("utt_id", "alignment_path"))
+        return read_manifest(inputs, required=("utt_id", "alignment_path"), spill=spill)
     for given in (inputs, segments, wav_scp, recordings):
         _refuse_special_input(given)
     where = location(inputs)
     if _is_dir(where):
-        return textgrid_folder_items(where, audio_dir)
+        return textgrid_folder_items(where, audio_dir, spill=spill)
     inputs = str(where)  # a file: its readers take path strings (URLs included)
     if is_rttm(inputs, alignment_format):
         return rttm_items(inputs, wav_scp, encoding)
@@ -723,20 +831,22 @@ def alignment_items(
         return lhotse_items(inputs, lhotse_unit, recordings=recordings, audio_root=audio_root)
     if is_ctm(where.name):  # by name, whatever `alignment_format` says
         return ctm_items(inputs, segments, wav_scp, encoding)
-    return read_manifest(inputs, required=("utt_id", "alignment_path"))
+    return read_manifest(inputs, required=("utt_id", "alignment_path"), spill=spill)
 
 
-def audio_items(inputs: PathLike) -> "pa.Table":
+def audio_items(inputs: PathLike, *, spill: bool = False) -> "pa.Table | SpilledItems":
     """The items of a ``vad`` run: every wav/flac/ogg file under a folder, or a manifest
-    (``"-"``: standard input) with ``utt_id`` and ``audio_path``."""
+    (``"-"``: standard input) with ``utt_id`` and ``audio_path``; an item table (`spill`: a
+    `SpilledItems`)."""
     if not _is_stdin(inputs) and _is_dir(location(inputs)):
-        return folder_items(inputs, AUDIO_SUFFIXES, "audio_path")
-    return read_manifest(inputs, required=("utt_id", "audio_path"))
+        return folder_items(inputs, AUDIO_SUFFIXES, "audio_path", spill=spill)
+    return read_manifest(inputs, required=("utt_id", "audio_path"), spill=spill)
 
 
-def accel_items(inputs: PathLike) -> "pa.Table":
+def accel_items(inputs: PathLike, *, spill: bool = False) -> "pa.Table | SpilledItems":
     """The items of an ``accel`` run: every sensor file (`ACCEL_SUFFIXES`) under a folder, or a
-    manifest (``"-"``: standard input) with ``utt_id`` and ``accel_path``."""
+    manifest (``"-"``: standard input) with ``utt_id`` and ``accel_path``; an item table
+    (`spill`: a `SpilledItems`)."""
     if not _is_stdin(inputs) and _is_dir(location(inputs)):
-        return folder_items(inputs, ACCEL_SUFFIXES, "accel_path")
-    return read_manifest(inputs, required=("utt_id", "accel_path"))
+        return folder_items(inputs, ACCEL_SUFFIXES, "accel_path", spill=spill)
+    return read_manifest(inputs, required=("utt_id", "accel_path"), spill=spill)
