@@ -31,8 +31,6 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Protocol
 
-import pyarrow as pa
-
 from anchorprep.errors import InputError, UsageError
 from anchorprep.pipeline.options import ExecutionOptions
 from anchorprep.shards import PASSTHROUGH_COLUMNS, rows_to_table, shard_schema
@@ -45,6 +43,8 @@ from anchorprep.shards.schema import MAX_LIST_VALUES
 from anchorprep.storage import Location, file_stamp, location
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from anchorprep.sources.items import SpilledItems
 
 DASK_INSTALL_HINT = "pip install 'anchorprep[dask]'  (or: pip install 'dask[distributed]')"

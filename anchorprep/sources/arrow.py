@@ -59,9 +59,3 @@ def _validity(present: list[bool]) -> tuple[pa.Buffer | None, int]:
         return None, 0
     return pa.py_buffer(np.packbits(mask, bitorder="little")), nulls
 
-
-def numpy_values(array: pa.Array) -> np.ndarray:
-    """The values of a fixed-width numeric array without nulls as a read-only numpy view
-    (``Array.to_numpy`` also asks the pandas shim)."""
-    dtype = np.dtype(NUMPY_TYPES[array.type])
-    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)

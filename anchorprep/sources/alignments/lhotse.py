@@ -78,12 +78,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Union
+from typing import TYPE_CHECKING, Literal, Union
 
 from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.alignments.model import Alignment, Interval, Tier, build_tier
 from anchorprep.sources.text import LineProblems
 from anchorprep.storage import StoragePath, is_url, location, open_input
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PathLike = Union[str, "os.PathLike[str]"]
 Unit = Literal["auto", "cut", "supervision"]
