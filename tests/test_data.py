@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
@@ -331,7 +331,7 @@ class TinyJob:
 
 
 def test_runner_output_folder_read_through_manifest(tmp_path):
-    items = pd.DataFrame({
+    items = pa.table({
         "utt_id": [f"r{i}" for i in range(7)],
         "duration_s": [0.5, 1.0, 0.3, 2.0, 0.8, 1.2, 0.02],  # the last is too short: an error line
         "kw_time": [0.2, 0.9, np.nan, 1.5, 0.1, 0.6, 0.01],

@@ -37,7 +37,7 @@ from anchorprep.sources.alignments.keywords import select_word_tier, speech_run_
 from anchorprep.sources.alignments.lhotse import is_lhotse_manifest, lhotse_items, manifest_kind, read_lhotse
 from anchorprep.sources.alignments.rttm import is_rttm, read_rttm, write_rttm
 from anchorprep.sources.alignments.textgrid import read_textgrid
-from anchorprep.sources.items import rttm_items
+from anchorprep.sources.items import item_table, rttm_items
 
 runner = CliRunner()
 
@@ -182,26 +182,27 @@ def test_lhotse_jsonl_and_gzip_read_like_the_json_list(ami_cuts, tmp_path, name)
         write_jsonl(path, records)
     assert is_lhotse_manifest(path)
     assert {k: tiers(a) for k, a in read_lhotse(path).items()} == {k: tiers(a) for k, a in read_lhotse(ami_cuts).items()}
-    assert lhotse_items(path).drop(columns="alignment_path").equals(lhotse_items(ami_cuts).drop(columns="alignment_path"))
+    assert lhotse_items(path).drop_columns("alignment_path").equals(lhotse_items(ami_cuts).drop_columns("alignment_path"))
 
 
 def test_lhotse_items_take_audio_from_file_sources(ami_tree, tmp_path):
     cuts, root = ami_tree
-    [item] = lhotse_items(cuts, audio_root=root).to_dict("records")
+    [item] = lhotse_items(cuts, audio_root=root).to_pylist()
     assert item["utt_id"] == AMI_CUT and Path(item["audio_path"]).resolve() == (cuts.parent / "lhotse" / "test" / "fixtures" / "ami" / AMI_WAV).resolve()
     assert Path(item["audio_path"]).is_file() and os.path.isabs(item["audio_path"])
     assert (float(item["start_s"]), float(item["duration_s"])) == (0.0, 6.0)
     assert item["text"] == "I'M ABIGAIL CLAFLIN YOU CAN CALL ME ABBIE" and item["speaker"] == f"{H1},{H2}"
     sups = lhotse_items(cuts, "supervision", audio_root=root)
-    assert sups["utt_id"].tolist() == [SUP1, SUP2]
-    assert sups["start_s"].astype(float).tolist() == [1.46, 3.36] and sups["duration_s"].astype(float).tolist() == [1.36, 1.0]
-    assert sups["text"].tolist() == ["I'M ABIGAIL CLAFLIN", "YOU CAN CALL ME ABBIE"]
+    assert sups["utt_id"].to_pylist() == [SUP1, SUP2]
+    assert [float(v) for v in sups["start_s"].to_pylist()] == [1.46, 3.36]
+    assert [float(v) for v in sups["duration_s"].to_pylist()] == [1.36, 1.0]
+    assert sups["text"].to_pylist() == ["I'M ABIGAIL CLAFLIN", "YOU CAN CALL ME ABBIE"]
     # Speed perturbation changes the timing: the raw file is not the cut's audio any more.
     record = json.loads(cuts.read_text())[0]
     record["recording"]["transforms"] = [{"name": "Speed", "kwargs": {"factor": 1.1}}]
-    assert lhotse_items(write_jsonl(tmp_path / "sp.jsonl", [record]), audio_root=root)["audio_path"].tolist() == [""]
+    assert lhotse_items(write_jsonl(tmp_path / "sp.jsonl", [record]), audio_root=root)["audio_path"].to_pylist() == [""]
     record["recording"]["transforms"] = [{"name": "Resample", "kwargs": {"source_sampling_rate": 16000, "target_sampling_rate": 8000}}]
-    assert lhotse_items(write_jsonl(tmp_path / "rs.jsonl", [record]), audio_root=root)["audio_path"].tolist() != [""]
+    assert lhotse_items(write_jsonl(tmp_path / "rs.jsonl", [record]), audio_root=root)["audio_path"].to_pylist() != [""]
 
 
 def test_lhotse_word_alignments_are_shifted_from_recording_to_utterance_time(lj, tmp_path):
@@ -236,7 +237,7 @@ def test_lhotse_supervision_set_mixed_cut_and_phones(lj, tmp_path):
     with pytest.raises(UsageError, match="SupervisionSet has no cuts"):
         read_lhotse(path, unit="cut")
     recordings = write_jsonl(tmp_path / "recordings.jsonl", [record["recording"]])
-    [item] = lhotse_items(path, recordings=recordings).to_dict("records")
+    [item] = lhotse_items(path, recordings=recordings).to_pylist()
     assert item["audio_path"] == str(lj / "LJ002-0035.wav") and float(item["start_s"]) == 0.25
     with pytest.raises(InputError, match="RecordingSet"):
         read_lhotse(recordings)
@@ -248,7 +249,7 @@ def test_lhotse_supervision_set_mixed_cut_and_phones(lj, tmp_path):
     by_id = read_lhotse(write_jsonl(tmp_path / "mixed.jsonl", [mixed]))
     assert tiers(by_id["mix"])["words"][1] == (0.49, 0.89, "press")  # 1.09 - 0.5 + 0.3
     assert by_id["mix"].xmax == pytest.approx(0.3 + 1.0976871)
-    assert lhotse_items(tmp_path / "mixed.jsonl")["audio_path"].tolist() == [""]  # no single file holds a mix
+    assert lhotse_items(tmp_path / "mixed.jsonl")["audio_path"].to_pylist() == [""]  # no single file holds a mix
 
 
 def test_lhotse_bad_records_fail_their_own_utterance(lj, tmp_path):
@@ -268,7 +269,7 @@ def test_lhotse_bad_records_fail_their_own_utterance(lj, tmp_path):
     with pytest.raises(InputError, match="line 2"):
         read_lhotse(path)
     # Every utterance stays an item, so failures end in errors.jsonl.
-    assert lhotse_items(path)["utt_id"].tolist() == ["good", "bad-time", "overlap", "negative", "good"]
+    assert lhotse_items(path)["utt_id"].to_pylist() == ["good", "bad-time", "overlap", "negative", "good"]
     # Whole-file problems.
     (tmp_path / "broken.jsonl").write_text(json.dumps(good) + "\n{not json\n")
     with pytest.raises(InputError, match="line 2: not valid JSON"):
@@ -314,7 +315,7 @@ def test_lhotse_reader_agrees_with_lhotse_itself(lj, tmp_path):
     truncated = back["from-0.5"].supervisions[0]
     assert truncated.start == -0.5 and truncated.alignment["word"][2] == ("press", 0.69, 0.4, None)
     assert tiers(by_id["from-0.5"])["words"] == [(0.07, 0.19, "the"), (0.19, 0.59, "press"), (0.59, 1.01, "yard")]
-    [item] = lhotse_items(path, unit="cut").query("utt_id == 'from-0.5'").to_dict("records")
+    [item] = [i for i in lhotse_items(path, unit="cut").to_pylist() if i["utt_id"] == "from-0.5"]
     assert float(item["start_s"]) == 0.5 and item["audio_path"] == str(lj / "LJ002-0035.wav")
 
 
@@ -371,14 +372,15 @@ def test_align_speech_onsets_from_rttm(ami_rttm, ami_cuts, tmp_path):
     wav_scp = tmp_path / "wav.scp"
     wav_scp.write_text(f"{AMI_WAV} {ami_cuts.parent / AMI_WAV}\n")
     items = rttm_items(ami_rttm, wav_scp)
-    assert items.to_dict("records") == [{"utt_id": AMI_WAV, "audio_path": str(ami_cuts.parent / AMI_WAV),
+    assert items.to_pylist() == [{"utt_id": AMI_WAV, "audio_path": str(ami_cuts.parent / AMI_WAV),
                                          "alignment_path": str(ami_rttm)}]
     [row] = run_align(items, tmp_path / "h1", speech_onsets=True, speaker=H1)
     assert row["anchor_times_s"] == [1.46] and row["anchor_frames"] == [144] and row["num_frames"] == 598
     [row] = run_align(items, tmp_path / "all", speech_onsets=True, tier="speech")
     assert row["anchor_times_s"] == [1.46, 3.36]
     # A segment of the recording (manifest with recording_id/start_s): onsets in segment time.
-    segment = items.assign(utt_id="seg", recording_id=AMI_WAV, start_s="3.0", duration_s="2.0")
+    segment = item_table([{**items.to_pylist()[0], "utt_id": "seg", "recording_id": AMI_WAV, "start_s": "3.0",
+                           "duration_s": "2.0"}])
     [row] = run_align(segment, tmp_path / "seg", speech_onsets=True, tier="speech")
     assert row["anchor_times_s"] == [pytest.approx(0.36)]
 
@@ -408,7 +410,7 @@ def test_rttm_odd_lines(tmp_path):
     assert rec.meta["merged"] == 1 and rec.meta["skipped_lines"] == 1 and rec.xmax == 6.0
     with pytest.raises(InputError, match="line 8"):
         read_rttm(path)
-    assert rttm_items(path)["utt_id"].tolist() == ["rec1", "rec2", "rec3", "rec4"]
+    assert rttm_items(path).column("utt_id").to_pylist() == ["rec1", "rec2", "rec3", "rec4"]
     with pytest.raises(UsageError, match="whitespace"):
         write_rttm(tmp_path / "x.rttm", [("rec 1", "A", 0.0, 1.0)])
     assert is_rttm(path) and is_rttm("x.txt", "rttm") and not is_rttm(path, "ctm")

@@ -59,7 +59,7 @@ def test_manifest_from_stdin_is_sniffed_and_resolves_against_the_current_folder(
             audio_items("-")
         return
     items = audio_items("-")
-    assert items.to_dict("records") == [{"utt_id": "a", "audio_path": str(tmp_path / "x.wav")}]
+    assert items.to_pylist() == [{"utt_id": "a", "audio_path": str(tmp_path / "x.wav")}]
 
 
 def test_manifest_format_is_checked(tmp_path):
@@ -73,15 +73,15 @@ def test_accel_suffixes_are_defined_once(tmp_path):
     for suffix in ACCEL_SUFFIXES + (".wav",):
         (tmp_path / f"s{suffix.replace('.', '_')}{suffix}").write_text("t,x,y,z\n")
     found = accel_items(tmp_path)
-    assert sorted(Path(p).suffix for p in found["accel_path"]) == sorted(ACCEL_SUFFIXES)
-    assert list(found.columns) == ["utt_id", "accel_path"]
+    assert sorted(Path(p).suffix for p in found["accel_path"].to_pylist()) == sorted(ACCEL_SUFFIXES)
+    assert found.column_names == ["utt_id", "accel_path"]
 
 
 def test_alignment_items_picks_the_reader_by_input(ami_rttm, ami_cuts, tmp_path):
     rttm, wav_scp = ami_rttm
-    assert alignment_items(rttm, wav_scp=wav_scp).to_dict("records") == [
+    assert alignment_items(rttm, wav_scp=wav_scp).to_pylist() == [
         {"utt_id": AMI_WAV, "audio_path": str(ami_cuts.parent / AMI_WAV), "alignment_path": str(rttm)}]
-    [cut] = alignment_items(ami_cuts).to_dict("records")
+    [cut] = alignment_items(ami_cuts).to_pylist()
     assert cut["alignment_path"] == str(ami_cuts) and cut["duration_s"]
     with pytest.raises(UsageError, match="unknown manifest format"):  # lhotse only when the format allows it
         alignment_items(ami_cuts, alignment_format="ctm")
@@ -126,10 +126,10 @@ def test_jsonl_numbers_keep_their_written_text_when_a_column_has_nulls(tmp_path)
     path = tmp_path / "m.jsonl"
     path.write_text(JSONL_IDS)
     frame = read_manifest(path)
-    assert frame["utt_id"].tolist() == ["9007199254740993", "9007199254740992", ""]
-    assert frame["speaker"].tolist() == ["7", "", "8"]
-    assert frame["duration_s"].tolist() == ["1.50", "2", ""]
-    assert frame["flag"].tolist() == ["", "", "true"]
+    assert frame.column("utt_id").to_pylist() == ["9007199254740993", "9007199254740992", ""]
+    assert frame.column("speaker").to_pylist() == ["7", "", "8"]
+    assert frame.column("duration_s").to_pylist() == ["1.50", "2", ""]
+    assert frame.column("flag").to_pylist() == ["", "", "true"]
 
 
 def test_parquet_integers_are_exact_decimal_text_and_null_stays_missing(tmp_path):
@@ -143,11 +143,11 @@ def test_parquet_integers_are_exact_decimal_text_and_null_stays_missing(tmp_path
                              "split": pa.array(["a", "b", "a"]).dictionary_encode(),
                              "text": pa.array([b"hey", None, b"computer"], pa.binary())}), path)
     frame = read_manifest(path)
-    assert frame["utt_id"].tolist() == ["9007199254740993", "9007199254740992", ""]
-    assert frame["speaker"].tolist() == ["7", "", "8"]
-    assert frame["duration_s"].tolist() == ["1.5", "", "0.1"]
-    assert frame["split"].tolist() == ["a", "b", "a"]
-    assert frame["text"].tolist() == ["hey", "", "computer"]
+    assert frame.column("utt_id").to_pylist() == ["9007199254740993", "9007199254740992", ""]
+    assert frame.column("speaker").to_pylist() == ["7", "", "8"]
+    assert frame.column("duration_s").to_pylist() == ["1.5", "", "0.1"]
+    assert frame.column("split").to_pylist() == ["a", "b", "a"]
+    assert frame.column("text").to_pylist() == ["hey", "", "computer"]
 
 
 def test_numeric_ids_with_nulls_are_not_lost_as_false_duplicates(tmp_path):
@@ -203,11 +203,11 @@ def test_jsonl_nan_is_refused_per_item_like_csv_nan(tmp_path):
     """One rule: a NaN duration (JSONL `NaN`, CSV `nan`) is refused for its item, not read as missing."""
     path = tmp_path / "m.jsonl"
     path.write_text('{"utt_id": "a", "duration_s": NaN}\n{"utt_id": "b", "duration_s": Infinity}\n')
-    assert read_manifest(path)["duration_s"].tolist() == ["NaN", "Infinity"]
+    assert read_manifest(path).column("duration_s").to_pylist() == ["NaN", "Infinity"]
     from anchorprep.errors import InputError
     from anchorprep.pipeline.rows import item_float
 
-    for item in read_manifest(path).to_dict("records"):
+    for item in read_manifest(path).to_pylist():
         with pytest.raises(InputError, match="not finite"):
             item_float(item, "duration_s")
 
@@ -271,9 +271,9 @@ def test_fifos_in_a_folder_input_are_skipped_and_a_fifo_input_is_a_usage_error(t
     for name in ("pipe.TextGrid", "pipe.flac", "pipe.csv", "good2.flac"):
         os.mkfifo(folder / name)
     shutil.copy(SAMPLE / "alignments" / "utt00001-pos.TextGrid", folder / "good2.TextGrid")  # its audio is a FIFO
-    assert audio_items(folder)["utt_id"].tolist() == ["good"]
-    assert accel_items(folder)["utt_id"].tolist() == ["good"]
-    assert alignment_items(folder).to_dict("records") == [
+    assert audio_items(folder).column("utt_id").to_pylist() == ["good"]
+    assert accel_items(folder).column("utt_id").to_pylist() == ["good"]
+    assert alignment_items(folder).to_pylist() == [
         {"utt_id": "good", "audio_path": str(folder / "good.flac"), "alignment_path": str(folder / "good.TextGrid")},
         {"utt_id": "good2", "audio_path": "", "alignment_path": str(folder / "good2.TextGrid")}]
     result = run_cli("align", folder, "-k", "hey computer", "-o", tmp_path / "a")
@@ -363,7 +363,7 @@ def test_fuzzed_jsonl_cells_read_back_exactly(tmp_path_factory, column):
     path = tmp_path_factory.mktemp("jsonl") / "m.jsonl"
     path.write_text("".join(json.dumps({"utt_id": value}, ensure_ascii=False) + "\r\n" for value in column),
                     encoding="utf-8")
-    assert read_manifest(path)["utt_id"].tolist() == [expected_text(v) for v in column]
+    assert read_manifest(path).column("utt_id").to_pylist() == [expected_text(v) for v in column]
 
 
 @FUZZ
@@ -374,7 +374,7 @@ def test_fuzzed_parquet_integer_ids_read_back_exactly(tmp_path_factory, column):
 
     path = tmp_path_factory.mktemp("parquet") / "m.parquet"
     pq.write_table(pa.table({"utt_id": pa.array(column, pa.int64())}), path)
-    assert read_manifest(path)["utt_id"].tolist() == [expected_text(v) for v in column]
+    assert read_manifest(path).column("utt_id").to_pylist() == [expected_text(v) for v in column]
 
 
 @FUZZ
@@ -421,7 +421,110 @@ def test_a_manifest_read_in_chunks_equals_it_read_at_once(tmp_path, monkeypatch,
     for rows in (1, 2):
         monkeypatch.setattr(items, "MANIFEST_CHUNK_ROWS", rows)
         chunked = read_manifest(path, required=())
-        assert list(chunked.columns) == list(whole.columns)
-        assert chunked.to_dict("records") == whole.to_dict("records")
-        assert list(chunked.dtypes) == list(whole.dtypes)
-    assert len(whole) >= 3 and all(isinstance(v, str) for r in whole.to_dict("records") for v in r.values())
+        assert chunked.column_names == whole.column_names
+        assert chunked.to_pylist() == whole.to_pylist()
+        assert chunked.schema == whole.schema
+    assert len(whole) >= 3 and all(isinstance(v, str) for r in whole.to_pylist() for v in r.values())
+
+
+CSV_CASES = [  # (file text, the table pandas' read_csv made of it and read_manifest still makes)
+    ("a,b,c\n1,2\n", {"a": ["1"], "b": ["2"], "c": [""]}),  # short rows padded
+    ("a,b\n1,2\n\n  \n3,4\n", {"a": ["1", "3"], "b": ["2", "4"]}),  # blank and whitespace-only lines
+    ("a\n1\n  \n\n3\n", {"a": ["1", "3"]}),
+    ('a\n""\n\nx\n', {"a": ["", "x"]}),
+    ("a,,a\n1,2,3\n", {"a": ["1"], "Unnamed: 1": ["2"], "a.1": ["3"]}),  # pandas' column names
+    ("a,a,a.1\n1,2,3\n", {"a": ["1"], "a.2": ["2"], "a.1": ["3"]}),
+    ("a,b,\n1,2,\n", {"a": ["1"], "b": ["2"], "Unnamed: 2": [""]}),
+    ('a,b\nx"y,"p"q\n', {"a": ['x"y'], "b": ["pq"]}),
+    ('a,b\r\n1,2\r\n\r\n3,"x\r\ny"\r\n', {"a": ["1", "3"], "b": ["2", "x\r\ny"]}),
+    ("a,b\r1,2\r3,4", {"a": ["1", "3"], "b": ["2", "4"]}),
+    ("\ufeff\"utt_id\",b\n1,2\n", {"utt_id": ["1"], "b": ["2"]}),
+    ("a , b\n 1 , 2 \n", {"a": [" 1 "], "b": [" 2 "]}),
+    ("a,b\nnan,NA\nNULL,#N/A\n007,1e3\n", {"a": ["nan", "NULL", "007"], "b": ["NA", "#N/A", "1e3"]}),
+    ("a,b\n", {"a": [], "b": []}),
+    ("a,b\n" + "1,2\n" * 30_000 + "3\n", {"a": ["1"] * 30_000 + ["3"], "b": ["2"] * 30_000 + [""]}),  # late short row
+    ('a,b\n1,"' + "x\n" * 100_000 + '"\n2,y\n', {"a": ["1", "2"], "b": ["x\n" * 100_000, "y"]}),  # a cell > a block
+]
+
+
+@pytest.mark.parametrize("text, expected", CSV_CASES)
+def test_csv_manifests_read_as_pandas_read_them(tmp_path, text, expected):
+    """Arrow's CSV reader (or Python's csv module for short rows and one-column files) gives the
+    table pandas' read_csv(dtype=str, keep_default_na=False) gave."""
+    import pandas as pd
+
+    path = tmp_path / "m.csv"
+    path.write_bytes(text.encode("utf-8"))
+    table = read_manifest(path, required=())
+    assert table.to_pydict() == expected
+    assert all(str(t) == "string" for t in table.schema.types)
+    before = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    before.columns = [str(c).strip() for c in before.columns]
+    assert before.fillna("").to_dict("list") == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a,b\n1,2,3\n", "data row 1 has 3 cells, the header 2"),  # pandas made column a the index, shifting b
+    ("a,b\n1,2,\n3,4,\n", "data row 1 has 3 cells, the header 2"),
+    ("a,b\n" + "1,2\n" * 30_000 + "3,4,5\n", "data row 30001 has 3 cells"),
+    ('utt_id,alignment_path\n"u1,a.TextGrid\n', "a quoted cell is never closed"),
+    ('utt_id,alignment_path\nu1,"a.TextGrid', "a quoted cell is never closed"),
+    ("", "cannot read manifest"),
+])
+def test_csv_manifests_pandas_misread_or_refused_are_usage_errors(tmp_path, text, message):
+    path = tmp_path / "m.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    with pytest.raises(UsageError, match=message):
+        read_manifest(path, required=())
+
+
+@pytest.mark.parametrize("values", [[], ["a"], ["", None, "é", "日本🎉", "x" * 1000], [None, None]])
+def test_arrow_arrays_from_buffers_equal_pyarrow_array(values):
+    import numpy as np
+    import pyarrow as pa
+
+    from anchorprep.sources.arrow import numeric_array, string_array
+
+    built = string_array(values)
+    assert built.equals(pa.array(values, pa.string())) and built.null_count == values.count(None)
+    built.validate(full=True)
+    for dtype in (pa.int16(), pa.int32(), pa.int64(), pa.float64(), pa.float32()):
+        numbers = list(range(len(values)))
+        assert numeric_array(numbers, dtype).equals(pa.array(numbers, dtype))
+        assert numeric_array(np.array(numbers), dtype).equals(pa.array(numbers, dtype))
+    with pytest.raises(OverflowError):
+        numeric_array([40_000], pa.int16())
+    with pytest.raises(UnicodeEncodeError):
+        string_array(["\udce9"])
+
+
+@pytest.mark.parametrize("name", [*CHUNKED_MANIFESTS, "big.csv"])
+def test_a_spilled_manifest_reads_back_as_the_table(tmp_path, monkeypatch, name):
+    """`SpilledItems` (what runs hold): the same rows, slices, columns, fingerprint and repeats as
+    the in-memory table, and no file left in the temporary folder."""
+    import random
+    import tempfile
+
+    import anchorprep.sources.items as items
+    from anchorprep.pipeline.runner import duplicate_rows, inputs_fingerprint
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    path = tmp_path / name
+    if name == "big.csv":
+        path.write_text("utt_id,alignment_path,x\n" + "".join(f"u{i % 9000},a{i}.TextGrid,{i}\n" for i in range(20_000)))
+    else:
+        path.write_text(CHUNKED_MANIFESTS[name], encoding="utf-8", newline="")
+    monkeypatch.setattr(items, "MANIFEST_CHUNK_ROWS", 2)  # JSONL keys first seen in a later chunk
+    monkeypatch.setattr(items.SpilledItems, "BATCH_ROWS", 3 if name != "big.csv" else 1000)
+    whole = read_manifest(path, required=())
+    spilled = read_manifest(path, required=(), spill=True)
+    assert spilled.num_rows == whole.num_rows and spilled.column_names == whole.column_names
+    assert spilled.slice(0, whole.num_rows).equals(whole) and spilled.column("utt_id").equals(whole.column("utt_id"))
+    rng = random.Random(0)
+    for _ in range(50):
+        start, length = rng.randrange(whole.num_rows + 1), rng.randrange(whole.num_rows + 2)
+        assert spilled.slice(start, length).to_pylist() == whole.slice(start, length).to_pylist()
+    assert inputs_fingerprint(spilled) == inputs_fingerprint(whole)
+    assert duplicate_rows(spilled) == duplicate_rows(whole)
+    assert not list((tmp_path / "tmp").iterdir())

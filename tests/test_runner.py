@@ -405,7 +405,7 @@ def test_a_shard_whose_submit_finds_the_pool_broken_is_still_run(tmp_path, monke
 def test_duplicate_rows_name_the_first_row_of_every_repeated_id():
     import random
 
-    import pandas as pd
+    import pyarrow as pa
 
     from anchorprep.pipeline.runner import duplicate_rows, shard_records
 
@@ -422,11 +422,66 @@ def test_duplicate_rows_name_the_first_row_of_every_repeated_id():
     cases = [[], ["a"], ["a", "b"], ["", "", "y"], ["a", "b", "a", "c", "b", "a"]]
     cases += [[rng.choice("abcdef") * rng.randint(0, 2) for _ in range(rng.randint(0, 40))] for _ in range(200)]
     for ids in cases:
-        for dtype in (str, object):
-            items = pd.DataFrame({"utt_id": pd.Series(ids, dtype=dtype)})
+        for chunks in ([ids], [ids[: len(ids) // 2], ids[len(ids) // 2:]]):  # one chunk or two
+            items = pa.table({"utt_id": pa.chunked_array(chunks, pa.string())})
             assert duplicate_rows(items) == expected(ids), ids
-    items = pd.DataFrame({"utt_id": ["a", "b", "a"], "x": ["1", "2", "3"]})
+    items = pa.table({"utt_id": ["a", "b", "a"], "x": ["1", "2", "3"]})
     assert shard_records(items, 1, 3, duplicate_rows(items)) == [
         {"utt_id": "b", "x": "2", "_row": 1, "_duplicate_of": ""},
         {"utt_id": "a", "x": "3", "_row": 2, "_duplicate_of": "0"},
     ]
+
+
+AWKWARD_CELLS = ["", "plain", 'say "hi"', "a,b", "line\nbreak", "cr\rlf\r\n", " padded ", '"', ",", "\t",
+                 "café 日本 🎉", "\u2028", "NaN", "0", "-", "''"]
+
+
+def pandas_fingerprint(frame) -> tuple[int, str]:
+    """The fingerprint as anchorprep computed it while item tables were DataFrames (run.json)."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(list(frame.columns)).encode())
+    for start in range(0, len(frame), 10000):
+        digest.update(frame.iloc[start:start + 10000].to_csv(index=False, header=False).encode())
+    return len(frame), digest.hexdigest()
+
+
+@pytest.mark.parametrize("shape", ["one column", "three columns", "no rows", "many rows"])
+def test_inputs_fingerprint_is_the_bytes_pandas_to_csv_hashed(shape):
+    """run.json of a run made before the item table was Arrow must still match on `resume`."""
+    import random
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from anchorprep.pipeline.runner import inputs_fingerprint
+
+    rng = random.Random(shape)
+    width, rows = {"one column": (1, 60), "three columns": (3, 200), "no rows": (2, 0),
+                   "many rows": (2, 25_003)}[shape]
+    columns = {f"c{i}" if i else "utt_id": [rng.choice(AWKWARD_CELLS) + rng.choice(AWKWARD_CELLS) * rng.randint(0, 1)
+                                           for _ in range(rows)] for i in range(width)}
+    if shape == "one column":
+        columns["utt_id"][:3] = ["", "", "x"]  # a lone "" cell is written as "" (quoted), not a blank line
+    frame = pd.DataFrame(columns, dtype=str)
+    fingerprint = inputs_fingerprint(pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()}))
+    assert (fingerprint.count, fingerprint.sha256) == pandas_fingerprint(frame)
+
+
+@pytest.mark.parametrize("name", ["manifest.csv", "trigger_manifest.csv"])
+def test_inputs_fingerprint_of_the_sample_manifests_is_unchanged(name):
+    import pandas as pd
+
+    from anchorprep.pipeline.runner import inputs_fingerprint
+    from anchorprep.sources.items import read_manifest
+
+    from anchorprep.sources.items import PATH_COLUMNS
+    from anchorprep.storage import join
+
+    path = Path(__file__).resolve().parents[1] / "sample_data" / name
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")  # the reader before
+    for column in PATH_COLUMNS:
+        if column in frame.columns:
+            frame[column] = [join(path.parent.resolve(), value) for value in frame[column]]
+    fingerprint = inputs_fingerprint(read_manifest(path, required=()))
+    assert (fingerprint.count, fingerprint.sha256) == pandas_fingerprint(frame) and fingerprint.count > 0

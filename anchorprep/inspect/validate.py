@@ -671,7 +671,7 @@ def _check_plan(run: _RawRun, problem, report: ValidationReport, state: _ShardSt
         report.notes.append(f"plan not checked: the items read from {inputs or 'the merged runs'} differ from the "
                             "run's inputs (inputs fingerprint)")
         return
-    utts = [_text(u) for u in items["utt_id"].tolist()]
+    utts = [_text(u) for u in items.column("utt_id").to_pylist()]
     size, count = settings.shard_size, settings.planned_shards
     failed: set[int] = set()
     for line in errors:
@@ -719,7 +719,7 @@ def _check_deep_possible(run: _RawRun, inputs: Path | None) -> None:
 
 def _items_by_utt(items) -> dict[str, dict]:
     by_utt: dict[str, dict] = {}
-    for item in items.to_dict("records"):
+    for item in items.to_pylist():
         by_utt.setdefault(str(item.get("utt_id", "")), item)
     return by_utt
 
@@ -733,12 +733,12 @@ def _deep_items(run: _RawRun, rows: list[tuple[str, dict]], inputs: Path | None,
     elif inputs is not None:
         items = command_items(run.settings, inputs)
     else:  # vad: the row holds the audio segment
-        import pandas as pd
+        from anchorprep.sources.items import item_table
 
         passthrough = settings.passthrough_columns
-        items = pd.DataFrame([{"utt_id": row["utt_id"], "audio_path": row["audio_path"] or "",
-                               "start_s": repr(row["start_s"]), "duration_s": repr(row["duration_s"]),
-                               **{c: row.get(c) or "" for c in passthrough}} for _, row in rows], dtype=str)
+        items = item_table([{"utt_id": row["utt_id"], "audio_path": row["audio_path"] or "",
+                             "start_s": repr(row["start_s"]), "duration_s": repr(row["duration_s"]),
+                             **{c: row.get(c) or "" for c in passthrough}} for _, row in rows])
         anchors_from = (settings.config or {}).get("anchors_from")
         if anchors_from:
             from anchorprep.pipeline.inputs import add_search_region

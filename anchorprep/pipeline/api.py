@@ -84,7 +84,8 @@ def align(
     labels = (SPEECH_ONSET,) if speech_onsets else tuple(keywords or ())
     job = AlignJob(_labelling(shared, labels), align_options)
     items = alignment_items(inputs, alignment_format=format, audio_dir=audio_dir, segments=segments, wav_scp=wav_scp,
-                            encoding=encoding, lhotse_unit=lhotse_unit, recordings=recordings, audio_root=audio_root)
+                            encoding=encoding, lhotse_unit=lhotse_unit, recordings=recordings, audio_root=audio_root,
+                            spill=True)
     return _run(align, arguments, job, items, shared)
 
 
@@ -129,7 +130,7 @@ def vad(
                            min_silence_ms=min_silence_ms)
     job = VadJob(_labelling(shared, vad_labels(offsets)),
                  VadOptions(settings, _channel(channel), offsets, onsets, targets))
-    items = audio_items(inputs)
+    items = audio_items(inputs, spill=anchors_from is None)
     if anchors_from is not None:
         items = add_search_region(items, location(anchors_from))
     return _run(vad, arguments, job, items, shared)
@@ -198,7 +199,7 @@ def accel(
                                     columns=_accel_columns(columns), units=units, max_gap_s=float(max_gap_s)),
                    float(time_offset_s),
                    VadOptions() if vad else None, _combine(sources, agree_within_ms))
-    items = accel_items(inputs)
+    items = accel_items(inputs, spill=True)
     return _run(accel, arguments, job, items, shared)
 
 

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
 
 from anchorprep.anchors import BACKGROUND
 from anchorprep.errors import InputError, UsageError
@@ -22,6 +22,7 @@ from anchorprep.pipeline.rows import AnchorEvent, Extent, Labelling, item_float
 from anchorprep.pipeline.runner import stage
 from anchorprep.shards import PASSTHROUGH_COLUMNS
 from anchorprep.shards.run import open_run
+from anchorprep.sources.items import item_table
 
 ROW_COLUMNS = ["utt_id", "audio_path", "start_s", "duration_s", "sample_rate", "num_frames",
                "anchor_times_s", "anchor_labels", "anchor_sources"]
@@ -29,7 +30,7 @@ ROW_COLUMNS = ["utt_id", "audio_path", "start_s", "duration_s", "sample_rate", "
 
 @dataclass(frozen=True)
 class MergeInputs:
-    items: pd.DataFrame
+    items: pa.Table  # an item table (`anchorprep.sources.items`)
     grid: FrameGrid
     anchor_rule: str
     labels: tuple[str, ...]
@@ -70,8 +71,8 @@ def read_merge_inputs(runs: list[Path]) -> MergeInputs:
                 entry["anchors"] += list(zip(row["anchor_times_s"], row["anchor_labels"], row["anchor_sources"]))
     # An utterance only a run without some pass-through column has gets "" there (as a missing
     # manifest cell would), not NaN, which no string column can hold.
-    items = pd.DataFrame([{**e, "anchors": json.dumps(e["anchors"]), "num_frames": json.dumps(e["num_frames"])}
-                          for e in merged.values()], dtype=str).fillna("")
+    items = item_table([{**e, "anchors": json.dumps(e["anchors"]), "num_frames": json.dumps(e["num_frames"])}
+                        for e in merged.values()])
     return MergeInputs(items, first_settings.grid, first_settings.anchor_rule, tuple(labels), tuple(str(r) for r in runs))
 
 

@@ -15,8 +15,10 @@ array tasks of the same run share it, a killed run's lock is dropped by the OS).
 
 from __future__ import annotations
 
+import csv
 import errno
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -27,9 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Iterator, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Iterator, Protocol
 
 from anchorprep.errors import InputError, UsageError
 from anchorprep.pipeline.options import ExecutionOptions
@@ -41,6 +41,11 @@ from anchorprep.shards.run import (
 )
 from anchorprep.shards.schema import MAX_LIST_VALUES
 from anchorprep.storage import Location, file_stamp, location
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from anchorprep.sources.items import SpilledItems
 
 DASK_INSTALL_HINT = "pip install 'anchorprep[dask]'  (or: pip install 'dask[distributed]')"
 
@@ -149,22 +154,38 @@ class RunResult:
         return 1 if self.items_failed or self.stopped_early or failed else 0
 
 
-def inputs_fingerprint(items: pd.DataFrame) -> InputsFingerprint:
-    """Count and sha256 of the item list (columns and values, in order)."""
-    digest = hashlib.sha256(json.dumps(list(items.columns)).encode())
-    for chunk_start in range(0, len(items), 10000):
-        chunk = items.iloc[chunk_start:chunk_start + 10000]
-        digest.update(chunk.to_csv(index=False, header=False).encode())
-    return InputsFingerprint(len(items), digest.hexdigest())
+#: Rows of the item table turned into Python values at a time by the driver's columnar passes
+#: (`anchorprep.sources.items.SpilledItems.BATCH_ROWS`: one batch of a spilled table).
+ROWS_PER_PASS = 4096
 
 
-def run_settings(job: Job, items: pd.DataFrame, shard_size: int, config: dict | None = None) -> RunSettings:
+def inputs_fingerprint(items: "pa.Table | SpilledItems") -> InputsFingerprint:
+    """Count and sha256 of the item table (columns and values, in order).
+
+    sha256 over ``json.dumps(column names)`` then every row as a CSV line: ``csv.writer`` with
+    minimal quoting and ``"\n"`` line ends (the bytes pandas' ``to_csv(index=False,
+    header=False)`` wrote when the item table was a DataFrame, so run.json files of earlier
+    runs still match on ``resume``).
+    """
+    digest = hashlib.sha256(json.dumps(items.column_names).encode())
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    for start in range(0, items.num_rows, ROWS_PER_PASS):
+        chunk = items.slice(start, ROWS_PER_PASS)
+        writer.writerows(zip(*(column.to_pylist() for column in chunk.columns)))
+        digest.update(text.getvalue().encode())
+        text.seek(0)
+        text.truncate()
+    return InputsFingerprint(items.num_rows, digest.hexdigest())
+
+
+def run_settings(job: Job, items: "pa.Table | SpilledItems", shard_size: int, config: dict | None = None) -> RunSettings:
     """The settings for run.json, manifest.json and every shard's metadata, with their hash.
 
     ``config`` is the command's effective configuration (flags and config file, minus options
     that only change how the run executes), stored so the run can be repeated.
     """
-    passthrough = [c for c in PASSTHROUGH_COLUMNS if c in items.columns]
+    passthrough = [c for c in PASSTHROUGH_COLUMNS if c in items.column_names]
     return RunSettings.build(job.command, job.settings(), inputs_fingerprint(items), shard_size, passthrough, config)
 
 
@@ -308,52 +329,61 @@ def _folder_error(out: Path, exc: OSError) -> UsageError:
     return UsageError(f"cannot write to `out` {out}: {exc.strerror or exc} ({where})")
 
 
-def duplicate_rows(items: pd.DataFrame) -> dict[int, int]:
+def duplicate_rows(items: "pa.Table | SpilledItems") -> dict[int, int]:
     """``{input row: first input row with the same utt_id}`` for every repeat of a utt_id.
 
-    Columnar: Arrow's dense rank gives equal ids equal numbers (a sort of row indices; Arrow's
-    hash kernels would cost ~160 bytes of resident memory per item), so only the rows of repeated
-    ids become Python objects, whatever the number of items.
+    Columnar and small: a 64-bit hash per row (`ROWS_PER_PASS` ids become Python strings at a
+    time), sorted to find the hashes that occur more than once; only the rows holding those
+    (repeats, and the rare hash collision) are compared by their text. About 17 bytes of
+    transient memory per item, whatever the length of the ids.
     """
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
-    if len(items) < 2:
+    count = items.num_rows
+    if count < 2:
         return {}
-    utt_ids = pa.Table.from_pandas(items[["utt_id"]], preserve_index=False).column(0)  # Arrow's own chunks
-    ranks = pc.rank(utt_ids, tiebreaker="dense").to_numpy()
-    if ranks.max() == len(ranks):  # every id distinct
+    hashes = np.empty(count, dtype=np.int64)
+    for start in range(0, count, ROWS_PER_PASS):
+        ids = items.slice(start, ROWS_PER_PASS).column("utt_id").to_pylist()
+        hashes[start:start + len(ids)] = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+    ordered = np.sort(hashes)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    del ordered
+    if not len(repeated):
         return {}
-    ranks = ranks.astype(np.intp)
-    rows = np.flatnonzero(np.bincount(ranks)[ranks] > 1).tolist()
+    candidates = np.flatnonzero(np.isin(hashes, repeated))
     first: dict[str, int] = {}
     repeats = {}
-    for row, utt_id in zip(rows, items["utt_id"].iloc[rows].tolist()):
-        if utt_id in first:
-            repeats[row] = first[utt_id]
-        else:
-            first[utt_id] = row
+    for start in np.unique(candidates // ROWS_PER_PASS * ROWS_PER_PASS).tolist():
+        ids = items.slice(start, ROWS_PER_PASS).column("utt_id").to_pylist()
+        for row in candidates[(candidates >= start) & (candidates < start + ROWS_PER_PASS)].tolist():
+            utt_id = ids[row - start]
+            if utt_id in first:
+                repeats[row] = first[utt_id]
+            else:
+                first[utt_id] = row
     return repeats
 
 
-def shard_records(items: pd.DataFrame, start: int, stop: int, repeats: dict[int, int]) -> list[dict]:
+def shard_records(items: "pa.Table | SpilledItems", start: int, stop: int, repeats: dict[int, int]) -> list[dict]:
     """Input rows ``[start, stop)`` as the items a shard processes: each row's columns plus
     ``_row`` (its input row number) and ``_duplicate_of`` (the first row of a repeated utt_id, as
     text, else "")."""
-    records = items.iloc[start:stop].to_dict("records")
+    records = items.slice(start, max(0, stop - start)).to_pylist()
     for row, record in enumerate(records, start):
         record["_row"] = row
         record["_duplicate_of"] = str(repeats[row]) if row in repeats else ""
     return records
 
 
-def run(job: Job, items: pd.DataFrame, options: RunOptions, progress=None, config: dict | None = None) -> RunResult:
-    """Run ``job`` over ``items`` into ``options.out_dir``; assemble the manifest when complete."""
+def run(job: Job, items: "pa.Table | SpilledItems", options: RunOptions, progress=None, config: dict | None = None) -> RunResult:
+    """Run ``job`` over ``items`` (an item table or a `SpilledItems`, `anchorprep.sources.items`)
+    into ``options.out_dir``; assemble the manifest when complete. The driver turns one shard's
+    rows into item dicts at a time (`shard_records`)."""
     started = time.monotonic()
     out = location(options.out_dir)
     settings = run_settings(job, items, options.shard_size, config)
-    count = shard_count(len(items), options.shard_size)
+    count = shard_count(items.num_rows, options.shard_size)
     mine = [i for i in range(count) if options.num_shards is None or i % options.num_shards == options.shard_index]
     # One process per shard at most: a pool forks all its workers up front.
     workers = max(1, min(options.workers, len(mine)))

@@ -10,6 +10,8 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from anchorprep.sources.arrow import NUMPY_TYPES, numeric_array, string_array
+
 SCHEMA_VERSION = 1
 METADATA_KEY = b"anchorprep"
 PASSTHROUGH_COLUMNS = ("speaker", "text", "split")
@@ -68,20 +70,20 @@ def _list_array(values: Sequence, dtype: pa.DataType) -> pa.Array:
                             f"{MAX_LIST_VALUES} per column: write fewer rows per shard")
     offsets = offsets.astype(np.int32)
     if pa.types.is_string(dtype):
-        flat = pa.array(list(chain.from_iterable(values)), type=dtype)
+        flat = string_array(list(chain.from_iterable(values)))
     else:
         flat = _pooled_flat(values, dtype, int(offsets[-1]))
         if flat is None:
             flat_np = np.concatenate(values) if len(values) else np.zeros(0)
-            flat = pa.array(flat_np.astype(_NUMPY_TYPES[dtype], copy=False), type=dtype)
-    return pa.ListArray.from_arrays(pa.array(offsets), flat, type=pa.list_(dtype))
+            flat = numeric_array(flat_np.astype(NUMPY_TYPES[dtype], copy=False), dtype)
+    return pa.ListArray.from_arrays(numeric_array(offsets, pa.int32()), flat, type=pa.list_(dtype))
 
 
 def _pooled_flat(values: Sequence, dtype: pa.DataType, total: int) -> pa.Array | None:
     """The values of numpy arrays all of ``dtype``'s type, concatenated into a buffer of Arrow's
     memory pool, which keeps freed memory for the next shard (a fresh numpy array of a few MB is
     new pages, faulted in one by one: several ms per shard); None for anything else."""
-    np_type = _NUMPY_TYPES[dtype]
+    np_type = _NUMPY_DTYPES[dtype]
     try:
         if not values or set(map(_DTYPE_AND_NDIM, values)) != {(np_type, 1)}:
             return None
@@ -93,8 +95,8 @@ def _pooled_flat(values: Sequence, dtype: pa.DataType, total: int) -> pa.Array |
 
 
 _DTYPE_AND_NDIM = attrgetter("dtype", "ndim")
-_NUMPY_TYPES = {dtype: np.dtype(dtype.to_pandas_dtype()) for dtype in LIST_COLUMNS.values()
-                if not pa.types.is_string(dtype)}
+_NUMPY_DTYPES = {dtype: np.dtype(NUMPY_TYPES[dtype]) for dtype in LIST_COLUMNS.values()
+                 if not pa.types.is_string(dtype)}
 
 
 def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
@@ -107,6 +109,10 @@ def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     for field, values in zip(schema, by_column):
         if field.name in LIST_COLUMNS:
             columns.append(_list_array(values, LIST_COLUMNS[field.name]))
+        elif pa.types.is_string(field.type):
+            columns.append(string_array(values))
+        elif field.type in NUMPY_TYPES and not field.nullable:
+            columns.append(numeric_array(values, field.type))
         else:
             columns.append(pa.array(values, type=field.type))
     return pa.Table.from_arrays(columns, schema=schema)

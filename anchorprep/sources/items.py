@@ -1,8 +1,10 @@
 """Input discovery: the item table a pipeline runs on, from a folder, a manifest or a corpus file.
 
-Every pipeline (align, vad, accel) takes a table of items, one per utterance: a DataFrame of
-strings in input order (``""`` for missing values; numbers are parsed per item by the job, so one
-bad cell fails one item, not the whole run). This module is the one place that builds it:
+Every pipeline (align, vad, accel) takes a table of items, one per utterance: a ``pyarrow.Table``
+of string columns in input order (``""`` for missing values; numbers are parsed per item by the
+job, so one bad cell fails one item, not the whole run). Columnar, so a driver holding millions
+of items holds a few Arrow buffers, not a Python object per cell; and pandas stays unimported.
+This module is the one place that builds it:
 
 * `read_manifest` — a CSV, TSV, JSONL or Parquet manifest, or ``"-"`` for one on standard input;
 * `alignment_items` — a folder of TextGrids (+ audio), a Kaldi CTM (+ ``segments`` + ``wav.scp``),
@@ -16,14 +18,14 @@ input as a whole (missing folder, unreadable manifest, no files) is a `UsageErro
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Union
-
-import pandas as pd
+from typing import TYPE_CHECKING, Iterable, Iterator, Union
 
 from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.alignments.formats import is_ctm
@@ -32,6 +34,9 @@ from anchorprep.sources.alignments.rttm import is_rttm
 from anchorprep.sources.files import special_file_kind
 from anchorprep.sources.kaldi import read_segments, read_wav_scp
 from anchorprep.storage import StoragePath, join, list_files, location
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -51,9 +56,11 @@ STDIN = "-"
 
 
 def read_manifest(
-    path: PathLike, required: tuple[str, ...] = ("utt_id",), *, manifest_format: str | None = None
-) -> pd.DataFrame:
-    """Read a manifest into a DataFrame of strings ("" for missing); resolve relative paths.
+    path: PathLike, required: tuple[str, ...] = ("utt_id",), *, manifest_format: str | None = None,
+    spill: bool = False,
+) -> "pa.Table | SpilledItems":
+    """Read a manifest into an item table (a ``pyarrow.Table`` of string columns, "" for
+    missing); resolve relative paths.
 
     The format comes from the suffix (`MANIFEST_FORMATS`) or `manifest_format` ("csv", "tsv",
     "jsonl", "parquet"). ``path="-"`` reads standard input: the format is `manifest_format`, or
@@ -62,13 +69,18 @@ def read_manifest(
     current folder for standard input). Every cell is text exactly as written: JSONL numbers
     keep their literal text and Parquet integers their exact decimal text (an id never passes
     through float64), ``null`` is missing (""), and a JSONL ``NaN`` stays ``"NaN"`` so the item's
-    number check refuses it as it refuses a CSV ``nan``. Raises `UsageError` when the manifest
-    itself is unusable: unknown format, not UTF-8, a JSONL line that is not a JSON object, a
-    list/struct/map column or non-UTF-8 binary column, a required column missing.
+    number check refuses it as it refuses a CSV ``nan``. CSV/TSV: blank lines are skipped, a row
+    with fewer cells than the header gets "" for the rest, one with more is refused, an empty
+    header cell ``i`` is named ``Unnamed: i`` and a repeated name gets ``.1``, ``.2``, ... (as
+    pandas names them). Raises `UsageError` when the manifest itself is unusable: unknown
+    format, not UTF-8, a row with more cells than the header, a JSONL line that is not a JSON
+    object, a list/struct/map column or non-UTF-8 binary column, a required column missing.
 
-    The manifest is read `MANIFEST_CHUNK_ROWS` rows at a time and each chunk becomes text columns
-    (pandas' ``str`` dtype: Arrow-backed from pandas 3 on) before the next is read, so a
-    million-row manifest never exists as one Python object per cell.
+    The manifest is read in blocks (`MANIFEST_CHUNK_ROWS` rows at a time where rows become
+    Python values), each turned into Arrow text columns before the next is read, so a
+    million-row manifest never exists as one Python object per cell. With `spill`, the blocks go
+    to a temporary file as they are read (`SpilledItems`: what runs use, so the driver's memory
+    does not grow with the manifest).
     """
     from_stdin = os.fspath(path) == STDIN
     if manifest_format is not None and manifest_format not in MANIFEST_FORMATS.values():
@@ -85,38 +97,157 @@ def read_manifest(
         _refuse_special_input(path)
         if not _is_file(path):
             raise UsageError(f"{path}: manifest not found")
-        where, base, source = str(path), path.parent.resolve(), path
-        if isinstance(path, StoragePath):  # one GET; relative paths inside resolve against its URL
-            source = io.BytesIO(_read_input(path, "manifest"))
-    chunks = [_text_chunk(chunk, base) for chunk in _read_chunks(source, fmt, where)]
-    frame = _concat_text_chunks(chunks)
-    missing = [c for c in required if c not in frame.columns]
+        where, base = str(path), path.parent.resolve()
+        # One GET for object storage (relative paths inside resolve against its URL).
+        source = io.BytesIO(_read_input(path, "manifest")) if isinstance(path, StoragePath) else path
+    chunks = (_resolve_paths(chunk, base) for chunk in _read_chunks(source, fmt, where))
+    table = SpilledItems(chunks) if spill else concat_text_tables(list(chunks))
+    missing = [c for c in required if c not in table.column_names]
     if missing:
-        raise UsageError(f"{where}: manifest lacks column(s) {', '.join(missing)}; it has {', '.join(frame.columns)}")
-    return frame.reset_index(drop=True)
+        raise UsageError(f"{where}: manifest lacks column(s) {', '.join(missing)}; it has {', '.join(table.column_names)}")
+    return table
 
 
 #: Rows per manifest chunk: bounds the Python objects alive while a manifest is read.
 MANIFEST_CHUNK_ROWS = 20_000
 
 
-def _concat_text_chunks(chunks: list[pd.DataFrame]) -> pd.DataFrame:
-    """The chunks as one frame ("" where a JSONL key first appears after the first chunk)."""
-    if len(chunks) < 2:
-        return chunks[0] if chunks else pd.DataFrame()
-    frame = pd.concat(chunks, ignore_index=True)
-    return frame.fillna("") if frame.isna().any(axis=None) else frame
+def item_table(records: list[dict[str, str]]) -> "pa.Table":
+    """Records (dicts of text) as an item table: one string column per key in order of first
+    appearance, "" where a record lacks a key."""
+    import pyarrow as pa
+
+    from anchorprep.sources.arrow import string_array
+
+    names = list(dict.fromkeys(name for record in records for name in record))
+    return pa.table({name: string_array([record.get(name, "") for record in records]) for name in names})
 
 
-def _text_chunk(chunk: pd.DataFrame, base: Path) -> pd.DataFrame:
-    """A chunk as stripped column names and text cells ("" for missing), path columns resolved."""
-    chunk.columns = [str(c).strip() for c in chunk.columns]
-    if not all(dtype == str for dtype in chunk.dtypes) or chunk.isna().any(axis=None):
-        chunk = chunk.astype(object).where(chunk.notna(), "").astype(str)
+def concat_text_tables(tables: list["pa.Table"]) -> "pa.Table":
+    """Item tables one after the other; a column missing from some table is "" in its rows
+    (JSONL keys first seen after the first chunk). Columns in order of first appearance."""
+    import pyarrow as pa
+
+    from anchorprep.sources.arrow import string_array
+
+    if not tables:
+        return pa.table({})
+    names = list(dict.fromkeys(name for table in tables for name in table.column_names))
+    if any(table.column_names != names for table in tables):
+        tables = [pa.table({name: table[name] if name in table.column_names
+                            else string_array([""] * table.num_rows) for name in names})
+                  for table in tables]
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]  # no copy: the chunks stay
+
+
+class SpilledItems:
+    """An item table kept in an unlinked temporary Arrow IPC file, read back a slice at a time.
+
+    What a run's driver holds instead of the table (`spill=True` of the discovery functions):
+    the chunks are written as they are read, so the driver's memory does not grow with the
+    number of items. Offers the table methods the runner uses: `num_rows`, `column_names`,
+    `slice` and `column` (each returning in-memory Arrow data).
+    """
+
+    #: Rows per record batch of the file (a shard's slice reads the batches it overlaps).
+    BATCH_ROWS = 4096
+
+    def __init__(self, chunks: Iterable["pa.Table"]) -> None:
+        import tempfile
+
+        import numpy as np
+        import pyarrow as pa
+
+        chunks = iter(chunks)
+        handle, path = tempfile.mkstemp(prefix="anchorprep-items-", suffix=".arrow")
+        os.close(handle)
+        try:
+            starts, rows, late = self._write(path, chunks)
+            if late is not None:  # a JSONL key first seen late: join in memory, then write again
+                with pa.OSFile(path, "rb") as written:
+                    table = concat_text_tables([pa.ipc.open_file(written).read_all(), late, *chunks])
+                starts, rows, _ = self._write(path, iter([table]))
+            self._file = pa.OSFile(path, "rb")
+        finally:
+            os.unlink(path)  # the open file stays readable; nothing is left behind
+        self._reader = pa.ipc.open_file(self._file)
+        self.schema = self._reader.schema
+        self.num_rows = rows
+        self._starts = np.array(starts + [rows], dtype=np.int64)
+
+    @classmethod
+    def _write(cls, path: str, chunks: Iterator["pa.Table"]):
+        """Write chunks until one has other columns than the first: (batch starts, rows, that chunk)."""
+        import pyarrow as pa
+
+        writer, starts, rows, late, names = None, [], 0, None, None
+        with pa.OSFile(path, "wb") as sink:
+            for chunk in chunks:
+                if writer is None:
+                    writer, names = pa.ipc.new_file(sink, chunk.schema), chunk.column_names
+                elif chunk.column_names != names:
+                    late = chunk
+                    break
+                for batch in chunk.to_batches(max_chunksize=cls.BATCH_ROWS):
+                    writer.write_batch(batch)
+                    starts.append(rows)
+                    rows += batch.num_rows
+            if writer is None:
+                writer = pa.ipc.new_file(sink, pa.schema([]))
+            writer.close()
+        return starts, rows, late
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.schema.names
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def slice(self, offset: int = 0, length: int | None = None) -> "pa.Table":
+        """Rows ``[offset, offset + length)`` as an in-memory table (``pa.Table.slice``)."""
+        import numpy as np
+        import pyarrow as pa
+
+        stop = self.num_rows if length is None else min(self.num_rows, offset + length)
+        if stop <= offset:
+            return self.schema.empty_table()
+        first = int(np.searchsorted(self._starts, offset, side="right")) - 1
+        last = int(np.searchsorted(self._starts, stop, side="left"))
+        table = pa.Table.from_batches([self._reader.get_batch(i) for i in range(first, last)], self.schema)
+        return table.slice(offset - int(self._starts[first]), stop - offset)
+
+    def column(self, name: str) -> "pa.ChunkedArray":
+        """One column, whole, in memory (read without the other columns' buffers)."""
+        import pyarrow as pa
+
+        self._file.seek(0)
+        options = pa.ipc.IpcReadOptions(included_fields=[self.schema.get_field_index(name)])
+        reader = pa.ipc.open_file(self._file, options=options)
+        return pa.chunked_array([reader.get_batch(i).column(0) for i in range(reader.num_record_batches)],
+                                self.schema.field(name).type)
+
+
+def _resolve_paths(table: "pa.Table", base: Path) -> "pa.Table":
+    """The table with relative values in `PATH_COLUMNS` joined to the manifest's folder."""
+    from anchorprep.sources.arrow import string_array
+
     for column in PATH_COLUMNS:
-        if column in chunk.columns:
-            chunk[column] = [join(base, value) for value in chunk[column]]
-    return chunk
+        if column in table.column_names and _has_relative_values(table[column]):
+            index = table.column_names.index(column)
+            resolved = string_array([join(base, value) for value in table[column].to_pylist()])
+            table = table.set_column(index, column, resolved)
+    return table
+
+
+def _has_relative_values(column) -> bool:
+    """Whether some value is neither empty nor an absolute POSIX path (so `join` may change it);
+    columnar, so a manifest of absolute paths is not turned into Python strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    relative = pc.and_(pc.invert(pc.starts_with(column, "/")), pc.cast(pc.binary_length(column), pa.bool_()))
+    return bool(pc.any(relative).as_py())
 
 
 def _sniff_manifest(data: bytes) -> str:
@@ -128,16 +259,13 @@ def _sniff_manifest(data: bytes) -> str:
     return "tsv" if b"\t" in text.split(b"\n", 1)[0] else "csv"
 
 
-def _read_chunks(source, fmt: str, where: str) -> Iterator[pd.DataFrame]:
-    """The manifest's raw cells, `MANIFEST_CHUNK_ROWS` rows at a time; `UsageError` if unreadable."""
+def _read_chunks(source, fmt: str, where: str) -> Iterator["pa.Table"]:
+    """The manifest's cells as text tables, a block at a time; `UsageError` if unreadable."""
     import pyarrow as pa
 
     try:
         if fmt in ("csv", "tsv"):
-            reader = pd.read_csv(source, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
-                                 encoding="utf-8-sig", chunksize=MANIFEST_CHUNK_ROWS)
-            with reader:
-                yield from reader
+            yield from _csv_tables(source, "," if fmt == "csv" else "\t", where)
         elif fmt == "jsonl":
             data = source.read() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
             yield from _jsonl_chunks(data.decode("utf-8-sig"), where)
@@ -147,11 +275,179 @@ def _read_chunks(source, fmt: str, where: str) -> Iterator[pd.DataFrame]:
         raise
     except UnicodeDecodeError as exc:
         raise UsageError(f"{where}: manifest is not UTF-8 ({exc.reason} at byte {exc.start}); re-encode it as UTF-8") from None
-    except (ValueError, OSError, pd.errors.ParserError, pa.ArrowException) as exc:
-        raise UsageError(f"{where}: cannot read manifest: {exc}") from None
+    except (ValueError, OSError, csv.Error, pa.ArrowException) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "invalid UTF8" in message:
+            raise UsageError(f"{where}: manifest is not UTF-8 ({message}); re-encode it as UTF-8") from None
+        raise UsageError(f"{where}: cannot read manifest: {message}") from None
 
 
-def _jsonl_chunks(text: str, where: str) -> Iterator[pd.DataFrame]:
+#: Bytes Arrow's CSV reader parses at a time. Small: the parse buffers of every block stay in
+#: the allocator after they are freed, so the driver's peak grows with the block (1 MiB blocks
+#: cost ~20 MB more than 64 KiB ones at 281k rows).
+CSV_BLOCK_BYTES = 1 << 16
+#: Arrow errors that `_python_csv_tables` reads past: a row of another length than the header,
+#: a row longer than `CSV_BLOCK_BYTES`.
+_ARROW_CSV_REFUSALS = re.compile(r"Expected \d+ columns, got \d+|straddling object")
+
+
+def _csv_tables(source, delimiter: str, where: str) -> Iterator["pa.Table"]:
+    """A CSV/TSV as text tables, Arrow's CSV reader streaming it block by block.
+
+    When Arrow refuses a row whose length differs from the header's (a short row, a
+    whitespace-only line) or a row longer than a block, `_python_csv_tables` reads on from that
+    row (skipping such lines and padding short rows as pandas did); a file with a single column
+    (where Arrow would keep a whitespace-only line as a row) is read by it whole. Both parsers
+    accept a quoted cell left open at the end of the file; pandas refused it, and so does
+    `_require_closed_quote`.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+
+    def reader(column_types=None):
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        convert = pacsv.ConvertOptions(column_types=column_types or {}, strings_can_be_null=False)
+        return pacsv.open_csv(source if isinstance(source, io.BytesIO) else os.fspath(source),
+                              read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), parse_options=parse,
+                              convert_options=convert)
+
+    names = _python_csv_header(source, delimiter)
+    if len(names) < 2:
+        yield from _python_csv_tables(source, delimiter, where)
+        return
+    done, last = 0, None
+    try:
+        batches = reader({name: pa.string() for name in names})
+        if batches.schema.names != names or any(t != pa.string() for t in batches.schema.types):
+            # Arrow read another header than Python's csv module: take its names from a first pass.
+            try:
+                names = reader().schema.names
+            except UnicodeDecodeError:
+                raise UsageError(f"{where}: manifest is not UTF-8 (its header); re-encode it as UTF-8") from None
+            batches = reader({name: pa.string() for name in names})
+        header = _manifest_names(names)
+        for batch in batches:
+            if batch.num_rows:
+                last = pa.Table.from_batches([batch]).rename_columns(header)
+                yield last
+                done += batch.num_rows
+    except pa.ArrowInvalid as exc:
+        if not _ARROW_CSV_REFUSALS.search(str(exc)):
+            raise
+        yield from _python_csv_tables(source, delimiter, where, skip=done)
+        return
+    if last is None:
+        yield pa.Table.from_batches([], pa.schema([(name, pa.string()) for name in header]))
+    else:
+        _require_closed_quote(source, last.column(last.num_columns - 1)[-1].as_py(), where)
+
+
+def _python_csv_header(source, delimiter: str) -> list[str]:
+    """The first non-blank row as Python's csv module reads it (the column names Arrow's reader
+    is told to read as text); [] for an empty file."""
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+        stream = io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
+    else:
+        stream = open(source, encoding="utf-8-sig", newline="")
+    try:
+        return next((row for row in csv.reader(stream, delimiter=delimiter) if row), [])
+    finally:
+        if isinstance(source, io.BytesIO):
+            stream.detach()
+        else:
+            stream.close()
+
+
+def _require_closed_quote(source, last_cell: str, where: str) -> None:
+    """`UsageError` when the file's last cell (`last_cell`, as parsed) is a quoted cell never closed.
+
+    Such a cell runs to the end of the file, so the file ends with ``"`` and the cell's text;
+    a closed quoted cell ends the file with ``"`` (plus a line end), an unquoted one cannot
+    begin with ``"``.
+    """
+    last = last_cell.encode("utf-8")
+    if isinstance(source, io.BytesIO):
+        tail = bytes(source.getbuffer()[-(len(last) + 1):])
+    else:
+        with open(source, "rb") as stream:
+            stream.seek(max(0, os.path.getsize(source) - len(last) - 1))
+            tail = stream.read()
+    if tail == b'"' + last:
+        raise UsageError(f"{where}: cannot read manifest: a quoted cell is never closed (its opening \" is "
+                         "followed by the rest of the file)")
+
+
+def _python_csv_tables(source, delimiter: str, where: str, skip: int = 0) -> Iterator["pa.Table"]:
+    """The CSV read by Python's csv module, `MANIFEST_CHUNK_ROWS` rows at a time, from data row
+    ``skip`` on: blank and whitespace-only lines skipped, short rows padded with "", a row longer
+    than the header a `UsageError`."""
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+        stream = io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
+    else:
+        stream = open(source, encoding="utf-8-sig", newline="")
+    limit = csv.field_size_limit(2**31 - 1)  # pandas had no cell size limit (the module's default: 128 KiB)
+    try:
+        rows = (row for row in csv.reader(stream, delimiter=delimiter)
+                if row and not (len(row) == 1 and row[0] and not row[0].strip()))
+        header = _manifest_names(next(rows, []))
+        if not header:
+            raise UsageError(f"{where}: cannot read manifest: no columns in the first line")
+        chunk: list[list[str]] = []
+        row, produced = [], False
+        for number, row in enumerate(rows, 1):
+            if len(row) > len(header):
+                raise UsageError(f"{where}: cannot read manifest: data row {number} has {len(row)} cells, "
+                                 f"the header {len(header)}")
+            if number <= skip:
+                continue
+            chunk.append(row + [""] * (len(header) - len(row)))
+            if len(chunk) == MANIFEST_CHUNK_ROWS:
+                yield _rows_table(chunk, header)
+                chunk, produced = [], True
+        if chunk or not (produced or skip):
+            yield _rows_table(chunk, header)
+        if row:
+            _require_closed_quote(source, row[-1], where)
+    finally:
+        csv.field_size_limit(limit)
+        if isinstance(source, io.BytesIO):
+            stream.detach()  # leave the caller's buffer open
+        else:
+            stream.close()
+
+
+def _rows_table(rows: list[list[str]], names: list[str]) -> "pa.Table":
+    import pyarrow as pa
+
+    from anchorprep.sources.arrow import string_array
+
+    columns = list(zip(*rows)) if rows else [()] * len(names)
+    return pa.Table.from_arrays([string_array(column) for column in columns], names=names)
+
+
+def _manifest_names(names: list[str]) -> list[str]:
+    """Header names as pandas made them: an empty one is ``Unnamed: i``, a repeat gets ``.1``,
+    ``.2``, ... (skipping names the header already has); then stripped of surrounding blanks."""
+    names = [name if name else f"Unnamed: {i}" for i, name in enumerate(names)]
+    counts: dict[str, int] = {}
+    for i, name in enumerate(names):
+        count = counts.get(name, 0)
+        renamed = name
+        while count > 0:
+            counts[name] = count + 1
+            renamed = f"{name}.{count}"
+            count = count + 1 if renamed in names else counts.get(renamed, 0)
+        names[i] = renamed
+        counts[renamed] = count + 1
+    return [name.strip() for name in names]
+
+
+def _jsonl_chunks(text: str, where: str) -> Iterator["pa.Table"]:
     """One JSON object per line; every value as the text written (``null`` and absent keys: "").
 
     Numbers keep their literal text (``9007199254740993`` stays exact, ``1`` does not become
@@ -178,10 +474,10 @@ def _jsonl_chunks(text: str, where: str) -> Iterator[pd.DataFrame]:
             record[column] = _JSON_LITERALS.get(value, value) if not isinstance(value, str) else value
         records.append(record)
         if len(records) == MANIFEST_CHUNK_ROWS:
-            yield pd.DataFrame.from_records(records).fillna("")
+            yield item_table(records)
             records = []
     if records:
-        yield pd.DataFrame.from_records(records).fillna("")
+        yield item_table(records)
 
 
 _JSON_LITERALS = {None: "", True: "true", False: "false"}
@@ -192,25 +488,27 @@ def _clip(line: str, width: int = 40) -> str:
     return line if len(line) <= width else line[: width - 3] + "..."
 
 
-def _parquet_chunks(source, where: str) -> Iterator[pd.DataFrame]:
+def _parquet_chunks(source, where: str) -> Iterator["pa.Table"]:
     """The Parquet manifest (read whole into Arrow memory) as text, `MANIFEST_CHUNK_ROWS` rows at a
-    time (`_parquet_frame`); its schema alone when it has no rows."""
+    time (`_parquet_text`); its schema alone when it has no rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pq.read_table(source)
     batches = [batch for batch in table.to_batches(max_chunksize=MANIFEST_CHUNK_ROWS) if batch.num_rows]
     if not batches:
-        yield _parquet_frame(table, where)
+        yield _parquet_text(table, where)
     for batch in batches:
-        yield _parquet_frame(pa.Table.from_batches([batch], table.schema), where)
+        yield _parquet_text(pa.Table.from_batches([batch], table.schema), where)
 
 
-def _parquet_frame(table, where: str) -> pd.DataFrame:
+def _parquet_text(table: "pa.Table", where: str) -> "pa.Table":
     """Every column as text: integers as their exact decimal text (never through float64), null
     as "", UTF-8 binary decoded; nested (list, struct, map) or non-UTF-8 binary columns refused."""
     import numpy as np
     import pyarrow as pa
+
+    from anchorprep.sources.arrow import string_array
 
     columns = {}
     for name, column in zip(table.column_names, table.columns):
@@ -222,17 +520,21 @@ def _parquet_frame(table, where: str) -> pd.DataFrame:
                              "flatten it or drop the column")
         if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
             try:
-                column = column.cast(pa.string())
+                column, kind = column.cast(pa.string()), pa.string()
             except pa.ArrowInvalid:
                 raise UsageError(f"{where}: column {name} holds binary data that is not UTF-8 text; "
                                  "drop the column or store it as text") from None
+        if not column.null_count and (pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                                      or pa.types.is_integer(kind)):
+            columns[name] = column.cast(pa.string())  # integers: their exact decimal text
+            continue
         if pa.types.is_floating(kind) and kind.bit_width < 64:
             # float32 0.1 is 0.10000000149011612 as a Python float; its own shortest text is 0.1
             values = [None if v is None else str(np.float32(v)) for v in column.to_pylist()]
         else:
             values = column.to_pylist()
-        columns[name] = [_cell_text(v) for v in values]
-    return pd.DataFrame(columns, dtype=object) if columns else pd.DataFrame()
+        columns[name] = string_array([_cell_text(v) for v in values])
+    return pa.table(columns) if columns else pa.table({})
 
 
 def _cell_text(value) -> str:
@@ -282,13 +584,15 @@ def _refuse_special_input(path: PathLike | None) -> None:
 # Folders
 
 
-def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = None) -> pd.DataFrame:
+def textgrid_folder_items(
+    alignment_dir: PathLike, audio_dir: PathLike | None = None, *, spill: bool = False
+) -> "pa.Table | SpilledItems":
     """Pair ``X.TextGrid`` with ``X.wav|flac|ogg`` recursively (MFA's output layout); paths absolute.
 
     MFA writes alignments to an output folder mirroring the corpus folder, so `audio_dir`
     (default: the alignment folder) is searched at the same relative path. Item ids are the
     relative paths without suffix, in sorted order; an alignment with no audio gets an empty
-    ``audio_path`` (its duration then comes from the alignment).
+    ``audio_path`` (its duration then comes from the alignment). `spill`: a `SpilledItems`.
     """
     alignment_dir = location(alignment_dir)
     if not _is_dir(alignment_dir):
@@ -311,24 +615,27 @@ def textgrid_folder_items(alignment_dir: PathLike, audio_dir: PathLike | None = 
                           if has_audio(str(stem.with_suffix(s)))), "")
             yield str(stem), audio, _join(alignment_dir, relative)
 
-    frame = _file_frame(rows(), ("utt_id", "audio_path", "alignment_path"))
-    if frame.empty:
+    table = _file_table(rows(), ("utt_id", "audio_path", "alignment_path"), spill)
+    if not table.num_rows:
         raise UsageError(f"{alignment_dir}: no .TextGrid files found")
-    return frame
+    return table
 
 
-def folder_items(folder: PathLike, suffixes: tuple[str, ...], column: str) -> pd.DataFrame:
+def folder_items(
+    folder: PathLike, suffixes: tuple[str, ...], column: str, *, spill: bool = False
+) -> "pa.Table | SpilledItems":
     """Every file with one of `suffixes` under `folder` (recursive, sorted) as an item whose
-    `column` is the file's absolute path; ids are relative paths without suffix."""
+    `column` is the file's absolute path; ids are relative paths without suffix. `spill`: a
+    `SpilledItems`."""
     folder = location(folder)
     if not _is_dir(folder):
         raise UsageError(f"{folder}: not a folder")
     folder = folder.resolve()  # absolute paths, as for manifests
     rows = ((str(PurePosixPath(f).with_suffix("")), _join(folder, f)) for f in _relative_files(folder, suffixes))
-    frame = _file_frame(rows, ("utt_id", column))
-    if frame.empty:
+    table = _file_table(rows, ("utt_id", column), spill)
+    if not table.num_rows:
         raise UsageError(f"{folder}: no {'/'.join(suffixes)} files found")
-    return frame
+    return table
 
 
 def _relative_files(folder, suffixes: tuple[str, ...]) -> Iterator[str]:
@@ -376,23 +683,26 @@ def _files_under(folder: str, suffixes: tuple[str, ...]) -> Iterator[str]:
     return visit(folder, "")
 
 
-def _file_frame(rows: Iterator[tuple[str, ...]], names: tuple[str, ...]) -> pd.DataFrame:
-    """Rows of file-name text as text columns, converted `MANIFEST_CHUNK_ROWS` rows at a time;
+def _file_table(rows: Iterator[tuple[str, ...]], names: tuple[str, ...], spill: bool) -> "pa.Table | SpilledItems":
+    """Rows of file-name text as an item table, converted `MANIFEST_CHUNK_ROWS` rows at a time;
     every name must be UTF-8 (`_require_utf8_names`)."""
-    chunks, batch = [], []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == MANIFEST_CHUNK_ROWS:
-            chunks.append(_file_chunk(batch, names))
-            batch = []
-    if batch or not chunks:
-        chunks.append(_file_chunk(batch, names))
-    return _concat_text_chunks(chunks)
+
+    def chunks() -> Iterator["pa.Table"]:
+        batch, produced = [], False
+        for row in rows:
+            batch.append(row)
+            if len(batch) == MANIFEST_CHUNK_ROWS:
+                yield _file_chunk(batch, names)
+                batch, produced = [], True
+        if batch or not produced:
+            yield _file_chunk(batch, names)
+
+    return SpilledItems(chunks()) if spill else concat_text_tables(list(chunks()))
 
 
-def _file_chunk(rows: list[tuple[str, ...]], names: tuple[str, ...]) -> pd.DataFrame:
+def _file_chunk(rows: list[tuple[str, ...]], names: tuple[str, ...]) -> "pa.Table":
     _require_utf8_names(rows)
-    return pd.DataFrame(rows, columns=list(names), dtype=str)
+    return _rows_table(rows, list(names))
 
 
 def _require_utf8_names(rows: list[tuple[str, ...]]) -> None:
@@ -416,7 +726,7 @@ def _require_utf8_names(rows: list[tuple[str, ...]]) -> None:
 
 def ctm_items(
     ctm: PathLike, segments: PathLike | None = None, wav_scp: PathLike | None = None, encoding: str = "utf-8"
-) -> pd.DataFrame:
+) -> "pa.Table":
     """Items for a Kaldi-style run without a manifest: one per utterance of the CTM (or segments).
 
     With `segments`, the CTM's file ids are recordings and each segment is an item (its
@@ -445,10 +755,10 @@ def ctm_items(
         rows = [{"utt_id": utt, "audio_path": audio.get(utt, ""), "alignment_path": str(ctm)} for utt in ids]
     if not rows:
         raise UsageError(f"{ctm}: no utterances found")
-    return pd.DataFrame(rows, dtype=str)
+    return item_table(rows)
 
 
-def rttm_items(rttm: PathLike, wav_scp: PathLike | None = None, encoding: str = "utf-8") -> pd.DataFrame:
+def rttm_items(rttm: PathLike, wav_scp: PathLike | None = None, encoding: str = "utf-8") -> "pa.Table":
     """Items for ``align`` on an RTTM: one per recording (file id), in file order.
 
     ``utt_id`` is the file id and ``alignment_path`` the RTTM; `wav_scp` (a Kaldi ``wav.scp``,
@@ -472,7 +782,7 @@ def rttm_items(rttm: PathLike, wav_scp: PathLike | None = None, encoding: str = 
         raise UsageError(f"{rttm}: no SPEAKER lines found")
     audio = read_wav_scp(wav_scp) if wav_scp is not None else {}
     rows = [{"utt_id": i, "audio_path": audio.get(i, ""), "alignment_path": os.fspath(rttm)} for i in ids]
-    return pd.DataFrame(rows, dtype=str)
+    return item_table(rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,7 +800,8 @@ def alignment_items(
     lhotse_unit: str = "auto",
     recordings: PathLike | None = None,
     audio_root: PathLike | None = None,
-) -> pd.DataFrame:
+    spill: bool = False,
+) -> "pa.Table | SpilledItems":
     """The items of an ``align`` run, whatever `inputs` is, checked in this order:
 
     * a folder: TextGrids paired with audio (`textgrid_folder_items`; audio under `audio_dir`);
@@ -503,14 +814,16 @@ def alignment_items(
     * a ``.ctm`` file: one item per utterance, or per line of `segments`, audio from `wav_scp`
       (`ctm_items`);
     * otherwise a manifest (``"-"``: standard input) with ``utt_id`` and ``alignment_path``.
+
+    Returns the item table (`spill`: a `SpilledItems` for folders and manifests).
     """
     if _is_stdin(inputs):
-        return read_manifest(inputs, required=("utt_id", "alignment_path"))
+        return read_manifest(inputs, required=("utt_id", "alignment_path"), spill=spill)
     for given in (inputs, segments, wav_scp, recordings):
         _refuse_special_input(given)
     where = location(inputs)
     if _is_dir(where):
-        return textgrid_folder_items(where, audio_dir)
+        return textgrid_folder_items(where, audio_dir, spill=spill)
     inputs = str(where)  # a file: its readers take path strings (URLs included)
     if is_rttm(inputs, alignment_format):
         return rttm_items(inputs, wav_scp, encoding)
@@ -518,20 +831,22 @@ def alignment_items(
         return lhotse_items(inputs, lhotse_unit, recordings=recordings, audio_root=audio_root)
     if is_ctm(where.name):  # by name, whatever `alignment_format` says
         return ctm_items(inputs, segments, wav_scp, encoding)
-    return read_manifest(inputs, required=("utt_id", "alignment_path"))
+    return read_manifest(inputs, required=("utt_id", "alignment_path"), spill=spill)
 
 
-def audio_items(inputs: PathLike) -> pd.DataFrame:
+def audio_items(inputs: PathLike, *, spill: bool = False) -> "pa.Table | SpilledItems":
     """The items of a ``vad`` run: every wav/flac/ogg file under a folder, or a manifest
-    (``"-"``: standard input) with ``utt_id`` and ``audio_path``."""
+    (``"-"``: standard input) with ``utt_id`` and ``audio_path``; an item table (`spill`: a
+    `SpilledItems`)."""
     if not _is_stdin(inputs) and _is_dir(location(inputs)):
-        return folder_items(inputs, AUDIO_SUFFIXES, "audio_path")
-    return read_manifest(inputs, required=("utt_id", "audio_path"))
+        return folder_items(inputs, AUDIO_SUFFIXES, "audio_path", spill=spill)
+    return read_manifest(inputs, required=("utt_id", "audio_path"), spill=spill)
 
 
-def accel_items(inputs: PathLike) -> pd.DataFrame:
+def accel_items(inputs: PathLike, *, spill: bool = False) -> "pa.Table | SpilledItems":
     """The items of an ``accel`` run: every sensor file (`ACCEL_SUFFIXES`) under a folder, or a
-    manifest (``"-"``: standard input) with ``utt_id`` and ``accel_path``."""
+    manifest (``"-"``: standard input) with ``utt_id`` and ``accel_path``; an item table
+    (`spill`: a `SpilledItems`)."""
     if not _is_stdin(inputs) and _is_dir(location(inputs)):
-        return folder_items(inputs, ACCEL_SUFFIXES, "accel_path")
-    return read_manifest(inputs, required=("utt_id", "accel_path"))
+        return folder_items(inputs, ACCEL_SUFFIXES, "accel_path", spill=spill)
+    return read_manifest(inputs, required=("utt_id", "accel_path"), spill=spill)

@@ -78,14 +78,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Union
-
-import pandas as pd
+from typing import TYPE_CHECKING, Literal, Union
 
 from anchorprep.errors import InputError, UsageError
 from anchorprep.sources.alignments.model import Alignment, Interval, Tier, build_tier
 from anchorprep.sources.text import LineProblems
 from anchorprep.storage import StoragePath, is_url, location, open_input
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PathLike = Union[str, "os.PathLike[str]"]
 Unit = Literal["auto", "cut", "supervision"]
@@ -636,8 +637,9 @@ def lhotse_items(
     *,
     recordings: PathLike | None = None,
     audio_root: PathLike | None = None,
-) -> pd.DataFrame:
-    """Items for ``anchorprep align`` from a lhotse CutSet or SupervisionSet, in file order.
+) -> "pa.Table":
+    """Items for ``anchorprep align`` from a lhotse CutSet or SupervisionSet, in file order, as an
+    item table (`anchorprep.sources.items`: a ``pyarrow.Table`` of string columns).
 
     One item per utterance (see ``unit`` in the module docstring) with ``utt_id``,
     ``audio_path``, ``start_s`` (where the utterance starts in the audio file), ``duration_s``,
@@ -684,4 +686,6 @@ def lhotse_items(
         })
     if not rows:
         raise UsageError(f"{path}: no {resolved}s found")
-    return pd.DataFrame(rows, dtype=str)
+    import pyarrow as pa
+
+    return pa.table({name: pa.array([row[name] for row in rows], pa.string()) for name in rows[0]})
