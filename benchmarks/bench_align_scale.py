@@ -195,20 +195,24 @@ STAGES = {  # stage -> functions (file name, function name) whose cumulative tim
 
 def breakdown(manifest: Path, n: int, work: Path) -> dict:
     """µs per utterance of the worker's shard function, total and by stage (see the module doc)."""
-    import pandas as pd
-
     from anchorprep.anchors import TargetWindow
     from anchorprep.grid import FrameGrid
     from anchorprep.pipeline.align import AlignJob, AlignOptions
     from anchorprep.pipeline.rows import Labelling
     from anchorprep.pipeline.runner import process_shard, run_settings
+    from anchorprep.sources.items import read_manifest
 
-    table = pd.read_csv(manifest, nrows=n, dtype=str, keep_default_na=False)
-    table["alignment_path"] = [str((manifest.parent / p).resolve()) for p in table["alignment_path"]]
-    table["_row"] = range(len(table))
-    items = table.to_dict("records")
+    table = read_manifest(manifest)  # paths resolved beside the manifest, as the CLI reads it
+    if hasattr(table, "slice"):  # an Arrow item table (this code)
+        table = table.slice(0, n)
+        items = table.to_pylist()
+    else:  # a pandas one (checkouts before the Arrow item table)
+        table = table.iloc[:n].reset_index(drop=True)
+        items = table.to_dict("records")
+    for row, item in enumerate(items):
+        item["_row"] = row
     job = AlignJob(Labelling(FrameGrid(), TargetWindow(0, 30), (KEYWORD,)), AlignOptions(keywords=(KEYWORD,)))
-    settings = run_settings(job, table.drop(columns=["_row"]), SHARD_SIZE)
+    settings = run_settings(job, table, SHARD_SIZE)
     out = work / "breakdown"
     (out / "data").mkdir(parents=True, exist_ok=True)
     (out / ".anchorprep" / "done").mkdir(parents=True, exist_ok=True)
