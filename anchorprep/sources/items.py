@@ -319,13 +319,15 @@ def _csv_tables(source, delimiter: str, where: str) -> Iterator["pa.Table"]:
     if len(names) < 2:
         yield from _python_csv_tables(source, delimiter, where)
         return
-    done, last = 0, None
+    done, last, batches = 0, None, None
     try:
         batches = reader({name: pa.string() for name in names})
         if batches.schema.names != names or any(t != pa.string() for t in batches.schema.types):
             # Arrow read another header than Python's csv module: take its names from a first pass.
+            batches.close()
             try:
-                names = reader().schema.names
+                with reader() as first_pass:
+                    names = first_pass.schema.names
             except UnicodeDecodeError:
                 raise UsageError(f"{where}: manifest is not UTF-8 (its header); re-encode it as UTF-8") from None
             batches = reader({name: pa.string() for name in names})
@@ -340,6 +342,12 @@ def _csv_tables(source, delimiter: str, where: str) -> Iterator["pa.Table"]:
             raise
         yield from _python_csv_tables(source, delimiter, where, skip=done)
         return
+    finally:
+        # A streaming reader left to the interpreter's final teardown (e.g. held by the frames of
+        # an exception's traceback) can still have a read-ahead thread, which then aborts the
+        # process at exit ("terminate called without an active exception", apache/arrow#34314).
+        if batches is not None:
+            batches.close()
     if last is None:
         yield pa.Table.from_batches([], pa.schema([(name, pa.string()) for name in header]))
     else:
