@@ -408,3 +408,104 @@ def test_lazy_tiers_pickle_and_compare_like_eager_ones(tmp_path: Path) -> None:
     assert restored == full == lazy and restored.meta == full.meta
     assert all("_pending" not in t.__dict__ for t in restored.tiers)
     assert textgrid_module.fast_path_counts()["lazy"] > 0
+
+
+# --------------------------------------------------------------------------------------------
+# The plain-TextGrid route of `utterance_alignment` (a local `.TextGrid` path read with one stat,
+# open and read, no format sniffing) against the general route, on every kind of odd input
+
+
+@contextlib.contextmanager
+def general_route():
+    """`utterance_alignment` and `storage.read_bytes` as before the plain-TextGrid route."""
+    from anchorprep import storage
+    from anchorprep.sources.alignments import formats
+
+    saved = formats._plain_textgrid, storage.read_regular_bytes
+    formats._plain_textgrid = lambda path, format: False
+    storage.read_regular_bytes = lambda path: None
+    try:
+        yield
+    finally:
+        formats._plain_textgrid, storage.read_regular_bytes = saved
+
+
+def alignment_outcome(path, format: str = "auto", lazy: bool = True):
+    """What `utterance_alignment` gives: the tiers' columns and meta, or the error's type and text."""
+    from anchorprep.sources.alignments.formats import utterance_alignment
+
+    try:
+        alignment, relative = utterance_alignment(path, "utt", format, reads=(lambda a: a.tiers[:1]) if lazy else None)
+    except Exception as exc:  # noqa: BLE001 - the outcome compared
+        return type(exc).__name__, str(exc)
+    return ([(t.name, t.kind, t.xmin, t.xmax, [list(c) for c in t.columns()]) for t in alignment.tiers],
+            alignment.xmin, alignment.xmax, alignment.meta, relative)
+
+
+def odd_alignment_paths(tmp_path: Path) -> list[tuple[str, str]]:
+    import os
+    import socket
+
+    words, phones = synthetic_utterance(np.random.default_rng(1), 10.0, 8, ["hey", "computer"])
+    good = textgrid_text(words, phones, 10.0)
+    grids = tmp_path / "grids"
+    grids.mkdir()
+    cases = {"good.TextGrid": good.encode(), "upper.TEXTGRID": good.encode(), "other.txt": good.encode(),
+             ".TextGrid": good.encode(), "empty.TextGrid": b"", "blank.TextGrid": b" \n\t\n",
+             "binary.TextGrid": b"\x00\x01ooBinaryFile\x00" * 40, "utf16.TextGrid": good.encode("utf-16"),
+             "utf16be-nobom.TextGrid": good.encode("utf-16-be"), "latin1.TextGrid": good.replace("a", "\xe9", 3).encode("latin-1"),
+             "crlf.TextGrid": good.replace("\n", "\r\n").encode(), "cut.TextGrid": good.encode()[: len(good) // 2]}
+    for name, data in cases.items():
+        (grids / name).write_bytes(data)
+    (grids / "folder.TextGrid").mkdir()
+    os.mkfifo(grids / "fifo.TextGrid")
+    os.symlink(grids / "fifo.TextGrid", grids / "link-to-fifo.TextGrid")
+    os.symlink(grids / "good.TextGrid", grids / "link.TextGrid")
+    os.symlink(grids / "nowhere.TextGrid", grids / "dangling.TextGrid")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(grids / "socket.TextGrid"))
+    sock.close()
+    paths = [str(grids / name) for name in [*cases, "folder.TextGrid", "fifo.TextGrid", "link-to-fifo.TextGrid",
+                                            "link.TextGrid", "dangling.TextGrid", "socket.TextGrid", "missing.TextGrid"]]
+    paths += [str(grids / "good.TextGrid") + "/", str(grids / "good.TextGrid") + "/.", str(grids) + "//good.TextGrid",
+              str(grids / "good.TextGrid" / "inside.TextGrid"), "/dev/null.TextGrid", "relative/missing.TextGrid",
+              "bad\0name.TextGrid", f"file://{grids}/good.TextGrid", "nosuchproto://x/y.TextGrid", "/dev/null"]
+    return [(path, fmt) for path in paths for fmt in ("auto", "textgrid", "TextGrid")]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs named pipes")
+def test_plain_textgrid_route_gives_what_the_general_route_gives(tmp_path: Path) -> None:
+    """Same tiers or the same error (type and text) for odd paths and contents: missing, a
+    folder, a FIFO (refused without blocking), a socket, a device, trailing ``/`` and ``/.``,
+    empty, blank, binary, UTF-16, Latin-1, CRLF, cut, symlinks, URLs; lazy and eager."""
+    cases = odd_alignment_paths(tmp_path)
+    fast = [alignment_outcome(path, fmt, lazy) for path, fmt in cases for lazy in (True, False)]
+    with general_route():
+        general = [alignment_outcome(path, fmt, lazy) for path, fmt in cases for lazy in (True, False)]
+    for (path, fmt), ours, theirs in zip([c for c in cases for _ in (0, 1)], fast, general):
+        assert ours == theirs, (path, fmt)
+    assert any(isinstance(outcome[0], list) for outcome in fast)  # some read, some refused
+    assert any("named pipe (FIFO)" in str(outcome) for outcome in fast)
+    assert any("socket" in str(outcome) for outcome in fast)
+
+
+def test_read_regular_bytes_reads_regular_files_only(tmp_path: Path) -> None:
+    """The local read behind `storage.read_bytes`: a regular file's bytes (also larger than one
+    read), None for everything `Path` would rewrite or that is not a regular file."""
+    import os
+
+    from anchorprep.storage import read_bytes, read_regular_bytes
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 20000)
+    small = tmp_path / "small.txt"
+    small.write_bytes(b"abc")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    os.mkfifo(tmp_path / "fifo")
+    assert read_regular_bytes(str(big)) == big.read_bytes() == read_bytes(str(big))
+    assert read_regular_bytes(str(small)) == b"abc" and read_regular_bytes(str(empty)) == b""
+    for declined in (big, str(small) + "/", str(small) + "/.", str(tmp_path), str(tmp_path / "fifo"), "/dev/zero",
+                     str(tmp_path / "missing"), "", f"file://{small}", "a\0b"):
+        assert read_regular_bytes(declined) is None, declined
+    assert read_bytes(f"file://{small}") == b"abc" and read_bytes(small) == b"abc"
