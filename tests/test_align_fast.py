@@ -509,3 +509,19 @@ def test_read_regular_bytes_reads_regular_files_only(tmp_path: Path) -> None:
                      str(tmp_path / "missing"), "", f"file://{small}", "a\0b"):
         assert read_regular_bytes(declined) is None, declined
     assert read_bytes(f"file://{small}") == b"abc" and read_bytes(small) == b"abc"
+
+
+@pytest.mark.parametrize("tail", ["", "\n", "\n\n", " \n", "\t\n", "\n ", "\n\t \n", " ", "x\n", "\n\nx"])
+def test_lazy_tiers_with_any_blank_tail(tail: str) -> None:
+    """The end of the last non-blank line is found with or without a copy of the text: same outcome."""
+    words, phones = synthetic_utterance(np.random.default_rng(2), 10.0, 8, ["hey", "computer"])
+    text = textgrid_text(words, phones, 10.0).rstrip(" \t\n") + tail
+    for indices in ([0], [1], [0, 1]):
+        assert_lazy_agrees(text, indices)
+    lazy_before = textgrid_module.fast_path_counts()["lazy"]
+    try:
+        parse_textgrid_text(text, lazy=True)
+    except InputError:
+        pass
+    if tail in ("\n", "\n\n", "\n ", "\n\t \n"):
+        assert textgrid_module.fast_path_counts()["lazy"] == lazy_before + 1
