@@ -309,14 +309,16 @@ def read_regular_bytes(path) -> bytes | None:
     except (OSError, ValueError):
         return None
     try:
-        parts = [os.read(fd, stat.st_size + 1)]
-        while parts[-1]:  # to the end, as ``read()`` does, even if the file grew
-            parts.append(os.read(fd, 1 << 20))
+        # The stat's size exactly (no buffer to shrink), then to the end as ``read()`` does:
+        # one byte is enough to see the end (b"", no large buffer allocated for it).
+        parts = [os.read(fd, stat.st_size), os.read(fd, 1)]
+        while parts[-1]:  # the file grew since the stat (or reports no size: /proc)
+            parts.append(os.read(fd, 1 << 16))
     except OSError:
         return None
     finally:
         os.close(fd)
-    return parts[0] if len(parts) <= 2 else b"".join(parts)
+    return parts[0] if len(parts) == 2 else b"".join(parts)
 
 
 def open_input(path, mode: str = "rb", encoding: str | None = None) -> IO:

@@ -509,6 +509,8 @@ def test_read_regular_bytes_reads_regular_files_only(tmp_path: Path) -> None:
                      str(tmp_path / "missing"), "", f"file://{small}", "a\0b"):
         assert read_regular_bytes(declined) is None, declined
     assert read_bytes(f"file://{small}") == b"abc" and read_bytes(small) == b"abc"
+    if os.path.exists("/proc/version"):  # a regular file that reports no size: read to its end
+        assert read_regular_bytes("/proc/version") == Path("/proc/version").read_bytes() != b""
 
 
 @pytest.mark.parametrize("tail", ["", "\n", "\n\n", " \n", "\t\n", "\n ", "\n\t \n", " ", "x\n", "\n\nx"])
