@@ -291,7 +291,8 @@ def read_bytes(path) -> bytes:
 
 
 #: Opening never blocks (a file replaced by a FIFO after the stat) nor takes a terminal.
-_PLAIN_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+_PLAIN_READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_NOCTTY", 0))
 
 
 def read_regular_bytes(path) -> bytes | None:
@@ -318,7 +319,26 @@ def read_regular_bytes(path) -> bytes | None:
         return None
     finally:
         os.close(fd)
+    stamps = getattr(_READ_STAMPS, "stamps", None)
+    if stamps is not None:
+        stamps[path] = f"{stat.st_size}:{stat.st_mtime_ns}"
     return parts[0] if len(parts) == 2 else b"".join(parts)
+
+
+_READ_STAMPS = threading.local()
+
+
+@contextmanager
+def stamps_of_reads() -> Iterator[dict[str, str]]:
+    """While open, `read_regular_bytes` in this thread records the `file_stamp` (``size:mtime_ns``)
+    of each file it reads, from the stat it opened the file after: the file's stamp when its bytes
+    were read, without another stat."""
+    previous = getattr(_READ_STAMPS, "stamps", None)
+    stamps = _READ_STAMPS.stamps = {}
+    try:
+        yield stamps
+    finally:
+        _READ_STAMPS.stamps = previous
 
 
 def open_input(path, mode: str = "rb", encoding: str | None = None) -> IO:
@@ -531,5 +551,5 @@ __all__ = [
     "AUDIO_BLOCK_SIZE", "EXTRAS", "Location", "StoragePath", "arrow_filesystem", "audio_source", "create_exclusive",
     "file_stamp", "filesystem", "is_url", "item_location", "join", "list_files", "local_copy", "local_staging",
     "local_output", "location", "open_input", "parquet_file", "read_table",
-    "read_bytes", "read_regular_bytes", "sha256_of", "url_protocol",
+    "read_bytes", "read_regular_bytes", "sha256_of", "stamps_of_reads", "url_protocol",
 ]

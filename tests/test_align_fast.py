@@ -527,3 +527,46 @@ def test_lazy_tiers_with_any_blank_tail(tail: str) -> None:
         pass
     if tail in ("\n", "\n\n", "\n ", "\n\t \n"):
         assert textgrid_module.fast_path_counts()["lazy"] == lazy_before + 1
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs named pipes")
+def test_shard_stamp_from_the_reads_equals_a_fresh_stat(tmp_path: Path, monkeypatch) -> None:
+    """`process_shard` stamps the files it read from the stat it read them after
+    (`stamps_of_reads`), and only stats the others: the same stamp as `inputs_stamp` with a new
+    stat of every file, for good, missing, folder, FIFO, duplicate and non-TextGrid paths."""
+    import os
+
+    from anchorprep.grid import FrameGrid
+    from anchorprep.pipeline import runner as runner_module
+    from anchorprep.pipeline.align import AlignJob, AlignOptions
+    from anchorprep.pipeline.rows import Labelling
+    from anchorprep.sources.items import read_manifest
+
+    manifest = write_synthetic_alignments(tmp_path / "corpus", 12, seed=3)
+    grids = manifest.parent
+    (grids / "folder.TextGrid").mkdir()
+    os.mkfifo(grids / "fifo.TextGrid")
+    (grids / "other.csv").write_text("start,end,label\n")
+    with open(manifest, "a", encoding="utf-8") as handle:
+        for i, name in enumerate(["missing.TextGrid", "folder.TextGrid", "fifo.TextGrid", "other.csv",
+                                  "grids/utt0000001.TextGrid"]):
+            handle.write(f"odd{i},{name},10.0,spk0\n")
+    table = read_manifest(manifest)
+    items = table.to_pylist()
+    for row, item in enumerate(items):
+        item["_row"] = row
+    job = AlignJob(Labelling(FrameGrid(), TargetWindow(0, 30), ("hey computer",)),
+                   AlignOptions(keywords=("hey computer",)))
+    settings = runner_module.run_settings(job, table, 1000)
+    out = tmp_path / "run"
+    (out / "data").mkdir(parents=True)
+    (out / ".anchorprep" / "done").mkdir(parents=True)
+    fresh = runner_module.inputs_stamp(items)
+    statted = []
+    real_local_stamp = runner_module._local_stamp
+    monkeypatch.setattr(runner_module, "_local_stamp", lambda path: statted.append(path) or real_local_stamp(path))
+    summary = runner_module.process_shard(job, 0, 1, items, str(out), settings)
+    assert summary.inputs_stamp == fresh
+    # read by `read_regular_bytes` (the TextGrids and the MFA csv) or not read at all:
+    assert sorted(os.path.basename(p) for p in statted) == ["fifo.TextGrid", "folder.TextGrid", "missing.TextGrid"]
+    assert len(summary.errors) == 4 and summary.rows == len(items) - 4

@@ -186,7 +186,9 @@ def utterance_alignment(
     raises, every tier is validated, as without it.
     """
     if _plain_textgrid(path, format):  # what the general path below does for it, in fewer steps
-        from anchorprep.sources.alignments.textgrid import decode_textgrid_bytes, parse_textgrid_text, read_textgrid_bytes
+        from anchorprep.sources.alignments.textgrid import (
+            decode_textgrid_bytes, parse_textgrid_text, read_textgrid_bytes,
+        )
 
         data = read_regular_bytes(path)
         if data is None:  # not a regular local file: refused or named as below
