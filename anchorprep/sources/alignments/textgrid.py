@@ -24,7 +24,8 @@ before they start, overlapping intervals within a tier, and anything praatio's p
 read (praatio 6 reads long-format times only as plain decimals, so a long-format time written
 in exponent notation such as ``1e-05`` is rejected too).
 
-Speed: the file is read (`read_textgrid_bytes`, the one place a TextGrid is opened) and
+Speed: the file is read (`read_textgrid_bytes`; `formats.utterance_alignment` first tries a
+local ``.TextGrid`` path with `storage.read_regular_bytes`: one stat, open and read) and
 decoded once. Regular files (interval tiers in the layout MFA, Praat and praatio write, long or
 short format) are read by a fast path: one compiled grammar of the whole text, matched in C
 (first in the exact indentation Praat and praatio write, then with any blanks), every tier
@@ -124,7 +125,7 @@ def read_textgrid(path: str | os.PathLike[str], *, encoding: str | None = None, 
 
 
 def read_textgrid_bytes(path: str) -> bytes:
-    """The bytes of a TextGrid file: the one place TextGrids are opened (`InputError` if it
+    """The bytes of a TextGrid file, by `storage.read_bytes` (`InputError` if it
     cannot be read)."""
     try:
         return read_bytes(path)
