@@ -39,6 +39,7 @@ import threading
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from pathlib import Path, PurePosixPath
+from stat import S_ISREG
 from typing import IO, Iterator, Union
 
 from anchorprep.errors import UsageError
@@ -285,7 +286,59 @@ def item_location(path) -> Location:
 
 def read_bytes(path) -> bytes:
     """A whole file: ``open(path, 'rb').read()`` locally, one GET on object storage."""
-    return item_location(path).read_bytes()
+    data = read_regular_bytes(path)
+    return item_location(path).read_bytes() if data is None else data
+
+
+#: Opening never blocks (a file replaced by a FIFO after the stat) nor takes a terminal.
+_PLAIN_READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_NOCTTY", 0))
+
+
+def read_regular_bytes(path) -> bytes | None:
+    """The bytes of ``path`` when it is a plain local path naming a regular file: a `str` that
+    `location` keeps as it is (no ``://``, not ending in ``/`` or ``/.``, which `Path` would
+    rewrite), read with one stat, open and read, no `Path`. None for anything else (a URL, a
+    missing, unreadable or special file, a folder): the caller's usual path then names it."""
+    if type(path) is not str or not path or "://" in path or path.endswith(("/", "/.")):
+        return None
+    try:
+        stat = os.stat(path)
+        if not S_ISREG(stat.st_mode):
+            return None
+        fd = os.open(path, _PLAIN_READ_FLAGS)
+    except (OSError, ValueError):
+        return None
+    try:
+        # The stat's size exactly (no buffer to shrink), then to the end as ``read()`` does:
+        # one byte is enough to see the end (b"", no large buffer allocated for it).
+        parts = [os.read(fd, stat.st_size), os.read(fd, 1)]
+        while parts[-1]:  # the file grew since the stat (or reports no size: /proc)
+            parts.append(os.read(fd, 1 << 16))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    stamps = getattr(_READ_STAMPS, "stamps", None)
+    if stamps is not None:
+        stamps[path] = f"{stat.st_size}:{stat.st_mtime_ns}"
+    return parts[0] if len(parts) == 2 else b"".join(parts)
+
+
+_READ_STAMPS = threading.local()
+
+
+@contextmanager
+def stamps_of_reads() -> Iterator[dict[str, str]]:
+    """While open, `read_regular_bytes` in this thread records the `file_stamp` (``size:mtime_ns``)
+    of each file it reads, from the stat it opened the file after: the file's stamp when its bytes
+    were read, without another stat."""
+    previous = getattr(_READ_STAMPS, "stamps", None)
+    stamps = _READ_STAMPS.stamps = {}
+    try:
+        yield stamps
+    finally:
+        _READ_STAMPS.stamps = previous
 
 
 def open_input(path, mode: str = "rb", encoding: str | None = None) -> IO:
@@ -498,5 +551,5 @@ __all__ = [
     "AUDIO_BLOCK_SIZE", "EXTRAS", "Location", "StoragePath", "arrow_filesystem", "audio_source", "create_exclusive",
     "file_stamp", "filesystem", "is_url", "item_location", "join", "list_files", "local_copy", "local_staging",
     "local_output", "location", "open_input", "parquet_file", "read_table",
-    "read_bytes", "sha256_of", "url_protocol",
+    "read_bytes", "read_regular_bytes", "sha256_of", "stamps_of_reads", "url_protocol",
 ]

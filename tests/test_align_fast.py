@@ -408,3 +408,165 @@ def test_lazy_tiers_pickle_and_compare_like_eager_ones(tmp_path: Path) -> None:
     assert restored == full == lazy and restored.meta == full.meta
     assert all("_pending" not in t.__dict__ for t in restored.tiers)
     assert textgrid_module.fast_path_counts()["lazy"] > 0
+
+
+# --------------------------------------------------------------------------------------------
+# The plain-TextGrid route of `utterance_alignment` (a local `.TextGrid` path read with one stat,
+# open and read, no format sniffing) against the general route, on every kind of odd input
+
+
+@contextlib.contextmanager
+def general_route():
+    """`utterance_alignment` and `storage.read_bytes` as before the plain-TextGrid route."""
+    from anchorprep import storage
+    from anchorprep.sources.alignments import formats
+
+    saved = formats._plain_textgrid, storage.read_regular_bytes
+    formats._plain_textgrid = lambda path, format: False
+    storage.read_regular_bytes = lambda path: None
+    try:
+        yield
+    finally:
+        formats._plain_textgrid, storage.read_regular_bytes = saved
+
+
+def alignment_outcome(path, format: str = "auto", lazy: bool = True):
+    """What `utterance_alignment` gives: the tiers' columns and meta, or the error's type and text."""
+    from anchorprep.sources.alignments.formats import utterance_alignment
+
+    try:
+        alignment, relative = utterance_alignment(path, "utt", format, reads=(lambda a: a.tiers[:1]) if lazy else None)
+    except Exception as exc:  # noqa: BLE001 - the outcome compared
+        return type(exc).__name__, str(exc)
+    return ([(t.name, t.kind, t.xmin, t.xmax, [list(c) for c in t.columns()]) for t in alignment.tiers],
+            alignment.xmin, alignment.xmax, alignment.meta, relative)
+
+
+def odd_alignment_paths(tmp_path: Path) -> list[tuple[str, str]]:
+    import os
+    import socket
+
+    words, phones = synthetic_utterance(np.random.default_rng(1), 10.0, 8, ["hey", "computer"])
+    good = textgrid_text(words, phones, 10.0)
+    grids = tmp_path / "grids"
+    grids.mkdir()
+    cases = {"good.TextGrid": good.encode(), "upper.TEXTGRID": good.encode(), "other.txt": good.encode(),
+             ".TextGrid": good.encode(), "empty.TextGrid": b"", "blank.TextGrid": b" \n\t\n",
+             "binary.TextGrid": b"\x00\x01ooBinaryFile\x00" * 40, "utf16.TextGrid": good.encode("utf-16"),
+             "utf16be-nobom.TextGrid": good.encode("utf-16-be"), "latin1.TextGrid": good.replace("a", "\xe9", 3).encode("latin-1"),
+             "crlf.TextGrid": good.replace("\n", "\r\n").encode(), "cut.TextGrid": good.encode()[: len(good) // 2]}
+    for name, data in cases.items():
+        (grids / name).write_bytes(data)
+    (grids / "folder.TextGrid").mkdir()
+    os.mkfifo(grids / "fifo.TextGrid")
+    os.symlink(grids / "fifo.TextGrid", grids / "link-to-fifo.TextGrid")
+    os.symlink(grids / "good.TextGrid", grids / "link.TextGrid")
+    os.symlink(grids / "nowhere.TextGrid", grids / "dangling.TextGrid")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(grids / "socket.TextGrid"))
+    sock.close()
+    paths = [str(grids / name) for name in [*cases, "folder.TextGrid", "fifo.TextGrid", "link-to-fifo.TextGrid",
+                                            "link.TextGrid", "dangling.TextGrid", "socket.TextGrid", "missing.TextGrid"]]
+    paths += [str(grids / "good.TextGrid") + "/", str(grids / "good.TextGrid") + "/.", str(grids) + "//good.TextGrid",
+              str(grids / "good.TextGrid" / "inside.TextGrid"), "/dev/null.TextGrid", "relative/missing.TextGrid",
+              "bad\0name.TextGrid", f"file://{grids}/good.TextGrid", "nosuchproto://x/y.TextGrid", "/dev/null"]
+    return [(path, fmt) for path in paths for fmt in ("auto", "textgrid", "TextGrid")]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs named pipes")
+def test_plain_textgrid_route_gives_what_the_general_route_gives(tmp_path: Path) -> None:
+    """Same tiers or the same error (type and text) for odd paths and contents: missing, a
+    folder, a FIFO (refused without blocking), a socket, a device, trailing ``/`` and ``/.``,
+    empty, blank, binary, UTF-16, Latin-1, CRLF, cut, symlinks, URLs; lazy and eager."""
+    cases = odd_alignment_paths(tmp_path)
+    fast = [alignment_outcome(path, fmt, lazy) for path, fmt in cases for lazy in (True, False)]
+    with general_route():
+        general = [alignment_outcome(path, fmt, lazy) for path, fmt in cases for lazy in (True, False)]
+    for (path, fmt), ours, theirs in zip([c for c in cases for _ in (0, 1)], fast, general):
+        assert ours == theirs, (path, fmt)
+    assert any(isinstance(outcome[0], list) for outcome in fast)  # some read, some refused
+    assert any("named pipe (FIFO)" in str(outcome) for outcome in fast)
+    assert any("socket" in str(outcome) for outcome in fast)
+
+
+def test_read_regular_bytes_reads_regular_files_only(tmp_path: Path) -> None:
+    """The local read behind `storage.read_bytes`: a regular file's bytes (also larger than one
+    read), None for everything `Path` would rewrite or that is not a regular file."""
+    import os
+
+    from anchorprep.storage import read_bytes, read_regular_bytes
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 20000)
+    small = tmp_path / "small.txt"
+    small.write_bytes(b"abc")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    os.mkfifo(tmp_path / "fifo")
+    assert read_regular_bytes(str(big)) == big.read_bytes() == read_bytes(str(big))
+    assert read_regular_bytes(str(small)) == b"abc" and read_regular_bytes(str(empty)) == b""
+    for declined in (big, str(small) + "/", str(small) + "/.", str(tmp_path), str(tmp_path / "fifo"), "/dev/zero",
+                     str(tmp_path / "missing"), "", f"file://{small}", "a\0b"):
+        assert read_regular_bytes(declined) is None, declined
+    assert read_bytes(f"file://{small}") == b"abc" and read_bytes(small) == b"abc"
+    if os.path.exists("/proc/version"):  # a regular file that reports no size: read to its end
+        assert read_regular_bytes("/proc/version") == Path("/proc/version").read_bytes() != b""
+
+
+@pytest.mark.parametrize("tail", ["", "\n", "\n\n", " \n", "\t\n", "\n ", "\n\t \n", " ", "x\n", "\n\nx"])
+def test_lazy_tiers_with_any_blank_tail(tail: str) -> None:
+    """The end of the last non-blank line is found with or without a copy of the text: same outcome."""
+    words, phones = synthetic_utterance(np.random.default_rng(2), 10.0, 8, ["hey", "computer"])
+    text = textgrid_text(words, phones, 10.0).rstrip(" \t\n") + tail
+    for indices in ([0], [1], [0, 1]):
+        assert_lazy_agrees(text, indices)
+    lazy_before = textgrid_module.fast_path_counts()["lazy"]
+    try:
+        parse_textgrid_text(text, lazy=True)
+    except InputError:
+        pass
+    if tail in ("\n", "\n\n", "\n ", "\n\t \n"):
+        assert textgrid_module.fast_path_counts()["lazy"] == lazy_before + 1
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs named pipes")
+def test_shard_stamp_from_the_reads_equals_a_fresh_stat(tmp_path: Path, monkeypatch) -> None:
+    """`process_shard` stamps the files it read from the stat it read them after
+    (`stamps_of_reads`), and only stats the others: the same stamp as `inputs_stamp` with a new
+    stat of every file, for good, missing, folder, FIFO, duplicate and non-TextGrid paths."""
+    import os
+
+    from anchorprep.grid import FrameGrid
+    from anchorprep.pipeline import runner as runner_module
+    from anchorprep.pipeline.align import AlignJob, AlignOptions
+    from anchorprep.pipeline.rows import Labelling
+    from anchorprep.sources.items import read_manifest
+
+    manifest = write_synthetic_alignments(tmp_path / "corpus", 12, seed=3)
+    grids = manifest.parent
+    (grids / "folder.TextGrid").mkdir()
+    os.mkfifo(grids / "fifo.TextGrid")
+    (grids / "other.csv").write_text("start,end,label\n")
+    with open(manifest, "a", encoding="utf-8") as handle:
+        for i, name in enumerate(["missing.TextGrid", "folder.TextGrid", "fifo.TextGrid", "other.csv",
+                                  "grids/utt0000001.TextGrid"]):
+            handle.write(f"odd{i},{name},10.0,spk0\n")
+    table = read_manifest(manifest)
+    items = table.to_pylist()
+    for row, item in enumerate(items):
+        item["_row"] = row
+    job = AlignJob(Labelling(FrameGrid(), TargetWindow(0, 30), ("hey computer",)),
+                   AlignOptions(keywords=("hey computer",)))
+    settings = runner_module.run_settings(job, table, 1000)
+    out = tmp_path / "run"
+    (out / "data").mkdir(parents=True)
+    (out / ".anchorprep" / "done").mkdir(parents=True)
+    fresh = runner_module.inputs_stamp(items)
+    statted = []
+    real_local_stamp = runner_module._local_stamp
+    monkeypatch.setattr(runner_module, "_local_stamp", lambda path: statted.append(path) or real_local_stamp(path))
+    summary = runner_module.process_shard(job, 0, 1, items, str(out), settings)
+    assert summary.inputs_stamp == fresh
+    # read by `read_regular_bytes` (the TextGrids and the MFA csv) or not read at all:
+    assert sorted(os.path.basename(p) for p in statted) == ["fifo.TextGrid", "folder.TextGrid", "missing.TextGrid"]
+    assert len(summary.errors) == 4 and summary.rows == len(items) - 4

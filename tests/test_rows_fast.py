@@ -68,7 +68,9 @@ def _replayed_stats(per_item):
     return total
 
 
-def _digest_with_file_stamp(items):
+def _digest_with_file_stamp(items, read=None):
+    """`inputs_stamp` as it was: a new `file_stamp` of every file (the stamps taken as the files
+    were read, `read`, are not used)."""
     digest = hashlib.sha256()
     for item in items:
         for column in runner_module.INPUT_FILE_COLUMNS:

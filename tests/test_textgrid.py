@@ -390,6 +390,29 @@ def test_sniff_encoding(data: bytes, expected: str) -> None:
     assert sniff_encoding(data) == expected
 
 
+def _sniff_by_counting(data: bytes) -> str:
+    """`sniff_encoding`'s rule without its no-NUL shortcut (the reference)."""
+    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                      (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if data.startswith(bom):
+            return name
+    head = data[:400]
+    half = len(head) // 2
+    if half >= 4:
+        even_nuls, odd_nuls = head[0::2].count(0), head[1::2].count(0)
+        if even_nuls >= half * 0.4 and odd_nuls <= even_nuls // 8:
+            return "utf-16-be"
+        if odd_nuls >= half * 0.4 and even_nuls <= odd_nuls // 8:
+            return "utf-16-le"
+    return "utf-8"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b"\0", b"a", b"\xff", b"\xfe", b"\xef\xbb\xbf"]), max_size=500).map(b"".join))
+def test_sniff_encoding_shortcut_equals_the_counting_rule(data: bytes) -> None:
+    assert sniff_encoding(data) == _sniff_by_counting(data)
+
+
 def test_latin1_is_rejected_unless_asked(tmp_path: Path) -> None:
     text = long_textgrid([("IntervalTier", "words", "0", "1", [("0", "1", "café")])])
     path = write(tmp_path, text.encode("latin-1"))

@@ -40,7 +40,7 @@ from anchorprep.shards.run import (
     claim_run, shard_count, shard_file, shard_name,
 )
 from anchorprep.shards.schema import MAX_LIST_VALUES
-from anchorprep.storage import Location, file_stamp, location
+from anchorprep.storage import Location, file_stamp, location, stamps_of_reads
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -198,12 +198,15 @@ def _item_path(item: dict) -> str:
     return item.get("alignment_path") or item.get("audio_path") or item.get("accel_path") or ""
 
 
-def inputs_stamp(items: list[dict]) -> str:
+def inputs_stamp(items: list[dict], read: dict[str, str] | None = None) -> str:
     """sha256 over the (path, size, mtime_ns) of every input file the items name (missing files
     count as missing). Resume reruns a shard whose stamp changed, so an input file edited after
-    its shard was written is never kept silently; an edit that keeps size and mtime is not seen."""
+    its shard was written is never kept silently; an edit that keeps size and mtime is not seen.
+
+    `read` holds the stamps of files as they were read (`storage.stamps_of_reads`), used instead
+    of a new stat: a shard's stamp then describes the bytes its rows came from."""
     lines = []  # hashed at once: the digest of the concatenation is the digest of the lines
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = dict(read) if read else {}
     for item in items:
         for column in INPUT_FILE_COLUMNS:
             path = item.get(column)
@@ -237,28 +240,29 @@ def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: 
     written atomically, so a retried or duplicated call rewrites the same bytes.
     """
     out = location(out_dir)
-    stamp = inputs_stamp(items)
     rows, errors, item_stats_list, frames = [], [], [], 0
     passthrough = settings.passthrough_columns
-    for item in items:
-        try:
-            if item.get("_duplicate_of") not in (None, ""):
-                raise ItemFailure("manifest", f"duplicate utt_id (first used at input row {item['_duplicate_of']})")
-            if not item.get("utt_id"):
-                raise ItemFailure("manifest", "empty utt_id")
-            row, item_stats = job.process(item)
-            if frames + row["num_frames"] > MAX_LIST_VALUES:
-                raise ItemFailure("label", f"the shard would hold more than {MAX_LIST_VALUES} frames with this item "
-                                           "(int32 list offsets); use a smaller `shard_size`")
-        except ItemFailure as failure:
-            errors.append(ItemError(item.get("utt_id", ""), item["_row"], failure.path or _item_path(item),
-                                    failure.stage, failure.reason))
-            continue
-        for column in passthrough:
-            row[column] = item.get(column, "")
-        rows.append(row)
-        frames += row["num_frames"]
-        item_stats_list.append(item_stats)
+    with stamps_of_reads() as read_stamps:
+        for item in items:
+            try:
+                if item.get("_duplicate_of") not in (None, ""):
+                    raise ItemFailure("manifest", f"duplicate utt_id (first used at input row {item['_duplicate_of']})")
+                if not item.get("utt_id"):
+                    raise ItemFailure("manifest", "empty utt_id")
+                row, item_stats = job.process(item)
+                if frames + row["num_frames"] > MAX_LIST_VALUES:
+                    raise ItemFailure("label", f"the shard would hold more than {MAX_LIST_VALUES} frames with this item "
+                                               "(int32 list offsets); use a smaller `shard_size`")
+            except ItemFailure as failure:
+                errors.append(ItemError(item.get("utt_id", ""), item["_row"], failure.path or _item_path(item),
+                                        failure.stage, failure.reason))
+                continue
+            for column in passthrough:
+                row[column] = item.get(column, "")
+            rows.append(row)
+            frames += row["num_frames"]
+            item_stats_list.append(item_stats)
+    stamp = inputs_stamp(items, read_stamps)
     return _write_shard(out, index, count, rows, len(items), errors, _total_stats(item_stats_list), settings, stamp)
 
 

@@ -60,6 +60,8 @@ def sniff_encoding(data: bytes) -> str:
         return "utf-16-le"  # the decoded BOM is removed with the other leading U+FEFF
     if data.startswith(codecs.BOM_UTF16_BE):
         return "utf-16-be"
+    if data.find(0, 0, 400) == -1:  # no NUL: neither count below can reach its threshold
+        return "utf-8"
     head = data[:400]
     half = len(head) // 2
     if half >= 4:

@@ -20,6 +20,7 @@ from anchorprep.sources.alignments.lhotse import is_lhotse_manifest
 from anchorprep.sources.alignments.model import Alignment, Tier
 from anchorprep.sources.alignments.rttm import is_rttm
 from anchorprep.sources.files import refuse_special_file
+from anchorprep.storage import read_regular_bytes
 
 _FORMATS = {
     "textgrid": "textgrid",
@@ -184,23 +185,47 @@ def utterance_alignment(
     `InputError` from this call; the others are checked for structure only. If `reads`
     raises, every tier is validated, as without it.
     """
+    if _plain_textgrid(path, format):  # what the general path below does for it, in fewer steps
+        from anchorprep.sources.alignments.textgrid import (
+            decode_textgrid_bytes, parse_textgrid_text, read_textgrid_bytes,
+        )
+
+        data = read_regular_bytes(path)
+        if data is None:  # not a regular local file: refused or named as below
+            refuse_special_file(path)
+            data = read_textgrid_bytes(path)
+        text, used = decode_textgrid_bytes(data, path)
+        return _loaded(parse_textgrid_text(text, path=path, encoding=used, lazy=reads is not None), reads), False
     whole = read_utterances(path, format, encoding=encoding, level=level, segments=segments,
                             lhotse_unit=lhotse_unit)
     if whole is None:  # read_utterances has refused special files already
         alignment = _read_single(path, format, None, refuse_special=False, lazy=reads is not None)
-        if reads is not None:
-            try:
-                needed = list(reads(alignment))
-            except Exception:  # noqa: BLE001 - the caller raises it again where it reads the tiers
-                needed = alignment.tiers
-            for tier in needed:
-                tier.load()
-        return alignment, False
+        return _loaded(alignment, reads), False
     if key in whole.errors:
         raise whole.errors[key]
     if key not in whole.alignments:
         raise InputError(f"{key!r} is not in this alignment file", os.fspath(path))
     return whole.alignments[key], whole.utterance_relative
+
+
+def _plain_textgrid(path, format: str) -> bool:
+    """Whether `path` is a local path (a `str` without ``://``) that `read_utterances` returns
+    None for and `_read_single` reads as a TextGrid: `format` "textgrid", or "auto" and a
+    ``.TextGrid`` extension (any case)."""
+    return type(path) is str and "://" not in path and (
+        format == "textgrid" or format == "auto" and os.path.splitext(path)[1].lower() == ".textgrid")
+
+
+def _loaded(alignment: Alignment, reads: Callable[[Alignment], Iterable[Tier]] | None) -> Alignment:
+    """`alignment` with the tiers `reads` names loaded (see `utterance_alignment`)."""
+    if reads is not None:
+        try:
+            needed = list(reads(alignment))
+        except Exception:  # noqa: BLE001 - the caller raises it again where it reads the tiers
+            needed = alignment.tiers
+        for tier in needed:
+            tier.load()
+    return alignment
 
 
 @lru_cache(maxsize=4)

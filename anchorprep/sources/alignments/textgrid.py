@@ -24,7 +24,8 @@ before they start, overlapping intervals within a tier, and anything praatio's p
 read (praatio 6 reads long-format times only as plain decimals, so a long-format time written
 in exponent notation such as ``1e-05`` is rejected too).
 
-Speed: the file is read (`read_textgrid_bytes`, the one place a TextGrid is opened) and
+Speed: the file is read (`read_textgrid_bytes`; `formats.utterance_alignment` first tries a
+local ``.TextGrid`` path with `storage.read_regular_bytes`: one stat, open and read) and
 decoded once. Regular files (interval tiers in the layout MFA, Praat and praatio write, long or
 short format) are read by a fast path: one compiled grammar of the whole text, matched in C
 (first in the exact indentation Praat and praatio write, then with any blanks), every tier
@@ -102,6 +103,7 @@ _TIME_FIELD = re.compile(r"^[ \t]*(xmin|xmax|number)[ \t]*=[ \t]*(\S*)", re.MULT
 _QUICK_NEGATIVE = re.compile(r"=[ \t]*-")
 _TIER_COUNT = re.compile(r"<exists>[ \t]*\n\s*(?:size[ \t]*=[ \t]*)?(\d+)")
 _LONG_SIZES = re.compile(r":[ \t]*size[ \t]*=[ \t]*(\d+)")  # "intervals: size = N", "points: ..."
+_OBJECT_CLASS = re.compile(r'Object class\s*=\s*"([^"]*)"')
 _SHORT_TIER_MARKERS = ('"IntervalTier"', '"TextTier"')
 _SHORT_TIER_HEADER = re.compile(
     r'"(?:IntervalTier|TextTier)"[ \t]*\n[ \t]*"(?:[^"]|"")*"[ \t]*\n[^\n]*\n[^\n]*\n[ \t]*(\d+)[ \t]*(?:\n|$)'
@@ -123,7 +125,7 @@ def read_textgrid(path: str | os.PathLike[str], *, encoding: str | None = None, 
 
 
 def read_textgrid_bytes(path: str) -> bytes:
-    """The bytes of a TextGrid file: the one place TextGrids are opened (`InputError` if it
+    """The bytes of a TextGrid file, by `storage.read_bytes` (`InputError` if it
     cannot be read)."""
     try:
         return read_bytes(path)
@@ -247,7 +249,7 @@ def _check_header(text: str, path: str | None) -> None:
             f"found {lines[0][:60].strip()!r}",
             path,
         )
-    object_class = re.search(r'Object class\s*=\s*"([^"]*)"', head)
+    object_class = _OBJECT_CLASS.search(head)
     if object_class is None or not object_class.group(1).startswith("TextGrid"):
         found = object_class.group(1) if object_class else "none"
         raise InputError(f"not a Praat TextGrid: Object class is {found!r}, not 'TextGrid'", path)
@@ -678,6 +680,9 @@ class _DeferredBody:
         return (*tier.columns(), False)
 
 
+_BLANK_OR_NOTHING = (" ", "\t", "\n", "")
+
+
 def _parse_lazy(text: str, path: str | None, encoding: str | None) -> Alignment | None:
     """The Alignment of a canonical long-format text with `Tier.deferred` tiers, or None when
     its structure is not the canonical one (see above); line ends already "\n"."""
@@ -686,7 +691,8 @@ def _parse_lazy(text: str, path: str | None, encoding: str | None) -> Alignment 
         return None
     grid_min, grid_max, declared = header.groups()
     xmin, xmax, tier_count = float(grid_min), float(grid_max), int(declared)
-    last = len(text.rstrip(" \t\n"))  # the newline ending the last non-blank line
+    # The newline ending the last non-blank line (no copy of the text when it is the final one).
+    last = len(text) - 1 if text[-2:-1] not in _BLANK_OR_NOTHING and text[-1:] == "\n" else len(text.rstrip(" \t\n"))
     if xmin > xmax or tier_count == 0 or last == len(text) or text[last] != "\n":
         return None
     source = _LazyText(text, path, encoding)
