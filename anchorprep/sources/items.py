@@ -159,43 +159,51 @@ class SpilledItems:
         import pyarrow as pa
 
         chunks = iter(chunks)
-        # Unlinked from the moment it exists (POSIX): a run killed while the file is written
-        # leaves nothing behind. It lives in the temporary folder (TMPDIR).
-        self._handle = tempfile.TemporaryFile(prefix="anchorprep-items-", suffix=".arrow")
-        self._file = pa.PythonFile(self._handle, mode="r")
-        starts, rows, late = self._write(chunks)
-        if late is not None:  # a JSONL key first seen late: join in memory, then write again
-            self._handle.seek(0)
-            table = concat_text_tables([pa.ipc.open_file(self._file).read_all(), late, *chunks])
-            self._handle.seek(0)
-            self._handle.truncate()
-            starts, rows, _ = self._write(iter([table]))
-        self._handle.seek(0)
+        # Native Arrow files only (a `pa.PythonFile` would be read from Arrow's I/O threads, which
+        # then need the GIL and can abort the process at exit). On Linux the file is unlinked at
+        # once and reopened through /proc/self/fd, so a run killed while it is written leaves
+        # nothing behind; elsewhere it is unlinked as soon as it is written. It lives in TMPDIR.
+        handle, path = tempfile.mkstemp(prefix="anchorprep-items-", suffix=".arrow")
+        reopen = f"/proc/self/fd/{handle}"
+        if os.path.exists(reopen):
+            os.unlink(path)
+            path = reopen
+        try:
+            starts, rows, late = self._write(path, chunks)
+            if late is not None:  # a JSONL key first seen late: join in memory, then write again
+                with pa.OSFile(path, "rb") as written:
+                    table = concat_text_tables([pa.ipc.open_file(written).read_all(), late, *chunks])
+                starts, rows, _ = self._write(path, iter([table]))
+            self._file = pa.OSFile(path, "rb")
+        finally:
+            if path != reopen:
+                os.unlink(path)  # the open file stays readable
+            os.close(handle)
         self._reader = pa.ipc.open_file(self._file)
         self.schema = self._reader.schema
         self.num_rows = rows
         self._starts = np.array(starts + [rows], dtype=np.int64)
 
-    def _write(self, chunks: Iterator["pa.Table"]):
+    @classmethod
+    def _write(cls, path: str, chunks: Iterator["pa.Table"]):
         """Write chunks until one has other columns than the first: (batch starts, rows, that chunk)."""
         import pyarrow as pa
 
-        sink = pa.PythonFile(self._handle, mode="w")
         writer, starts, rows, late, names = None, [], 0, None, None
-        for chunk in chunks:
+        with pa.OSFile(path, "wb") as sink:
+            for chunk in chunks:
+                if writer is None:
+                    writer, names = pa.ipc.new_file(sink, chunk.schema), chunk.column_names
+                elif chunk.column_names != names:
+                    late = chunk
+                    break
+                for batch in chunk.to_batches(max_chunksize=cls.BATCH_ROWS):
+                    writer.write_batch(batch)
+                    starts.append(rows)
+                    rows += batch.num_rows
             if writer is None:
-                writer, names = pa.ipc.new_file(sink, chunk.schema), chunk.column_names
-            elif chunk.column_names != names:
-                late = chunk
-                break
-            for batch in chunk.to_batches(max_chunksize=self.BATCH_ROWS):
-                writer.write_batch(batch)
-                starts.append(rows)
-                rows += batch.num_rows
-        if writer is None:
-            writer = pa.ipc.new_file(sink, pa.schema([]))
-        writer.close()
-        self._handle.flush()
+                writer = pa.ipc.new_file(sink, pa.schema([]))
+            writer.close()
         return starts, rows, late
 
     @property
