@@ -295,12 +295,20 @@ _PLAIN_READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O
                      | getattr(os, "O_NOCTTY", 0))
 
 
+def _plain_local(path) -> bool:
+    """Whether ``path`` is a local path `location` keeps as it is, so ``os`` calls on the string
+    mean what they mean on ``location(path)``: a non-empty `str` without ``://`` that does not
+    end in ``/`` or ``/.`` (which `Path` drops, so ``os.stat("file/")`` would fail where
+    ``location`` stats the file)."""
+    return type(path) is str and bool(path) and "://" not in path and not path.endswith(("/", "/."))
+
+
 def read_regular_bytes(path) -> bytes | None:
     """The bytes of ``path`` when it is a plain local path naming a regular file: a `str` that
     `location` keeps as it is (no ``://``, not ending in ``/`` or ``/.``, which `Path` would
     rewrite), read with one stat, open and read, no `Path`. None for anything else (a URL, a
     missing, unreadable or special file, a folder): the caller's usual path then names it."""
-    if type(path) is not str or not path or "://" in path or path.endswith(("/", "/.")):
+    if not _plain_local(path):
         return None
     try:
         stat = os.stat(path)
@@ -447,6 +455,17 @@ def local_output(value) -> Path:
 def file_stamp(path: str) -> str:
     """``size:mtime_ns`` of a local file, ``size:ETag`` (or modification time) of an object,
     ``missing`` when it cannot be found or read."""
+    if _plain_local(path):  # one `os.stat`, no `Path` (the resume stamp of every input file)
+        try:
+            stat = os.stat(path)
+        except (OSError, ValueError):
+            return "missing"
+        return f"{stat.st_size}:{stat.st_mtime_ns}"
+    return _located_stamp(path)
+
+
+def _located_stamp(path: str) -> str:
+    """`file_stamp` through `location` (any path, URLs included)."""
     try:
         where = location(path)
     except UsageError:

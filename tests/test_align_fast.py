@@ -563,8 +563,8 @@ def test_shard_stamp_from_the_reads_equals_a_fresh_stat(tmp_path: Path, monkeypa
     (out / ".anchorprep" / "done").mkdir(parents=True)
     fresh = runner_module.inputs_stamp(items)
     statted = []
-    real_local_stamp = runner_module._local_stamp
-    monkeypatch.setattr(runner_module, "_local_stamp", lambda path: statted.append(path) or real_local_stamp(path))
+    real_file_stamp = runner_module.file_stamp
+    monkeypatch.setattr(runner_module, "file_stamp", lambda path: statted.append(path) or real_file_stamp(path))
     summary = runner_module.process_shard(job, 0, 1, items, str(out), settings)
     assert summary.inputs_stamp == fresh
     # read by `read_regular_bytes` (the TextGrids and the MFA csv) or not read at all:

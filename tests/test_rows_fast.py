@@ -8,7 +8,7 @@ path it short-cuts:
 * `row_labels`' shared-template slices against `label_frames`;
 * `rows_to_table`'s itemgetter transposition and Arrow-pool list columns against per-column
   ``dict.get`` and numpy concatenation;
-* `inputs_stamp`'s direct ``os.stat`` against `file_stamp`, and the grouped item counters
+* `file_stamp`'s direct ``os.stat`` against its route through `location`, and the grouped item counters
   against ``Counter.update`` item by item;
 * whole runs (align with many options, on synthetic, sample and real data and the bad-inputs
   corpus; vad, accel and merge on sample_data): every result file byte for byte, fast paths on
@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 import anchorprep
 import badinputs
 from anchorprep import anchors as anchors_module
+from anchorprep import storage as storage_module
 from anchorprep.anchors import NO_ANCHOR, TargetWindow, label_frames, row_labels
 from anchorprep.pipeline import rows as rows_module
 from anchorprep.pipeline import runner as runner_module
@@ -90,7 +91,7 @@ def reference_paths():
         (rows_module, "row_labels", _general_labels),
         (schema_module, "_pooled_flat", lambda values, dtype, total: None),
         (schema_module, "_transposed", lambda rows, names: None),
-        (runner_module, "_local_stamp", lambda path: None),
+        (storage_module, "_plain_local", lambda path: False),
         (runner_module, "_total_stats", _replayed_stats),
         (runner_module, "inputs_stamp", _digest_with_file_stamp),
     ]
@@ -386,12 +387,15 @@ def test_inputs_stamp_equals_the_file_stamp_digest(tmp_path: Path) -> None:
     items = [
         {"alignment_path": str(present), "audio_path": ""},
         {"alignment_path": str(present) + "/", "audio_path": None},  # a trailing slash: Path drops it
+        {"alignment_path": str(present) + "/.", "audio_path": str(tmp_path) + "//a.TextGrid"},
         {"alignment_path": str(tmp_path / "missing.TextGrid"), "accel_path": f"file://{present}"},
         {"alignment_path": str(tmp_path / "link.TextGrid"), "audio_path": str(tmp_path / "." / "a.TextGrid")},
         {"alignment_path": "relative/not/there.TextGrid", "audio_path": str(tmp_path)},
         {"alignment_path": str(present), "accel_path": 3.5},
     ]
     assert runner_module.inputs_stamp(items) == _digest_with_file_stamp(items)
+    paths = [path for item in items for path in item.values() if isinstance(path, str) and path]
+    assert [file_stamp(path) for path in paths] == [storage_module._located_stamp(path) for path in paths]
 
 
 @pytest.mark.parametrize("counts", [

@@ -214,22 +214,9 @@ def inputs_stamp(items: list[dict], read: dict[str, str] | None = None) -> str:
                 continue
             stamp = seen.get(path)
             if stamp is None:
-                stamp = seen[path] = _local_stamp(path) or file_stamp(path)
+                stamp = seen[path] = file_stamp(path)
             lines.append(f"{path}\0{stamp}\n")
     return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
-def _local_stamp(path: str) -> str | None:
-    """`file_stamp` of a plain local path with one `os.stat` (no `Path` object); None for
-    anything `file_stamp` must decide: a URL (``://``) and a trailing ``/`` (which `Path` drops,
-    so `file_stamp` stats the file while ``os.stat("file/")`` fails)."""
-    if "://" in path or path.endswith("/"):
-        return None
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return "missing"
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def process_shard(job: Job, index: int, count: int, items: list[dict], out_dir: str,
