@@ -500,7 +500,7 @@ def test_arrow_arrays_from_buffers_equal_pyarrow_array(values):
 
 @pytest.mark.parametrize("name", [*CHUNKED_MANIFESTS, "big.csv"])
 def test_a_spilled_manifest_reads_back_as_the_table(tmp_path, monkeypatch, name):
-    """`SpilledItems` (what runs hold): the same rows, slices, columns, fingerprint and repeats as
+    """`SpilledItems` (what runs hold): the same rows, slices, fingerprint and repeats as
     the in-memory table, and no file left in the temporary folder."""
     import random
     import tempfile
@@ -520,7 +520,7 @@ def test_a_spilled_manifest_reads_back_as_the_table(tmp_path, monkeypatch, name)
     whole = read_manifest(path, required=())
     spilled = read_manifest(path, required=(), spill=True)
     assert spilled.num_rows == whole.num_rows and spilled.column_names == whole.column_names
-    assert spilled.slice(0, whole.num_rows).equals(whole) and spilled.column("utt_id").equals(whole.column("utt_id"))
+    assert spilled.slice(0, whole.num_rows).equals(whole)
     rng = random.Random(0)
     for _ in range(50):
         start, length = rng.randrange(whole.num_rows + 1), rng.randrange(whole.num_rows + 2)

@@ -145,8 +145,8 @@ class SpilledItems:
 
     What a run's driver holds instead of the table (`spill=True` of the discovery functions):
     the chunks are written as they are read, so the driver's memory does not grow with the
-    number of items. Offers the table methods the runner uses: `num_rows`, `column_names`,
-    `slice` and `column` (each returning in-memory Arrow data).
+    number of items. Offers the table methods the runner uses: `num_rows`, `column_names` and
+    `slice` (returning in-memory Arrow data).
     """
 
     #: Rows per record batch of the file (a shard's slice reads the batches it overlaps).
@@ -226,15 +226,6 @@ class SpilledItems:
         table = pa.Table.from_batches([self._reader.get_batch(i) for i in range(first, last)], self.schema)
         return table.slice(offset - int(self._starts[first]), stop - offset)
 
-    def column(self, name: str) -> "pa.ChunkedArray":
-        """One column, whole, in memory (read without the other columns' buffers)."""
-        import pyarrow as pa
-
-        self._file.seek(0)
-        options = pa.ipc.IpcReadOptions(included_fields=[self.schema.get_field_index(name)])
-        reader = pa.ipc.open_file(self._file, options=options)
-        return pa.chunked_array([reader.get_batch(i).column(0) for i in range(reader.num_record_batches)],
-                                self.schema.field(name).type)
 
 
 def _resolve_paths(table: "pa.Table", base: Path) -> "pa.Table":
