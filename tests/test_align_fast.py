@@ -326,7 +326,9 @@ def test_lazy_tiers_equal_the_full_parse_on_every_real_textgrid() -> None:
     assert "same" in outcomes
 
 
-_EDITS = ["", " ", "x", "\n", "1", "-", '"', "[", "e5", "0.0", ".", "item [", "\n        intervals [9]:"]
+# Non-ASCII edits send the structure counts through `str.count` instead of numpy (ASCII texts).
+_EDITS = ["", " ", "x", "\n", "1", "-", '"', "[", "e5", "0.0", ".", "item [", "\n        intervals [9]:", "é",
+          "\u3000[", "\u2028"]
 
 
 @settings(max_examples=400, deadline=None)
@@ -570,3 +572,16 @@ def test_shard_stamp_from_the_reads_equals_a_fresh_stat(tmp_path: Path, monkeypa
     # read by `read_regular_bytes` (the TextGrids and the MFA csv) or not read at all:
     assert sorted(os.path.basename(p) for p in statted) == ["fifo.TextGrid", "folder.TextGrid", "missing.TextGrid"]
     assert len(summary.errors) == 4 and summary.rows == len(items) - 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(["\n", "[", "a", " ", "]", "é"]), max_size=200),
+       start=st.integers(0, 220), stop=st.integers(0, 220))
+def test_structure_counts_agree_with_str_count(text: str, start: int, stop: int) -> None:
+    from anchorprep.sources.alignments.textgrid import _newlines_and_brackets
+
+    expected = (text.count("\n", start, stop), text.count("[", start, stop))
+    assert _newlines_and_brackets(text, None, start, stop) == expected
+    if text.isascii() and 0 <= start <= stop <= len(text):  # the slices `_parse_lazy` takes
+        codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        assert _newlines_and_brackets(text, codes, start, stop) == expected
