@@ -40,7 +40,7 @@ from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from pathlib import Path, PurePosixPath
 from stat import S_ISREG
-from typing import IO, Iterator, Union
+from typing import IO, Iterable, Iterator, Union
 
 from anchorprep.errors import UsageError
 
@@ -498,6 +498,23 @@ def join(base: Location, value: str) -> str:
     if not value or url or os.path.isabs(value) or value.startswith("file://"):
         return value
     return str(base / value)
+
+
+def join_all(base: Location, values: Iterable[str]) -> list[str]:
+    """``[join(base, value) for value in values]``. For a local `base`, a plain relative value
+    (no empty or "." part, no colon, so no URL) is joined as a string: pathlib keeps such a
+    value as it is, so ``str(base / value)`` is the prefix ``str(base / "x")[:-1]`` followed by
+    it, without a `Path` per value (seconds for a manifest of millions of rows)."""
+    if isinstance(base, StoragePath):
+        return [join(base, value) for value in values]
+    prefix = str(base / "x")[:-1]
+    return [prefix + value if _plain_relative(value) else join(base, value) for value in values]
+
+
+def _plain_relative(value) -> bool:
+    return (type(value) is str and value != "" and value[0] != "/" and ":" not in value and "//" not in value
+            and "/./" not in value and not value.startswith("./") and not value.endswith(("/", "/."))
+            and value != ".")
 
 
 @contextmanager

@@ -528,3 +528,14 @@ def test_a_spilled_manifest_reads_back_as_the_table(tmp_path, monkeypatch, name)
     assert inputs_fingerprint(spilled) == inputs_fingerprint(whole)
     assert duplicate_rows(spilled) == duplicate_rows(whole)
     assert not list((tmp_path / "tmp").iterdir())
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from(["a", "b", "/", ".", ":", "\\", " ", "é"]),
+                                                     max_size=8)), max_size=8),
+       base=st.sampled_from(["/", ".", "/tmp/x", "rel/dir", "/tmp/x/", "..", "a b/é"]))
+def test_join_all_joins_like_join_value_by_value(values, base):
+    """The string route of `join_all` (plain relative values) gives `join`'s `str(base / value)`."""
+    from anchorprep.storage import join, join_all
+
+    assert join_all(Path(base), values) == [join(Path(base), value) for value in values]

@@ -33,7 +33,7 @@ from anchorprep.sources.alignments.lhotse import is_lhotse_manifest, lhotse_item
 from anchorprep.sources.alignments.rttm import is_rttm
 from anchorprep.sources.files import special_file_kind
 from anchorprep.sources.kaldi import read_segments, read_wav_scp
-from anchorprep.storage import StoragePath, join, list_files, location
+from anchorprep.storage import StoragePath, join_all, list_files, location
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -235,7 +235,7 @@ def _resolve_paths(table: "pa.Table", base: Path) -> "pa.Table":
     for column in PATH_COLUMNS:
         if column in table.column_names and _has_relative_values(table[column]):
             index = table.column_names.index(column)
-            resolved = string_array([join(base, value) for value in table[column].to_pylist()])
+            resolved = string_array(join_all(base, table[column].to_pylist()))
             table = table.set_column(index, column, resolved)
     return table
 
