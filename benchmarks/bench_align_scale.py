@@ -193,7 +193,7 @@ STAGES = {  # stage -> functions (file name, function name) whose cumulative tim
 }
 
 
-def breakdown(manifest: Path, n: int, work: Path) -> dict:
+def breakdown(manifest: Path, n: int, work: Path, lean_rounds: int = 0) -> dict:
     """µs per utterance of the worker's shard function, total and by stage (see the module doc)."""
     from anchorprep.anchors import TargetWindow
     from anchorprep.grid import FrameGrid
@@ -238,7 +238,111 @@ def breakdown(manifest: Path, n: int, work: Path) -> dict:
     result = {stage: per_utt * share / profiled_total for stage, share in shares.items()}
     result["other (per-item overhead)"] = per_utt - sum(result.values())
     result["total"] = per_utt
+    if lean_rounds:
+        result["lean"] = lean_floor(shards, out, settings, lean_rounds, run_all)
     return result
+
+
+def lean_floor(shards: list[list[dict]], out: Path, settings, rounds: int, run_all) -> dict:
+    """`lean_shards` against the worker's shard function `run_all`, interleaved for `rounds`
+    rounds (CPU µs/utt of each, same items); its shard files must equal the pipeline's byte
+    for byte."""
+    from anchorprep.shards.schema import shard_schema
+
+    try:
+        from anchorprep.shards.run import shard_name
+    except ImportError:
+        return {}  # an older checkout
+    schema = shard_schema(settings.passthrough_columns, settings.to_dict())
+    names = [shard_name(index, len(shards)) for index in range(len(shards))]
+    lean_out = out.parent / "lean"
+    lean_out.mkdir(parents=True, exist_ok=True)
+    items = [item for shard in shards for item in shard]
+    lean_shards(items, lean_out, schema, names)  # warm
+    pipeline, lean = [], []
+    for _ in range(rounds):
+        started = time.process_time()
+        run_all()
+        pipeline.append(1e6 * (time.process_time() - started) / len(items))
+        started = time.process_time()
+        lean_shards(items, lean_out, schema, names)
+        lean.append(1e6 * (time.process_time() - started) / len(items))
+    identical = all((lean_out / name).read_bytes() == (out / "data" / name).read_bytes() for name in names)
+    if not identical:
+        raise SystemExit("the lean floor's shards differ from the pipeline's: its numbers would mean nothing")
+    return {"pipeline_us": pipeline, "lean_us": lean, "identical_shards": identical}
+
+
+def lean_shards(items: list[dict], out: Path, schema, names: list[str]) -> None:
+    """The lean floor: the worker's work on a canonical MFA corpus with every generality left out.
+
+    Per item it does what `process_shard` does for these files and this job ("hey computer" on
+    the words tier, the default grid, causal rule, window 0:30): one stat + read, UTF-8 decode,
+    the lazy parse's structure checks of every tier (file header, tier headers, newline and "["
+    counts with numpy), the words tier through the canonical interval grammar and
+    `_checked_times`, stripped labels, the phrase search, the frames, distances and targets
+    (`row_labels`), then each shard through `rows_to_table` and `write_parquet_atomic` (fsync,
+    sha256). It leaves out everything else: other formats, encodings, tier names, speakers,
+    audio, options, per-item error handling and stage names, counters, done markers, resume
+    stamps. It raises on anything outside that corpus, and `breakdown` checks its rows equal the
+    pipeline's. So it is what this design (a per-file Python parse, the same checks, the same
+    shard bytes) costs at the least.
+    """
+    import numpy as np
+
+    from anchorprep.anchors import TargetWindow, row_labels
+    from anchorprep.grid import FrameGrid
+    from anchorprep.shards.io import write_parquet_atomic
+    from anchorprep.shards.schema import rows_to_table
+    from anchorprep.sources.alignments import textgrid as tg
+    from anchorprep.storage import read_regular_bytes
+
+    grid, window = FrameGrid(), TargetWindow(0, 30)
+    first, second = KEYWORD.split()
+    header, tier_header, interval = tg._LONG_HEADER, tg._LONG_TIER_HEADER_CANONICAL, tg._LONG_INTERVAL_CANONICAL
+    for index in range(0, len(items), SHARD_SIZE):
+        rows = []
+        for item in items[index:index + SHARD_SIZE]:
+            text = read_regular_bytes(item["alignment_path"]).decode("utf-8")
+            if not text.isascii() or "\r" in text:
+                raise ValueError("the lean floor reads canonical ASCII TextGrids only")
+            codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+            found = header.match(text)
+            position, tier_count, words = found.end(), int(found.group(3)), None
+            for k in range(tier_count):
+                found = tier_header.match(text, position)
+                name, size, body = found.group(1), int(found.group(4)), found.end()
+                if k + 1 < tier_count:
+                    line_end = text.rfind("\n", body, text.find('"IntervalTier"', body))
+                    stop = text.rfind("\n", body - 1, line_end) + 1
+                else:
+                    stop = len(text)
+                part = codes[body:stop]
+                if np.count_nonzero(part == 10) != 4 * size or np.count_nonzero(part == 91) != size:
+                    raise ValueError("not a canonical TextGrid")
+                if name == "words":
+                    words = interval.findall(text, body, stop)
+                    if len(words) != size:
+                        raise ValueError("not a canonical words tier")
+                position = stop
+            starts, ends = tg._checked_times([w[0] for w in words], [w[1] for w in words])
+            labels = [w[2].strip() for w in words]
+            times = []
+            if first in labels:  # one occurrence at most in this corpus
+                i = labels.index(first)
+                j = next((j for j in range(i + 1, len(labels)) if labels[j]), None)
+                if j is not None and labels[j] == second:
+                    times.append(ends[j])
+            duration = float(item["duration_s"])
+            num_frames = grid.num_frames(grid.num_samples(duration))
+            frames = grid.time_to_frame(times, num_frames, "causal")[0] if times else np.zeros(0, np.int64)
+            distance, target = row_labels(frames, [1] * len(times), num_frames, window)
+            rows.append({"utt_id": item["utt_id"], "audio_path": None, "start_s": 0.0, "duration_s": duration,
+                         "sample_rate": grid.sample_rate, "num_frames": num_frames,
+                         "anchor_times_s": np.array(times, dtype=np.float64), "anchor_frames": frames.astype(np.int32),
+                         "anchor_labels": [KEYWORD] * len(times), "anchor_sources": ["alignment"] * len(times),
+                         "distance": distance, "target": target, "speaker": item["speaker"]})
+        write_parquet_atomic(str(out / names[index // SHARD_SIZE]), rows_to_table(rows, schema))
 
 
 def main() -> None:
@@ -248,6 +352,8 @@ def main() -> None:
                                                             "or 20000 when generating)")
     parser.add_argument("--script-n", type=int, default=5000, help="items for the minimal script (0: skip)")
     parser.add_argument("--breakdown-n", type=int, default=5000, help="items for the stage breakdown (0: skip)")
+    parser.add_argument("--lean-rounds", type=int, default=3,
+                        help="interleaved rounds of the breakdown's shard function and the lean floor (0: skip)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
@@ -279,7 +385,7 @@ def main() -> None:
         script["n"] = script_n
         results["minimal_script"] = script
     if args.breakdown_n:
-        results["breakdown_us_per_utt"] = breakdown(manifest, min(args.breakdown_n, n), work)
+        results["breakdown_us_per_utt"] = breakdown(manifest, min(args.breakdown_n, n), work, args.lean_rounds)
     if args.baseline_checkout:
         results["interleaved"] = interleaved(manifest, work, args.workers, args.baseline_checkout, args.rounds)
 
@@ -303,8 +409,18 @@ def main() -> None:
               f"(load {os.getloadavg()[0]:.2f}):\n")
         print("| stage | µs/utt |")
         print("|---|---:|")
+        lean = results["breakdown_us_per_utt"].pop("lean", None)
         for stage, value in results["breakdown_us_per_utt"].items():
             print(f"| {stage} | {value:.1f} |")
+        if lean:
+            print(f"\nthe lean floor (`lean_shards`: the same checks and shard bytes, no generality) against the "
+                  f"worker's shard function, same items, interleaved, µs/utt (shards byte-identical: "
+                  f"{lean['identical_shards']}; load {os.getloadavg()[0]:.2f}):\n")
+            print("| round | shard function | lean floor | lean / shard function |")
+            print("|---:|---:|---:|---:|")
+            for i, (full, bare) in enumerate(zip(lean["pipeline_us"], lean["lean_us"]), 1):
+                print(f"| {i} | {full:.1f} | {bare:.1f} | {bare / full:.2f}× |")
+            results["lean_floor"] = lean
     if "interleaved" in results:
         runs = results["interleaved"]["rounds"]
         print(f"\n`align -j {args.workers}` of this checkout and of {args.baseline_checkout}, interleaved, µs/utt "
