@@ -515,6 +515,30 @@ def test_read_regular_bytes_reads_regular_files_only(tmp_path: Path) -> None:
         assert read_regular_bytes("/proc/version") == Path("/proc/version").read_bytes() != b""
 
 
+@pytest.mark.parametrize("grown", [1, 2, 70_000, 200_000])
+def test_read_regular_bytes_reads_a_file_that_grew_since_its_stat_to_its_end(tmp_path: Path, monkeypatch,
+                                                                               grown: int) -> None:
+    import os
+
+    from anchorprep import storage
+
+    data = bytes(range(256)) * 1000
+    path = tmp_path / "grown.bin"
+    path.write_bytes(data)
+    real_stat = os.stat
+
+    def stale_stat(name, *args, **kwargs):  # the size the file had before `grown` bytes were appended
+        found = real_stat(name, *args, **kwargs)
+        if os.fspath(name) != str(path):
+            return found
+        fields = list(found)
+        fields[6] = max(0, found.st_size - grown)  # st_size
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(storage.os, "stat", stale_stat)
+    assert storage.read_regular_bytes(str(path)) == data
+
+
 @pytest.mark.parametrize("tail", ["", "\n", "\n\n", " \n", "\t\n", "\n ", "\n\t \n", " ", "x\n", "\n\nx"])
 def test_lazy_tiers_with_any_blank_tail(tail: str) -> None:
     """The end of the last non-blank line is found with or without a copy of the text: same outcome."""
