@@ -318,14 +318,11 @@ def read_regular_bytes(path) -> bytes | None:
     except (OSError, ValueError):
         return None
     try:
-        # One byte more than the stat's size: a regular file's read comes back short only at
-        # its end, so one read sees the whole file and its end (one syscall fewer than reading
-        # the size, then an empty read); then to the end as ``read()`` does.
-        parts = [os.read(fd, stat.st_size + 1)]
-        if len(parts[0]) > stat.st_size:  # the file grew since the stat (or reports no size: /proc)
+        # The stat's size exactly (no buffer to shrink), then to the end as ``read()`` does:
+        # one byte is enough to see the end (b"", no large buffer allocated for it).
+        parts = [os.read(fd, stat.st_size), os.read(fd, 1)]
+        while parts[-1]:  # the file grew since the stat (or reports no size: /proc)
             parts.append(os.read(fd, 1 << 16))
-            while parts[-1]:
-                parts.append(os.read(fd, 1 << 16))
     except OSError:
         return None
     finally:
@@ -333,7 +330,7 @@ def read_regular_bytes(path) -> bytes | None:
     stamps = getattr(_READ_STAMPS, "stamps", None)
     if stamps is not None:
         stamps[path] = f"{stat.st_size}:{stat.st_mtime_ns}"
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    return parts[0] if len(parts) == 2 else b"".join(parts)
 
 
 _READ_STAMPS = threading.local()
