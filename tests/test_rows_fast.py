@@ -21,6 +21,8 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
+import operator
 import os
 from collections import Counter
 from pathlib import Path
@@ -36,12 +38,16 @@ import badinputs
 from anchorprep import anchors as anchors_module
 from anchorprep import storage as storage_module
 from anchorprep.anchors import NO_ANCHOR, TargetWindow, label_frames, row_labels
+from anchorprep.errors import UsageError
+from anchorprep.pipeline import align as align_module
 from anchorprep.pipeline import rows as rows_module
 from anchorprep.pipeline import runner as runner_module
 from anchorprep.shards import rows_to_table, shard_schema
 from anchorprep.shards import schema as schema_module
 from anchorprep.sources.alignments import keywords as keywords_module
-from anchorprep.sources.alignments.keywords import find_phrase, phrase_times, select_word_tier, select_word_tiers
+from anchorprep.sources.alignments.keywords import (
+    KeywordSearch, find_phrase, phrase_times, select_word_tier, select_word_tiers,
+)
 from anchorprep.sources.alignments.model import Alignment, Tier
 from anchorprep.storage import file_stamp
 from anchorprep.synthetic import write_synthetic_alignments
@@ -81,10 +87,26 @@ def _digest_with_file_stamp(items, read=None):
     return digest.hexdigest()
 
 
+def _phrase_times_one_by_one(self, tier):
+    return [(t, phrase) for phrase in self.phrases for t in phrase_times(tier, phrase, edge=self.edge, regex=self.regex)]
+
+
+def _alignment_without_tiers(self, item):
+    """`AlignJob._alignment` without the tiers chosen while reading: `process` chooses them again."""
+    alignment, utterance_relative, _ = _ALIGNMENT_WITH_TIERS(self, item)
+    return alignment, utterance_relative, None
+
+
+_ALIGNMENT_WITH_TIERS = align_module.AlignJob._alignment
+
+
 @contextlib.contextmanager
 def reference_paths():
     """Every fast path of this file off (the code as it was before them)."""
     patches = [
+        (keywords_module.KeywordSearch, "times", _phrase_times_one_by_one),
+        (keywords_module, "_nondecreasing", lambda values: all(map(operator.le, values, values[1:]))),
+        (align_module.AlignJob, "_alignment", _alignment_without_tiers),
         (keywords_module, "_phrase_spans", lambda labels, firsts, words, cache:
             keywords_module._phrase_spans_multi(labels, words, cache)),
         (keywords_module, "_TIER_LAYOUTS", _NoCache()),
@@ -257,6 +279,117 @@ def test_regex_and_onsets_unchanged_by_the_label_cache() -> None:
     tier = _tier(["", "hey", "sil", "Computer", "<unk>", "", "hey"], shuffled=True)
     assert phrase_times(tier, "hey|comp.*", regex=True) == [m.time for m in find_phrase(tier, "hey|comp.*", regex=True)]
     assert keywords_module.speech_run_starts(tier, 0.5) == [1.0, 3.0, 6.0]
+
+
+def _outcome(function, *args):
+    try:
+        return function(*args)
+    except Exception as exc:  # noqa: BLE001 - compared, not hidden
+        return type(exc), str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(VOCAB), max_size=40),
+       st.lists(st.sampled_from(PHRASES + ["!!", "Hey, computer", "hey|comp.*"]), min_size=1, max_size=3),
+       st.booleans(), st.sampled_from(["end", "start", "centre", "center", "middle"]), st.booleans())
+@example(["hey", "computer", "hey", "computer"], ["hey computer", "computer"], False, "end", False)
+@example(["computer", "hey", "sil", "Computer."], ["hey computer", "hey"], False, "start", False)
+def test_keyword_search_equals_phrase_times_one_by_one(labels, phrases, shuffled, edge, regex) -> None:
+    tier = _tier(labels, shuffled)
+    search = KeywordSearch(phrases, edge, regex=regex)
+    expected = _outcome(_phrase_times_one_by_one, search, tier)
+    assert _outcome(search.times, tier) == expected
+    assert _outcome(search.times, tier) == expected  # labels now cached
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0, 1.0 - 1e-10, 1.0 + 1e-10, 2.0]), st.sampled_from(VOCAB)),
+                max_size=12), st.sampled_from(PHRASES), st.sampled_from(["end", "start", "centre"]))
+def test_keyword_search_on_tiers_out_of_order_and_tied(entries, phrase, edge) -> None:
+    from anchorprep.sources.alignments.model import Interval
+    tier = Tier("words", tuple(Interval(start, start + 0.25, label) for start, label in entries))
+    search = KeywordSearch([phrase], edge)
+    assert search.times(tier) == [(t, phrase) for t in phrase_times(tier, phrase, edge=edge)]
+    with reference_paths():
+        assert search.times(tier) == [(t, phrase) for t in phrase_times(tier, phrase, edge=edge)]
+
+
+_NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 3), st.sampled_from([0.0, -0.0]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.lists(_NUMBERS, max_size=8),
+                 st.lists(st.floats(allow_nan=False), max_size=8).map(sorted),
+                 st.lists(st.floats(allow_nan=False), min_size=1, max_size=8).map(lambda v: sorted(v) + [math.nan]),
+                 st.lists(st.integers(-5, 5), max_size=8).map(sorted)))
+@example([math.nan])
+@example([1.0, math.nan, 2.0])
+@example([math.inf, math.inf])
+@example([-math.inf, 0.0, math.inf])
+@example([1e308, 1e308, 1e308])
+@example([0.0, -0.0, 0.0])
+def test_nondecreasing_equals_the_pairwise_test(values) -> None:
+    assert keywords_module._nondecreasing(values) == all(map(operator.le, values, values[1:]))
+
+
+def _edge_case_manifest(root: Path) -> Path:
+    """TextGrids and manifest cells at the edges of keyword search and labelling."""
+    def grid(name: str, tiers: list[tuple], xmax: str = "10") -> str:
+        path = root / name
+        path.write_text(badinputs.long_tg(tiers, xmax=xmax), encoding="utf-8")
+        return str(path)
+
+    at_end = [("0", "8.5", ""), ("8.5", "9.2", "hey"), ("9.2", "10", "computer")]
+    two = [("0", "1", "hey"), ("1", "2", "computer"), ("2", "3", "Hey,"), ("3", "3.5", "sil"), ("3.5", "4", "computer.")]
+    tied = [("0", "1", ""), ("1", "2", "hey"), ("2", "2", "sil"), ("1.9999999999", "3", "computer"), ("3", "10", "")]
+    multi = [("0", "1", ""), ("1", "2.5", "hey computer"), ("2.5", "3", "hey"), ("3", "10", "computer")]
+    speakers = [badinputs.words_tier(name="ann - words"), badinputs.words_tier(at_end, name="bob - words")]
+    items = [
+        ("end", grid("end.TextGrid", [badinputs.words_tier(at_end)]), "10.0"),
+        ("end_cut", grid("end_cut.TextGrid", [badinputs.words_tier(at_end)]), "9.999"),
+        ("end_no_duration", grid("end_nd.TextGrid", [badinputs.words_tier(at_end)]), ""),
+        ("end_blank_duration", grid("end_bd.TextGrid", [badinputs.words_tier(at_end)]), "  "),
+        ("two", grid("two.TextGrid", [badinputs.words_tier(two)]), "10"),
+        ("tied", grid("tied.TextGrid", [badinputs.words_tier(tied)]), "10"),
+        ("multi", grid("multi.TextGrid", [badinputs.words_tier(multi)]), "10"),
+        ("speakers", grid("speakers.TextGrid", speakers), "10"),
+        ("none", grid("none.TextGrid", [badinputs.words_tier([("0", "10", "hello")])]), "10"),
+        ("empty", grid("empty.TextGrid", [badinputs.words_tier([])]), "10"),
+        ("bad_duration", grid("bad.TextGrid", [badinputs.words_tier()]), "ten"),
+        ("zero_duration", grid("zero.TextGrid", [badinputs.words_tier()]), "0"),
+        ("huge_duration", grid("huge.TextGrid", [badinputs.words_tier()]), "1e400"),
+        ("tiny_duration", grid("tiny.TextGrid", [badinputs.words_tier()]), "0.01"),
+        ("phones_only", grid("phones.TextGrid", [badinputs.words_tier(name="phones")]), "10"),
+    ]
+    rows = [{"utt_id": utt, "alignment_path": path, "duration_s": duration, "speaker": "bob" if "speakers" in utt else ""}
+            for utt, path, duration in items]
+    return badinputs.write_manifest(root / "manifest.csv", rows, ("utt_id", "alignment_path", "duration_s", "speaker"))
+
+
+@pytest.mark.parametrize("options", [
+    dict(keyword="hey computer"),
+    dict(keyword=["hey computer", "computer", "hey"], require_keyword=True, edge="centre"),
+    dict(keyword=["computer", "hey computer"], speaker="all", edge="start", require_keyword=True),
+    dict(keyword=["hey computer"], speaker="column"),
+    dict(keyword=["hey computer"], speaker="bob", tier=None),
+    dict(keyword=["hey computer"], tier="ann - words"),
+    dict(keyword=["!!"]),
+], ids=["plain", "require", "speaker-all", "column", "bob", "tier", "no-words"])
+def test_align_same_bytes_on_keyword_and_label_edge_cases(tmp_path: Path, options: dict) -> None:
+    manifest = _edge_case_manifest(tmp_path)
+
+    def run(out: Path):
+        try:
+            anchorprep.align(manifest, out, shard_size=4, **options)
+        except UsageError as exc:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "usage-error.txt").write_text(str(exc))
+
+    fast, reference = both_ways(run, tmp_path)
+    assert sorted(fast) == sorted(reference)
+    assert all(fast[name] == reference[name] for name in fast)
+    if options["keyword"] != ["!!"]:
+        assert any(name.endswith(".parquet") for name in fast) and fast["errors.jsonl"]
 
 
 def _alignment(*tiers: tuple[str, str]) -> Alignment:

@@ -56,11 +56,13 @@ class Extent:
 def item_float(item: dict, key: str, default: float | None = None) -> float | None:
     """A float from a manifest cell ("" means absent); InputError on anything unparsable."""
     raw = item.get(key)
-    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+    if raw is None:
         return default
     try:
         value = float(raw)
     except (TypeError, ValueError):
+        if isinstance(raw, str) and raw.strip() == "":  # (float() refuses every blank string)
+            return default
         raise InputError(f"column {key} is not a number: {raw!r}") from None
     if not math.isfinite(value):
         raise InputError(f"column {key} is not finite: {raw!r}")
@@ -102,8 +104,9 @@ def utterance_extent(item: dict, grid: FrameGrid, fallback_duration_s: float | N
         duration = fallback_duration_s - start
         if duration <= 0:
             raise InputError(f"start_s {start} lies past the end of the alignment ({fallback_duration_s} s)")
-    check_item_frames(grid, grid.num_samples(duration))
-    return Extent(start, duration, grid.sample_rate, grid.num_samples(duration))
+    samples = grid.num_samples(duration)
+    check_item_frames(grid, samples)
+    return Extent(start, duration, grid.sample_rate, samples)
 
 
 @dataclass(frozen=True)
@@ -146,17 +149,19 @@ class Labelling:
         ``used`` (default: all events), so a multi-source row can keep anchors its distance
         ignores. ``targets`` replaces the window targets (e.g. per-frame VAD decisions).
         """
-        num_frames = check_item_frames(self.grid, extent.grid_samples)
+        grid = self.grid
+        num_frames = grid.num_frames(extent.grid_samples)
+        if num_frames > MAX_ITEM_FRAMES:
+            check_item_frames(grid, extent.grid_samples)  # raises
         if num_frames == 0:
             raise InputError(
-                f"utterance is shorter than one frame ({extent.grid_samples} samples at {self.grid.sample_rate} Hz "
-                f"< {self.grid.length * self.grid.subsampling} needed)"
+                f"utterance is shorter than one frame ({extent.grid_samples} samples at {grid.sample_rate} Hz "
+                f"< {grid.length * grid.subsampling} needed)"
             )
         window = self.window if targets is None else None
-        stats = _counter(utterances=1)
         if not events:
             times, frames, labels, sources = _NO_TIMES, _NO_FRAMES32, [], []
-            stats["negatives"] = 1
+            stats = _counter(utterances=1, negatives=1)
             distance, window_targets = row_labels(_NO_FRAMES, (), num_frames, window)
         else:
             if len(events) > 1:
@@ -164,9 +169,9 @@ class Labelling:
             ids = self._label_ids
             time_list = [e.time_s for e in events]
             times = np.array(time_list, dtype=np.float64)
-            all_frames, after, before = self.grid.time_to_frame(time_list, num_frames, self.anchor_rule)
-            dict.update(stats, anchors=len(events), anchors_clipped_after_end=after,
-                        anchors_clipped_before_start=before)
+            all_frames, after, before = grid.time_to_frame(time_list, num_frames, self.anchor_rule)
+            stats = _counter(utterances=1, anchors=len(events), anchors_clipped_after_end=after,
+                             anchors_clipped_before_start=before)
             for e in events:
                 key = _SOURCE_KEYS.get(e.source) or _source_key(e.source)
                 stats[key] = stats.get(key, 0) + 1
@@ -183,9 +188,11 @@ class Labelling:
             frames = all_frames.astype(np.int32)
             labels, sources = [e.label for e in events], [e.source for e in events]
         if targets is None:
-            targets = window_targets
+            targets = window_targets  # int16 already
         elif len(targets) != num_frames:
             raise InputError(f"per-frame targets have {len(targets)} frames, the grid has {num_frames}")
+        else:
+            targets = np.asarray(targets, dtype=np.int16)
         row = {
             "utt_id": str(item["utt_id"]),
             "audio_path": item.get("audio_path") or None,
@@ -198,7 +205,7 @@ class Labelling:
             "anchor_labels": labels,
             "anchor_sources": sources,
             "distance": distance,
-            "target": np.asarray(targets, dtype=np.int16),
+            "target": targets,
         }
         return row, stats
 

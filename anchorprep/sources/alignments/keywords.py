@@ -11,11 +11,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from itertools import chain, islice, repeat
-from operator import le
+from operator import attrgetter, le
 from typing import Iterable, Literal, Sequence
 
 from anchorprep.errors import InputError, UsageError
@@ -56,8 +57,11 @@ class Match:
 # Tier selection
 
 
+_LEVEL_NAMES = {"words": "words", "word": "words", "phones": "phones", "phone": "phones"}
+
+
 def _check_level(level: str) -> str:
-    normalised = {"words": "words", "word": "words", "phones": "phones", "phone": "phones"}.get(level)
+    normalised = _LEVEL_NAMES.get(level)
     if normalised is None:
         raise UsageError(f"level must be 'words' or 'phones', got {level!r}")
     return normalised
@@ -79,7 +83,7 @@ def _layout(tiers: Sequence[Tier], level: str) -> tuple[dict[str, int], int | No
     """Where `level`'s tiers are among `tiers`: per-speaker tiers (speaker -> index, file order)
     and the speaker-less tier's index. A corpus repeats a few tier layouts (names and kinds), so
     the name analysis runs once per layout (`_TIER_LAYOUTS`)."""
-    key = (level, *[(t.name, t.kind) for t in tiers])
+    key = (level, *map(_NAME_AND_KIND, tiers))
     found = _TIER_LAYOUTS.get(key)
     if found is None:
         if len(_TIER_LAYOUTS) >= 4096:
@@ -89,6 +93,7 @@ def _layout(tiers: Sequence[Tier], level: str) -> tuple[dict[str, int], int | No
 
 
 _TIER_LAYOUTS: dict[tuple, tuple[dict[str, int], int | None]] = {}
+_NAME_AND_KIND = attrgetter("name", "kind")
 
 
 def _analyse_layout(names_kinds: Sequence[tuple[str, str]], level: str) -> tuple[dict[str, int], int | None]:
@@ -281,6 +286,14 @@ class _PartsCache(dict):
         self.known.clear()
         self.starting.clear()
 
+    def starting_labels(self, word: str, labels: list[str]) -> set[str]:
+        """The labels among `labels` whose first word is `word` (`any_starts_with`'s set)."""
+        if not self.known.issuperset(labels):
+            for _ in map(self.first.__getitem__, labels):
+                pass
+        starting = self.starting.get(word)
+        return starting.intersection(labels) if starting is not None else _NO_LABELS
+
     def any_starts_with(self, word: str, labels: list[str]) -> bool:
         """Whether any of `labels` starts with `word` (C-level set passes, after the first sight
         of each label)."""
@@ -289,6 +302,9 @@ class _PartsCache(dict):
                 pass
         starting = self.starting.get(word)
         return starting is not None and not starting.isdisjoint(labels)
+
+
+_NO_LABELS: frozenset[str] = frozenset()
 
 
 class _FirstWords(dict):
@@ -438,6 +454,92 @@ def phrase_times(
     return [_edge_time(starts[a], ends[b], edge) for a, b, _ in spans]
 
 
+class KeywordSearch:
+    """Several phrases searched on one tier at a time, with what depends only on the phrases
+    prepared once (per job, not per utterance).
+
+    ``search.times(tier)`` is ``[(t, phrase) for phrase in phrases for t in phrase_times(tier,
+    phrase, edge=edge, regex=regex)]`` (default silence and unknown labels), the same errors
+    included: a search that `phrase_times` would refuse (a bad `edge`, a phrase without words,
+    regex matching) is left to `phrase_times` itself, on every call.
+    """
+
+    __slots__ = ("phrases", "edge", "regex", "_words")
+
+    def __init__(self, phrases: Sequence[str], edge: Edge = "end", *, regex: bool = False) -> None:
+        self.phrases, self.edge, self.regex = tuple(phrases), edge, regex
+        words = [_split_phrase(phrase, _UNKNOWN_FOLDED) for phrase in self.phrases]
+        plain = not regex and edge in ("end", "start", "centre", "center") and all(words)
+        self._words = tuple(zip(self.phrases, words)) if plain else None
+
+    def times(self, tier: Tier) -> list[tuple[float, str]]:
+        if self._words is None:
+            return [(t, phrase) for phrase in self.phrases
+                    for t in phrase_times(tier, phrase, edge=self.edge, regex=self.regex)]
+        cache = _parts_cache(_SILENCE_FOLDED, _UNKNOWN_FOLDED)
+        labels = tier.columns()[2]
+        found: list[tuple[float, str]] = []
+        ordered = None
+        for phrase, words in self._words:
+            spellings = cache.starting_labels(words[0], labels)
+            if not spellings:
+                continue  # (most utterances)
+            if ordered is None:
+                starts, ends, ordered = _time_ordered(tier)
+                one_word = not (cache.multi and not cache.multi.isdisjoint(labels))
+            if one_word:
+                spans = _one_word_spans(ordered, spellings, words, cache.first)
+            else:
+                spans = [(a, b) for a, b, _ in _phrase_spans_multi(ordered, words, cache)]
+            if self.edge == "end":
+                found += [(ends[b], phrase) for _, b in spans]
+            else:
+                found += [(_edge_time(starts[a], ends[b], self.edge), phrase) for a, b in spans]
+        return found
+
+
+def _one_word_spans(labels: list[str], spellings: set[str], words: list[str],
+                    first_of: dict[str, str]) -> list[tuple[int, int]]:
+    """(first interval, last interval) of each occurrence of `words`, as `_phrase_spans` finds
+    them on labels of one word or none: `spellings` are the labels among `labels` whose first
+    word is ``words[0]``, `first_of` gives each label's first word ("" for none). The phrase
+    starts are found by `list.index` (a C-level scan) instead of a first word per label."""
+    rest = words[1:]
+    size = len(labels)
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while True:
+        i = _next_index(labels, spellings, i)
+        if i < 0:
+            return spans
+        last = k = i
+        k += 1
+        for word in rest:
+            while k < size and not first_of[labels[k]]:
+                k += 1
+            if k == size or first_of[labels[k]] != word:
+                break
+            last = k
+            k += 1
+        else:
+            spans.append((i, last))
+            i = last
+        i += 1
+
+
+def _next_index(labels: list[str], spellings: set[str], start: int) -> int:
+    """The first index >= `start` of any of `spellings` in `labels`; -1 for none."""
+    found = -1
+    for spelling in spellings:
+        try:
+            index = labels.index(spelling, start)
+        except ValueError:
+            continue
+        if found < 0 or index < found:
+            found = index
+    return found
+
+
 def _spans(tier: Tier, phrase: str, edge: str, silence: Iterable[str], regex: bool, match_unknown: bool,
            unknown: Iterable[str]) -> tuple[list[float], list[float], list[str], list[tuple[int, int, list[int]]]]:
     """The tier's time-ordered columns and `find_phrase`'s spans on them."""
@@ -461,10 +563,23 @@ def _spans(tier: Tier, phrase: str, edge: str, silence: Iterable[str], regex: bo
 def _time_ordered(tier: Tier) -> tuple[list[float], list[float], list[str]]:
     """The tier's columns (starts, ends, labels), sorted by (start, end) if they are not in order."""
     starts, ends, labels = tier.columns()
-    if all(map(le, starts, islice(starts, 1, None))):
+    if _nondecreasing(starts):
         return starts, ends, labels
     ordered = sorted(tier.intervals, key=lambda iv: (iv.start, iv.end))
     return [iv.start for iv in ordered], [iv.end for iv in ordered], [iv.label for iv in ordered]
+
+
+def _nondecreasing(values: list) -> bool:
+    """``all(map(operator.le, values, values[1:]))``. For numbers whose sum is finite (no NaN,
+    no infinity) that is ``sorted(values) == values``, which runs C-level float comparisons
+    (about 3x faster on a tier's starts); anything else takes the pairwise test."""
+    try:
+        total = sum(values)
+    except TypeError:
+        total = math.nan
+    if total - total == 0:
+        return sorted(values) == values
+    return all(map(le, values, islice(values, 1, None)))
 
 
 def _phrase_spans(labels: Sequence[str], firsts: list[str], words: list[str],
