@@ -314,6 +314,28 @@ def test_keyword_search_on_tiers_out_of_order_and_tied(entries, phrase, edge) ->
         assert search.times(tier) == [(t, phrase) for t in phrase_times(tier, phrase, edge=edge)]
 
 
+_LABEL_PIECES = ["hey", "HEY", "they", "he", "y", "-", ",", "'", '"', " ", "\t", "\n", "\x1c", "<", ">", "[unk]", "[UNK]",
+                 "é", "e\u0301", "_", ".", "!", ":", "$", "+", "sil", "w"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_LABEL_PIECES), max_size=5).map("".join), max_size=6),
+       st.sampled_from(["hey", "they", "he", "y", "<hey>", "[unk]", "e", "hey-hey", "é", "h'e"]))
+@example(["they", "whey"], "hey")
+@example(["x", "-hey!"], "hey")
+@example(["'Hey'\x1cthey"], "hey")
+@example(["[UNK]"], "[unk]")
+@example([" ,hey"], "hey")
+def test_substring_filter_never_hides_a_first_word(labels, word) -> None:
+    """`_may_start_a_label` says False only when no label's first word is `word`."""
+    text = keywords_module._ascii_text(labels)
+    unknown = keywords_module._UNKNOWN_FOLDED | {"[unk]", "<hey>"}
+    firsts = {parts[0] for label in labels
+              if (parts := keywords_module._label_parts(label, keywords_module._SILENCE_FOLDED, unknown))}
+    if text and not keywords_module._may_start_a_label(word, text):
+        assert word not in firsts
+
+
 _NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 3), st.sampled_from([0.0, -0.0]))
 
 

@@ -21,7 +21,9 @@ from anchorprep.errors import InputError, UsageError
 from anchorprep.pipeline.rows import AnchorEvent, Extent, Labelling, utterance_extent
 from anchorprep.pipeline.runner import ItemFailure, stage_failure
 from anchorprep.sources.alignments.formats import utterance_alignment
-from anchorprep.sources.alignments.keywords import KeywordSearch, SpeakerTier, select_word_tiers, speech_run_starts
+from anchorprep.sources.alignments.keywords import (
+    ALL_SPEAKERS, KeywordSearch, select_word_tier, select_word_tiers, speech_run_starts,
+)
 from anchorprep.sources.alignments.model import Alignment, Tier
 
 EDGES = ("end", "start", "centre")
@@ -77,7 +79,7 @@ class AlignJob:
         """The keyword search, prepared once per job."""
         return KeywordSearch(self.options.keywords, self.options.edge, regex=self.options.regex)
 
-    def _alignment(self, item: dict) -> tuple[Alignment, bool, list[SpeakerTier] | None]:
+    def _alignment(self, item: dict) -> tuple[Alignment, bool, list[tuple[str | None, Tier]] | None]:
         """The item's alignment, whether its times are utterance-relative already, and the tiers
         `_events` reads (None when they were not chosen while reading: `_tiers` chooses them,
         or fails, at stage find_keyword). Those tiers are validated here (a TextGrid's other
@@ -92,16 +94,22 @@ class AlignJob:
         def reads(alignment: Alignment) -> list[Tier]:
             tiers = self._tiers(item, alignment)
             chosen[:] = (alignment, tiers)
-            return [speaker_tier.tier for speaker_tier in tiers]
+            return [tier for _, tier in tiers]
 
         alignment, utterance_relative = utterance_alignment(
             path, key, options.alignment_format, encoding=options.encoding, level=options.level,
             segments=options.segments, lhotse_unit=options.lhotse_unit, reads=reads)
         return alignment, utterance_relative, chosen[1] if chosen and chosen[0] is alignment else None
 
-    def _tiers(self, item: dict, alignment: Alignment) -> list[SpeakerTier]:
+    def _tiers(self, item: dict, alignment: Alignment) -> list[tuple[str | None, Tier]]:
+        """`select_word_tiers` as (speaker, tier) pairs; one tier with speaker None unless every
+        speaker's is asked for (without building a `SpeakerTier` per item)."""
         options = self.options
-        return select_word_tiers(alignment, tier=options.tier, speaker=self._speaker(item), level=options.level)
+        speaker = self._speaker(item)
+        if speaker == ALL_SPEAKERS and options.tier is None:
+            return [(chosen.speaker, chosen.tier) for chosen in select_word_tiers(alignment, speaker=speaker,
+                                                                                  level=options.level)]
+        return [(None, select_word_tier(alignment, tier=options.tier, speaker=speaker, level=options.level))]
 
     def _speaker(self, item: dict) -> str | None:
         """The speaker option for this item: the run's, or with "column" the item's `speaker` cell."""
@@ -138,16 +146,16 @@ class AlignJob:
             stats.update(alignment_overruns_audio=1)
         return row, stats
 
-    def _events(self, tiers: list[SpeakerTier], offset: float, extent: Extent) -> list[AnchorEvent]:
+    def _events(self, tiers: list[tuple[str | None, Tier]], offset: float, extent: Extent) -> list[AnchorEvent]:
         """The anchor events on the chosen tiers that fall inside the utterance."""
         options = self.options
         events = []
-        for chosen in tiers:
-            source = SOURCE if chosen.speaker is None else f"{SOURCE}:{chosen.speaker}"
+        for speaker, tier in tiers:
+            source = SOURCE if speaker is None else f"{SOURCE}:{speaker}"
             if options.speech_onsets:
-                found = [(t, SPEECH_ONSET) for t in speech_run_starts(chosen.tier, options.min_pause_s)]
+                found = [(t, SPEECH_ONSET) for t in speech_run_starts(tier, options.min_pause_s)]
             else:
-                found = self._search.times(chosen.tier)
+                found = self._search.times(tier)
             if found:
                 events += [AnchorEvent(t - offset, label, source) for t, label in found if extent.contains(t - offset)]
         return events
@@ -155,5 +163,5 @@ class AlignJob:
     def _no_keyword(self, tiers: list, path: str | None) -> None:
         options = self.options
         wanted = "speech" if options.speech_onsets else f"any of the keywords {list(options.keywords)}"
-        names = ", ".join(repr(chosen.tier.name) for chosen in tiers)
+        names = ", ".join(repr(tier.name) for _, tier in tiers)
         raise ItemFailure("find_keyword", f"no {wanted} on tier{'s' if len(tiers) > 1 else ''} {names}", path)

@@ -479,8 +479,12 @@ class KeywordSearch:
         cache = _parts_cache(_SILENCE_FOLDED, _UNKNOWN_FOLDED)
         labels = tier.columns()[2]
         found: list[tuple[float, str]] = []
-        ordered = None
+        ordered = text = None
         for phrase, words in self._words:
+            if text is None:
+                text = _ascii_text(labels)
+            if text and not _may_start_a_label(words[0], text):
+                continue  # (most utterances: no label is looked up)
             spellings = cache.starting_labels(words[0], labels)
             if not spellings:
                 continue  # (most utterances)
@@ -496,6 +500,37 @@ class KeywordSearch:
             else:
                 found += [(_edge_time(starts[a], ends[b], self.edge), phrase) for a, b in spans]
         return found
+
+
+def _ascii_text(labels: list[str]) -> str:
+    """The labels joined by newlines and lower-cased when that is all ASCII; "" otherwise."""
+    try:
+        text = "\n".join(labels)
+    except TypeError:
+        return ""
+    return text.lower() if text.isascii() else ""
+
+
+#: ASCII characters that can delimit a label's first word: whitespace (`str.split`) and
+#: punctuation (Unicode category P, stripped by `normalise_label`).
+_WORD_BOUNDARIES = frozenset(c for c in map(chr, range(128))
+                             if c.isspace() or unicodedata.category(c).startswith("P"))
+
+
+def _may_start_a_label(word: str, text: str) -> bool:
+    """False only when no label has `word` as its first word (`_label_parts`), for `text` from
+    `_ascii_text`: an ASCII label's first word is a piece of the lower-cased label delimited by
+    whitespace, punctuation or the label's ends, so `word` occurs in `text` between two
+    `_WORD_BOUNDARIES` (or text ends). A substring search instead of a lookup per label."""
+    size, end = len(text), len(word)
+    at = text.find(word)
+    while at >= 0:
+        after = at + end
+        if ((at == 0 or text[at - 1] in _WORD_BOUNDARIES)
+                and (after == size or text[after] in _WORD_BOUNDARIES)):
+            return True
+        at = text.find(word, at + 1)
+    return False
 
 
 def _one_word_spans(labels: list[str], spellings: set[str], words: list[str],
