@@ -39,6 +39,7 @@ from anchorprep import anchors as anchors_module
 from anchorprep import storage as storage_module
 from anchorprep.anchors import NO_ANCHOR, TargetWindow, label_frames, row_labels
 from anchorprep.errors import UsageError
+from anchorprep.grid import FrameGrid
 from anchorprep.pipeline import align as align_module
 from anchorprep.pipeline import rows as rows_module
 from anchorprep.pipeline import runner as runner_module
@@ -498,6 +499,118 @@ def test_rows_of_a_shard_share_no_writable_state() -> None:
 
 # --------------------------------------------------------------------------------------------
 # Shard tables, stamps and counters
+
+
+def _reference_row(labelling: rows_module.Labelling, item: dict, extent: rows_module.Extent, events: list,
+                   targets=None, used=None) -> tuple[dict, Counter]:
+    """`Labelling.build_row` as it was: numpy frames, per-event comprehensions, general labels."""
+    grid = labelling.grid
+    num_frames = rows_module.check_item_frames(grid, extent.grid_samples)
+    if num_frames == 0:
+        raise rows_module.InputError("utterance is shorter than one frame")
+    window = labelling.window if targets is None else None
+    stats = Counter(utterances=1)
+    if not events:
+        times, frames, labels, sources = np.zeros(0), np.zeros(0, dtype=np.int32), [], []
+        stats["negatives"] = 1
+        distance, window_targets = label_frames(np.zeros(0, dtype=np.int64), (), num_frames, window)
+    else:
+        events = sorted(events, key=lambda e: (e.time_s, e.source, e.label))
+        ids = labelling.label_ids
+        times = np.array([e.time_s for e in events], dtype=np.float64)
+        all_frames, after, before = grid.time_to_frame(times, num_frames, labelling.anchor_rule)
+        stats.update(anchors=len(events), anchors_clipped_after_end=after, anchors_clipped_before_start=before)
+        stats.update(f"anchors_from_{e.source}" for e in events)
+        is_used = np.array([used is None or e in set(used) for e in events], dtype=bool)
+        classes = [ids[e.label] for e, keep in zip(events, is_used) if keep]
+        stats["positives" if is_used.any() else "negatives"] = 1
+        distance, window_targets = label_frames(all_frames[is_used], classes, num_frames, window)
+        frames = all_frames.astype(np.int32)
+        labels, sources = [e.label for e in events], [e.source for e in events]
+    if targets is not None and len(targets) != num_frames:
+        raise rows_module.InputError("per-frame targets have the wrong length")
+    return {
+        "utt_id": str(item["utt_id"]), "audio_path": item.get("audio_path") or None, "start_s": extent.start_s,
+        "duration_s": extent.duration_s, "sample_rate": extent.sample_rate, "num_frames": num_frames,
+        "anchor_times_s": times, "anchor_frames": frames, "anchor_labels": labels, "anchor_sources": sources,
+        "distance": distance, "target": np.asarray(window_targets if targets is None else targets, dtype=np.int16),
+    }, stats
+
+
+_LABELS = ("hey computer", "hey", "speech_onset")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.floats(-0.5, 3.5), st.sampled_from(_LABELS),
+                          st.sampled_from(["alignment", "alignment:ann", "vad"])), max_size=5),
+       st.floats(0.03, 3.0), st.sampled_from(["causal", "nearest"]), st.sampled_from([1, 4]),
+       st.sampled_from(["all", "some", "none"]), st.booleans(), st.integers(-5, 5), st.integers(0, 40), st.integers(0, 4))
+@example([(1.0, "hey", "vad")], 2.0, "causal", 1, "all", False, 0, 30, 0)
+@example([(1.0, "hey", "vad"), (1.0, "hey", "alignment")], 2.0, "nearest", 4, "some", True, -3, 3, 2)
+def test_build_row_equals_the_reference_row(events, duration, rule, subsampling, which, own_targets,
+                                            lo, width, guard) -> None:
+    labelling = rows_module.Labelling(FrameGrid(subsampling=subsampling),
+                                      TargetWindow(lo, lo + width, guard), _LABELS, rule)
+    item = {"utt_id": "u", "duration_s": str(duration)}
+    extent = rows_module.utterance_extent(item, labelling.grid)
+    events = [rows_module.AnchorEvent(*e) for e in events]
+    used = None if which == "all" else events[::2] if which == "some" else []
+    num_frames = labelling.grid.num_frames(extent.grid_samples)
+    targets = np.arange(num_frames, dtype=np.int64) % 3 if own_targets else None
+
+    def outcome(function):
+        try:
+            return function(labelling, item, extent, list(events), targets, used)
+        except rows_module.InputError:
+            return "InputError"
+
+    fast, reference = outcome(rows_module.Labelling.build_row), outcome(_reference_row)
+    if reference == "InputError":
+        assert fast == reference
+        return
+    (row, stats), (want, want_stats) = fast, reference
+    assert stats == want_stats and type(stats) is Counter
+    assert row.keys() == want.keys()
+    for name, value in want.items():
+        if isinstance(value, np.ndarray):
+            assert row[name].dtype == value.dtype and np.array_equal(row[name], value), name
+        else:
+            assert row[name] == value and type(row[name]) is type(value), name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.floats(-2.0, 12.0), st.sampled_from([0.0, 1.09, 0.0250625, -1e-12, 1e12])), max_size=20),
+       st.integers(1, 1200), st.sampled_from(["causal", "nearest"]), st.sampled_from([1, 3]))
+def test_time_to_frame_list_equals_time_to_frame(times, num_frames, rule, subsampling) -> None:
+    grid = FrameGrid(subsampling=subsampling)
+    frames, after, before = grid.time_to_frame(np.array(times, dtype=np.float64), num_frames, rule)
+    listed = grid.time_to_frame_list(list(times), num_frames, rule)
+    assert listed == (frames.tolist(), after, before)
+    assert all(type(frame) is int for frame in listed[0])
+
+
+_CELLS = st.one_of(st.none(), st.sampled_from(["", " ", "\t", "10", " 2.5 ", "1e400", "nan", "-inf", "ten", "1,5", "0x10"]),
+                   st.floats(allow_nan=True), st.integers(-3, 3), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(_CELLS, st.sampled_from([None, 0.0, 7.5]))
+def test_item_float_equals_the_reference(raw, default) -> None:
+    def reference(item, key, default):
+        raw = item.get(key)
+        if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+            return default
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise rows_module.InputError(f"column {key} is not a number: {raw!r}") from None
+        if not math.isfinite(value):
+            raise rows_module.InputError(f"column {key} is not finite: {raw!r}")
+        return value
+
+    item = {"duration_s": raw}
+    assert _outcome(rows_module.item_float, item, "duration_s", default) == \
+        _outcome(reference, item, "duration_s", default)
 
 
 def _random_rows(rng: np.random.Generator, n: int) -> list[dict]:

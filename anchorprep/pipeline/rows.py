@@ -165,29 +165,32 @@ class Labelling:
             stats = _counter(utterances=1, negatives=1)
             distance, window_targets = row_labels(_NO_FRAMES, (), num_frames, window)
         else:
-            if len(events) > 1:
+            if len(events) == 1:
+                event = events[0]
+                time_list, labels, sources = [event.time_s], [event.label], [event.source]
+            else:
                 events = sorted(events, key=_event_order)
+                time_list = [e.time_s for e in events]
+                labels, sources = [e.label for e in events], [e.source for e in events]
             ids = self._label_ids
-            time_list = [e.time_s for e in events]
             times = np.array(time_list, dtype=np.float64)
-            all_frames, after, before = grid.time_to_frame(time_list, num_frames, self.anchor_rule)
+            frame_list, after, before = grid.time_to_frame_list(time_list, num_frames, self.anchor_rule)
+            frames = np.array(frame_list, dtype=np.int32)
             stats = _counter(utterances=1, anchors=len(events), anchors_clipped_after_end=after,
                              anchors_clipped_before_start=before)
-            for e in events:
-                key = _SOURCE_KEYS.get(e.source) or _source_key(e.source)
+            for source in sources:
+                key = _SOURCE_KEYS.get(source) or _source_key(source)
                 stats[key] = stats.get(key, 0) + 1
             if used is None:  # every event counts (align, vad)
-                any_used, used_frames = True, all_frames
-                classes = [ids[e.label] for e in events]
+                any_used, used_frames = True, frame_list
+                classes = [ids[label] for label in labels]
             else:
                 used_set = set(used)
                 is_used = np.array([e in used_set for e in events], dtype=bool)
-                any_used, used_frames = bool(is_used.any()), all_frames[is_used]
+                any_used, used_frames = bool(is_used.any()), np.array(frame_list, dtype=np.int64)[is_used]
                 classes = [ids[e.label] for e, keep in zip(events, is_used) if keep]
             stats["positives" if any_used else "negatives"] = 1
             distance, window_targets = row_labels(used_frames, classes, num_frames, window)
-            frames = all_frames.astype(np.int32)
-            labels, sources = [e.label for e in events], [e.source for e in events]
         if targets is None:
             targets = window_targets  # int16 already
         elif len(targets) != num_frames:
