@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from operator import itemgetter
 
 from anchorprep.anchors import SPEECH_ONSET
 from anchorprep.errors import InputError, UsageError
@@ -30,6 +31,7 @@ EDGES = ("end", "start", "centre")
 LEVELS = ("words", "phones")
 SPEAKER_FROM_COLUMN = "column"  # `speaker="column"`: each item's `speaker` manifest column
 SOURCE = "alignment"
+_SECOND = itemgetter(1)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class AlignJob:
         def reads(alignment: Alignment) -> list[Tier]:
             tiers = self._tiers(item, alignment)
             chosen[:] = (alignment, tiers)
-            return [tier for _, tier in tiers]
+            return list(map(_SECOND, tiers))
 
         alignment, utterance_relative = utterance_alignment(
             path, key, options.alignment_format, encoding=options.encoding, level=options.level,

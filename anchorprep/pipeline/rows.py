@@ -105,8 +105,8 @@ def utterance_extent(item: dict, grid: FrameGrid, fallback_duration_s: float | N
         if duration <= 0:
             raise InputError(f"start_s {start} lies past the end of the alignment ({fallback_duration_s} s)")
     samples = grid.num_samples(duration)
-    if grid.num_frames(samples) > MAX_ITEM_FRAMES:
-        check_item_frames(grid, samples)  # raises
+    if samples > MAX_ITEM_FRAMES:  # (never more frames than samples)
+        check_item_frames(grid, samples)
     return Extent(start, duration, grid.sample_rate, samples)
 
 

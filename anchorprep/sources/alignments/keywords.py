@@ -476,15 +476,16 @@ class KeywordSearch:
         if self._words is None:
             return [(t, phrase) for phrase in self.phrases
                     for t in phrase_times(tier, phrase, edge=self.edge, regex=self.regex)]
-        cache = _parts_cache(_SILENCE_FOLDED, _UNKNOWN_FOLDED)
         labels = tier.columns()[2]
         found: list[tuple[float, str]] = []
-        ordered = text = None
+        ordered = text = cache = None
         for phrase, words in self._words:
             if text is None:
                 text = _ascii_text(labels)
             if text and not _may_start_a_label(words[0], text):
                 continue  # (most utterances: no label is looked up)
+            if cache is None:
+                cache = _parts_cache(_SILENCE_FOLDED, _UNKNOWN_FOLDED)
             spellings = cache.starting_labels(words[0], labels)
             if not spellings:
                 continue  # (most utterances)
