@@ -328,13 +328,23 @@ _LABEL_PIECES = ["hey", "HEY", "they", "he", "y", "-", ",", "'", '"', " ", "\t",
 @example(["[UNK]"], "[unk]")
 @example([" ,hey"], "hey")
 def test_substring_filter_never_hides_a_first_word(labels, word) -> None:
-    """`_may_start_a_label` says False only when no label's first word is `word`."""
+    """Every label whose first word is `word` holds one of `_first_word_offsets` (so none means
+    no such label), and on one-word lines `_lines_starting_with` finds exactly those labels."""
     text = keywords_module._ascii_text(labels)
+    if not text:
+        return
     unknown = keywords_module._UNKNOWN_FOLDED | {"[unk]", "<hey>"}
-    firsts = {parts[0] for label in labels
-              if (parts := keywords_module._label_parts(label, keywords_module._SILENCE_FOLDED, unknown))}
-    if text and not keywords_module._may_start_a_label(word, text):
-        assert word not in firsts
+    cache = keywords_module._PartsCache(keywords_module._SILENCE_FOLDED, unknown)
+    starting = [i for i, label in enumerate(labels) if cache.first[label] == word]
+    offsets = keywords_module._first_word_offsets(word, text)
+    label_starts = [sum(len(label) + 1 for label in labels[:i]) for i in range(len(labels))]
+    for i in starting:
+        assert any(label_starts[i] <= at < label_starts[i] + len(labels[i]) for at in offsets), (labels, i)
+    if not offsets:
+        assert not starting
+    if keywords_module._one_word_lines(text, len(labels)):
+        assert all(len(label.split()) <= 1 for label in labels)
+        assert keywords_module._lines_starting_with(word, offsets, text, labels, cache.first) == starting
 
 
 _NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 3), st.sampled_from([0.0, -0.0]))

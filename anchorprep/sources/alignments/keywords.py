@@ -477,25 +477,34 @@ class KeywordSearch:
             return [(t, phrase) for phrase in self.phrases
                     for t in phrase_times(tier, phrase, edge=self.edge, regex=self.regex)]
         labels = tier.columns()[2]
+        text = _ascii_text(labels)
         found: list[tuple[float, str]] = []
-        ordered = text = cache = None
+        cache = one_word_lines = None
         for phrase, words in self._words:
-            if text is None:
-                text = _ascii_text(labels)
-            if text and not _may_start_a_label(words[0], text):
-                continue  # (most utterances: no label is looked up)
+            first = words[0]
+            if text:
+                offsets = _first_word_offsets(first, text)
+                if not offsets:
+                    continue  # (most utterances: no label is looked up)
             if cache is None:
                 cache = _parts_cache(_SILENCE_FOLDED, _UNKNOWN_FOLDED)
-            spellings = cache.starting_labels(words[0], labels)
-            if not spellings:
-                continue  # (most utterances)
-            if ordered is None:
                 starts, ends, ordered = _time_ordered(tier)
-                one_word = not (cache.multi and not cache.multi.isdisjoint(labels))
-            if one_word:
-                spans = _one_word_spans(ordered, spellings, words, cache.first)
+                if text and ordered is labels:
+                    one_word_lines = _one_word_lines(text, len(labels))
+            if one_word_lines:
+                positions = _lines_starting_with(first, offsets, text, labels, cache.first)
             else:
+                spellings = cache.starting_labels(first, labels)
+                if not spellings:
+                    continue
+                if cache.multi and not cache.multi.isdisjoint(labels):
+                    positions = None
+                else:
+                    positions = [i for i, label in enumerate(ordered) if label in spellings]
+            if positions is None:
                 spans = [(a, b) for a, b, _ in _phrase_spans_multi(ordered, words, cache)]
+            else:
+                spans = _one_word_spans(ordered, positions, words, cache.first)
             if self.edge == "end":
                 found += [(ends[b], phrase) for _, b in spans]
             else:
@@ -516,64 +525,80 @@ def _ascii_text(labels: list[str]) -> str:
 #: punctuation (Unicode category P, stripped by `normalise_label`).
 _WORD_BOUNDARIES = frozenset(c for c in map(chr, range(128))
                              if c.isspace() or unicodedata.category(c).startswith("P"))
+#: ASCII whitespace (`str.split`'s) other than the newline `_ascii_text` joins labels with.
+_INNER_SPACE = tuple(c for c in map(chr, range(128)) if c.isspace() and c != "\n")
 
 
-def _may_start_a_label(word: str, text: str) -> bool:
-    """False only when no label has `word` as its first word (`_label_parts`), for `text` from
-    `_ascii_text`: an ASCII label's first word is a piece of the lower-cased label delimited by
-    whitespace, punctuation or the label's ends, so `word` occurs in `text` between two
-    `_WORD_BOUNDARIES` (or text ends). A substring search instead of a lookup per label."""
+def _first_word_offsets(word: str, text: str) -> list[int]:
+    """Where `word` occurs in `text` (from `_ascii_text`) between two `_WORD_BOUNDARIES` or text
+    ends: an ASCII label's first word (`_label_parts`) is a piece of the lower-cased label
+    delimited by whitespace, punctuation or the label's ends, so every label whose first word
+    is `word` holds one of these offsets, and none means no such label (a substring search
+    instead of a lookup per label)."""
     size, end = len(text), len(word)
+    offsets = []
     at = text.find(word)
     while at >= 0:
         after = at + end
         if ((at == 0 or text[at - 1] in _WORD_BOUNDARIES)
                 and (after == size or text[after] in _WORD_BOUNDARIES)):
-            return True
+            offsets.append(at)
         at = text.find(word, at + 1)
-    return False
+    return offsets
 
 
-def _one_word_spans(labels: list[str], spellings: set[str], words: list[str],
+def _one_word_lines(text: str, count: int) -> bool:
+    """Whether `text` (`count` labels from `_ascii_text`) has one line per label and no other
+    whitespace: every label then holds one word or none."""
+    if text.count("\n") != count - 1:
+        return False
+    for space in _INNER_SPACE:  # (one C-level character search each)
+        if space in text:
+            return False
+    return True
+
+
+def _lines_starting_with(word: str, offsets: list[int], text: str, labels: list[str],
+                         first_of: dict[str, str]) -> list[int]:
+    """The indices (ascending) of the labels whose first word is `word`, given
+    `_first_word_offsets` in `text` of one line per label (`_one_word_lines`): each offset's line
+    is checked with `first_of` (the label cache)."""
+    positions: list[int] = []
+    line = -1
+    for at in offsets:
+        index = text.count("\n", 0, at)
+        if index != line:
+            line = index
+            if first_of[labels[index]] == word:
+                positions.append(index)
+    return positions
+
+
+def _one_word_spans(labels: list[str], positions: list[int], words: list[str],
                     first_of: dict[str, str]) -> list[tuple[int, int]]:
     """(first interval, last interval) of each occurrence of `words`, as `_phrase_spans` finds
-    them on labels of one word or none: `spellings` are the labels among `labels` whose first
-    word is ``words[0]``, `first_of` gives each label's first word ("" for none). The phrase
-    starts are found by `list.index` (a C-level scan) instead of a first word per label."""
+    them on time-ordered labels of one word or none: `positions` (ascending) are the labels
+    whose first word is ``words[0]``, `first_of` gives each label's first word ("" for none)."""
     rest = words[1:]
     size = len(labels)
     spans: list[tuple[int, int]] = []
-    i = 0
-    while True:
-        i = _next_index(labels, spellings, i)
-        if i < 0:
-            return spans
-        last = k = i
-        k += 1
+    last = -1
+    for i in positions:
+        if i <= last:
+            continue  # inside the previous match (occurrences do not overlap)
+        k = i + 1
+        end = i
         for word in rest:
             while k < size and not first_of[labels[k]]:
                 k += 1
             if k == size or first_of[labels[k]] != word:
                 break
-            last = k
+            end = k
             k += 1
         else:
-            spans.append((i, last))
-            i = last
-        i += 1
-
-
-def _next_index(labels: list[str], spellings: set[str], start: int) -> int:
-    """The first index >= `start` of any of `spellings` in `labels`; -1 for none."""
-    found = -1
-    for spelling in spellings:
-        try:
-            index = labels.index(spelling, start)
-        except ValueError:
-            continue
-        if found < 0 or index < found:
-            found = index
-    return found
+            spans.append((i, end))
+            last = end
+    return spans
 
 
 def _spans(tier: Tier, phrase: str, edge: str, silence: Iterable[str], regex: bool, match_unknown: bool,
