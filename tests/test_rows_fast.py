@@ -5,14 +5,19 @@ path it short-cuts:
 
 * `phrase_times`/`find_phrase`'s one-word-per-label search against the general word-run search,
   and the tier layout cache against analysing every file's tier names afresh;
-* `row_labels`' shared-template slices against `label_frames`;
+* `KeywordSearch` (phrases prepared once per job; first words found as offsets in the joined
+  labels' text; `sorted()` order check) against `phrase_times` one phrase at a time, and `align`
+  reusing the tiers chosen while reading against choosing them again;
+* `row_labels`' shared-template slices against `label_frames`, `build_row` against its previous
+  implementation, `FrameGrid.time_to_frame_list` against `time_to_frame`, `item_float` against
+  its previous form;
 * `rows_to_table`'s itemgetter transposition and Arrow-pool list columns against per-column
   ``dict.get`` and numpy concatenation;
 * `file_stamp`'s direct ``os.stat`` against its route through `location`, and the grouped item counters
   against ``Counter.update`` item by item;
-* whole runs (align with many options, on synthetic, sample and real data and the bad-inputs
-  corpus; vad, accel and merge on sample_data): every result file byte for byte, fast paths on
-  and off.
+* whole runs (align with many options, on synthetic, sample and real data, the bad-inputs
+  corpus and a corpus of keyword and labelling edge cases; vad, accel and merge on sample_data):
+  every result file byte for byte, fast paths on and off.
 """
 
 from __future__ import annotations
@@ -89,7 +94,8 @@ def _digest_with_file_stamp(items, read=None):
 
 
 def _phrase_times_one_by_one(self, tier):
-    return [(t, phrase) for phrase in self.phrases for t in phrase_times(tier, phrase, edge=self.edge, regex=self.regex)]
+    return [(t, phrase) for phrase in self.phrases
+            for t in phrase_times(tier, phrase, edge=self.edge, regex=self.regex)]
 
 
 def _alignment_without_tiers(self, item):
@@ -315,7 +321,8 @@ def test_keyword_search_on_tiers_out_of_order_and_tied(entries, phrase, edge) ->
         assert search.times(tier) == [(t, phrase) for t in phrase_times(tier, phrase, edge=edge)]
 
 
-_LABEL_PIECES = ["hey", "HEY", "they", "he", "y", "-", ",", "'", '"', " ", "\t", "\n", "\x1c", "<", ">", "[unk]", "[UNK]",
+_LABEL_PIECES = ["hey", "HEY", "they", "he", "y", "-", ",", "'", '"', " ", "\t", "\n", "\x1c", "<", ">", "[unk]",
+                 "[UNK]",
                  "é", "e\u0301", "_", ".", "!", ":", "$", "+", "sil", "w"]
 
 
@@ -373,7 +380,8 @@ def _edge_case_manifest(root: Path) -> Path:
         return str(path)
 
     at_end = [("0", "8.5", ""), ("8.5", "9.2", "hey"), ("9.2", "10", "computer")]
-    two = [("0", "1", "hey"), ("1", "2", "computer"), ("2", "3", "Hey,"), ("3", "3.5", "sil"), ("3.5", "4", "computer.")]
+    two = [("0", "1", "hey"), ("1", "2", "computer"), ("2", "3", "Hey,"), ("3", "3.5", "sil"),
+           ("3.5", "4", "computer.")]
     tied = [("0", "1", ""), ("1", "2", "hey"), ("2", "2", "sil"), ("1.9999999999", "3", "computer"), ("3", "10", "")]
     multi = [("0", "1", ""), ("1", "2.5", "hey computer"), ("2.5", "3", "hey"), ("3", "10", "computer")]
     speakers = [badinputs.words_tier(name="ann - words"), badinputs.words_tier(at_end, name="bob - words")]
@@ -394,8 +402,8 @@ def _edge_case_manifest(root: Path) -> Path:
         ("tiny_duration", grid("tiny.TextGrid", [badinputs.words_tier()]), "0.01"),
         ("phones_only", grid("phones.TextGrid", [badinputs.words_tier(name="phones")]), "10"),
     ]
-    rows = [{"utt_id": utt, "alignment_path": path, "duration_s": duration, "speaker": "bob" if "speakers" in utt else ""}
-            for utt, path, duration in items]
+    rows = [{"utt_id": utt, "alignment_path": path, "duration_s": duration,
+             "speaker": "bob" if "speakers" in utt else ""} for utt, path, duration in items]
     return badinputs.write_manifest(root / "manifest.csv", rows, ("utt_id", "alignment_path", "duration_s", "speaker"))
 
 
@@ -554,7 +562,8 @@ _LABELS = ("hey computer", "hey", "speech_onset")
 @given(st.lists(st.tuples(st.floats(-0.5, 3.5), st.sampled_from(_LABELS),
                           st.sampled_from(["alignment", "alignment:ann", "vad"])), max_size=5),
        st.floats(0.03, 3.0), st.sampled_from(["causal", "nearest"]), st.sampled_from([1, 4]),
-       st.sampled_from(["all", "some", "none"]), st.booleans(), st.integers(-5, 5), st.integers(0, 40), st.integers(0, 4))
+       st.sampled_from(["all", "some", "none"]), st.booleans(), st.integers(-5, 5), st.integers(0, 40),
+       st.integers(0, 4))
 @example([(1.0, "hey", "vad")], 2.0, "causal", 1, "all", False, 0, 30, 0)
 @example([(1.0, "hey", "vad"), (1.0, "hey", "alignment")], 2.0, "nearest", 4, "some", True, -3, 3, 2)
 def test_build_row_equals_the_reference_row(events, duration, rule, subsampling, which, own_targets,
@@ -599,7 +608,8 @@ def test_time_to_frame_list_equals_time_to_frame(times, num_frames, rule, subsam
     assert all(type(frame) is int for frame in listed[0])
 
 
-_CELLS = st.one_of(st.none(), st.sampled_from(["", " ", "\t", "10", " 2.5 ", "1e400", "nan", "-inf", "ten", "1,5", "0x10"]),
+_CELLS = st.one_of(st.none(),
+                   st.sampled_from(["", " ", "\t", "10", " 2.5 ", "1e400", "nan", "-inf", "ten", "1,5", "0x10"]),
                    st.floats(allow_nan=True), st.integers(-3, 3), st.booleans())
 
 

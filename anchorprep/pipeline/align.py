@@ -144,8 +144,10 @@ class AlignJob:
             if failure is exc:
                 raise
             raise failure from exc
-        if item.get("audio_path") and (alignment.xmax - offset) - extent.duration_s > self.labelling.grid.frame_shift_ms / 1000.0:
-            stats.update(alignment_overruns_audio=1)
+        if item.get("audio_path"):
+            overrun = (alignment.xmax - offset) - extent.duration_s
+            if overrun > self.labelling.grid.frame_shift_ms / 1000.0:
+                stats.update(alignment_overruns_audio=1)
         return row, stats
 
     def _events(self, tiers: list[tuple[str | None, Tier]], offset: float, extent: Extent) -> list[AnchorEvent]:
@@ -162,7 +164,7 @@ class AlignJob:
                 events += [AnchorEvent(t - offset, label, source) for t, label in found if extent.contains(t - offset)]
         return events
 
-    def _no_keyword(self, tiers: list, path: str | None) -> None:
+    def _no_keyword(self, tiers: list[tuple[str | None, Tier]], path: str | None) -> None:
         options = self.options
         wanted = "speech" if options.speech_onsets else f"any of the keywords {list(options.keywords)}"
         names = ", ".join(repr(tier.name) for _, tier in tiers)
