@@ -186,12 +186,22 @@ _BANDS: dict[tuple[int, int, int, int], np.ndarray] = {}
 
 
 def _constant(value: int, num_frames: int) -> np.ndarray:
-    """A read-only int16 array of ``num_frames`` times ``value``: a slice of one that grows."""
-    array = _CONSTANTS.get(value)
-    if array is None or len(array) < num_frames:
-        size = max(num_frames, 2 * len(array) if array is not None else 4096)
-        array = _CONSTANTS[value] = _read_only(np.full(size, value, dtype=np.int16))
-    return array[:num_frames]
+    """A read-only int16 array of ``num_frames`` times ``value``: a slice of one that grows,
+    kept per length (rows without anchors repeat a corpus's few hundred lengths)."""
+    key = (value, num_frames)
+    view = _CONSTANT_VIEWS.get(key)
+    if view is None:
+        array = _CONSTANTS.get(value)
+        if array is None or len(array) < num_frames:
+            size = max(num_frames, 2 * len(array) if array is not None else 4096)
+            array = _CONSTANTS[value] = _read_only(np.full(size, value, dtype=np.int16))
+        if len(_CONSTANT_VIEWS) >= 8192:
+            _CONSTANT_VIEWS.clear()
+        view = _CONSTANT_VIEWS[key] = array[:num_frames]
+    return view
+
+
+_CONSTANT_VIEWS: dict[tuple[int, int], np.ndarray] = {}
 
 
 def _band(label: int, window: TargetWindow) -> np.ndarray:

@@ -46,6 +46,13 @@ def _kaldi_samples(sample_rate: int, ms: float) -> int:
     return int(np.float32(sample_rate) * np.float32(0.001) * np.float32(ms))
 
 
+def _check_frame_args(num_frames: int, rule: str) -> None:
+    if num_frames <= 0:
+        raise ValueError("time_to_frame needs at least one frame")
+    if rule not in ANCHOR_RULES:
+        raise UsageError(f"`anchor_rule` must be one of {', '.join(ANCHOR_RULES)}, got {rule!r}")
+
+
 @dataclass(frozen=True)
 class FrameGrid:
     """Sample rate and framing shared by the features and the labels."""
@@ -151,14 +158,26 @@ class FrameGrid:
         to 0).
         ``num_frames`` must be positive.
         """
-        if num_frames <= 0:
-            raise ValueError("time_to_frame needs at least one frame")
-        if rule not in ANCHOR_RULES:
-            raise UsageError(f"`anchor_rule` must be one of {', '.join(ANCHOR_RULES)}, got {rule!r}")
+        _check_frame_args(num_frames, rule)
+        if type(times_s) is list and len(times_s) <= _SCALAR_EVENTS:
+            scalar = self._time_to_frame_scalar(times_s, num_frames, rule)
+            if scalar is not None:
+                frames, after, before = scalar
+                return np.array(frames, dtype=np.int64), after, before
+        return self._time_to_frame_numpy(times_s, num_frames, rule)
+
+    def time_to_frame_list(self, times_s: list[float], num_frames: int,
+                           rule: str = "causal") -> tuple[list[int], int, int]:
+        """`time_to_frame` with the frames as a list of ints (no array for an item's few events)."""
+        _check_frame_args(num_frames, rule)
         if type(times_s) is list and len(times_s) <= _SCALAR_EVENTS:
             scalar = self._time_to_frame_scalar(times_s, num_frames, rule)
             if scalar is not None:
                 return scalar
+        frames, after, before = self._time_to_frame_numpy(times_s, num_frames, rule)
+        return frames.tolist(), after, before
+
+    def _time_to_frame_numpy(self, times_s, num_frames: int, rule: str) -> tuple[np.ndarray, int, int]:
         pos = np.asarray(times_s, dtype=np.float64) * self.sample_rate
         snapped = np.round(pos)
         pos = np.where(np.abs(pos - snapped) < _SAMPLE_SNAP, snapped, pos)
@@ -174,7 +193,7 @@ class FrameGrid:
         clipped_before = int(np.count_nonzero(pos < 0))
         return np.clip(raw, 0, num_frames - 1), clipped_after, clipped_before
 
-    def _time_to_frame_scalar(self, times_s: list, num_frames: int, rule: str) -> tuple[np.ndarray, int, int] | None:
+    def _time_to_frame_scalar(self, times_s: list, num_frames: int, rule: str) -> tuple[list[int], int, int] | None:
         """`time_to_frame` for a few plain floats, in Python floats (the same IEEE float64
         operations as the numpy path, so the same frames); None for anything unusual (non-float
         or non-finite times, positions beyond 2**52 samples) so the numpy path decides."""
@@ -199,7 +218,7 @@ class FrameGrid:
                 raw = 0
             before += pos < 0
             frames.append(raw)
-        return np.array(frames, dtype=np.int64), after, before
+        return frames, after, before
 
     def to_dict(self) -> dict:
         return asdict(self)

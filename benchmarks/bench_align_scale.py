@@ -19,9 +19,10 @@ Every number is CPU seconds (user + system) of the processes it starts, children
 * the per-stage breakdown: the worker's shard function (`process_shard`) run in this process
   over ``--breakdown-n`` items (unprofiled total), split by a cProfile run of the same items
   into the cumulative time of the parse (`utterance_alignment`), keyword search
-  (`select_word_tiers`, `find_phrase`/`phrase_times`), labelling (`utterance_extent`, `build_row`), shard
-  writing (`_write_shard`) and the rest (per-item overhead); the shares of the profiled run
-  are applied to the unprofiled total, so they are estimates.
+  (`select_word_tiers`, `find_phrase`/`phrase_times`, `KeywordSearch.times`), labelling
+  (`utterance_extent`, `build_row`), shard writing (`_write_shard`) and the rest (per-item
+  overhead); the shares of the profiled run are applied to the unprofiled total, so they are
+  estimates.
 
 ``--baseline-checkout PATH`` also runs `align` from another checkout (e.g. the main branch),
 alternating with this one for ``--rounds`` rounds so both see the same load, and checks that
@@ -187,7 +188,8 @@ def minimal_script(manifest: Path, out: Path, limit: int | None) -> None:
 
 STAGES = {  # stage -> functions (file name, function name) whose cumulative time it is
     "parse": [("formats.py", "utterance_alignment")],
-    "keyword": [("keywords.py", "select_word_tiers"), ("keywords.py", "find_phrase"), ("keywords.py", "phrase_times")],
+    "keyword": [("keywords.py", "select_word_tiers"), ("keywords.py", "find_phrase"), ("keywords.py", "phrase_times"),
+                ("keywords.py", "times")],  # (`KeywordSearch.times`)
     "label": [("rows.py", "utterance_extent"), ("rows.py", "build_row")],
     "shard write": [("runner.py", "_write_shard")],
 }

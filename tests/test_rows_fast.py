@@ -5,14 +5,19 @@ path it short-cuts:
 
 * `phrase_times`/`find_phrase`'s one-word-per-label search against the general word-run search,
   and the tier layout cache against analysing every file's tier names afresh;
-* `row_labels`' shared-template slices against `label_frames`;
+* `KeywordSearch` (phrases prepared once per job; first words found as offsets in the joined
+  labels' text; `sorted()` order check) against `phrase_times` one phrase at a time, and `align`
+  reusing the tiers chosen while reading against choosing them again;
+* `row_labels`' shared-template slices against `label_frames`, `build_row` against its previous
+  implementation, `FrameGrid.time_to_frame_list` against `time_to_frame`, `item_float` against
+  its previous form;
 * `rows_to_table`'s itemgetter transposition and Arrow-pool list columns against per-column
   ``dict.get`` and numpy concatenation;
 * `file_stamp`'s direct ``os.stat`` against its route through `location`, and the grouped item counters
   against ``Counter.update`` item by item;
-* whole runs (align with many options, on synthetic, sample and real data and the bad-inputs
-  corpus; vad, accel and merge on sample_data): every result file byte for byte, fast paths on
-  and off.
+* whole runs (align with many options, on synthetic, sample and real data, the bad-inputs
+  corpus and a corpus of keyword and labelling edge cases; vad, accel and merge on sample_data):
+  every result file byte for byte, fast paths on and off.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
+import operator
 import os
 from collections import Counter
 from pathlib import Path
@@ -36,12 +43,17 @@ import badinputs
 from anchorprep import anchors as anchors_module
 from anchorprep import storage as storage_module
 from anchorprep.anchors import NO_ANCHOR, TargetWindow, label_frames, row_labels
+from anchorprep.errors import UsageError
+from anchorprep.grid import FrameGrid
+from anchorprep.pipeline import align as align_module
 from anchorprep.pipeline import rows as rows_module
 from anchorprep.pipeline import runner as runner_module
 from anchorprep.shards import rows_to_table, shard_schema
 from anchorprep.shards import schema as schema_module
 from anchorprep.sources.alignments import keywords as keywords_module
-from anchorprep.sources.alignments.keywords import find_phrase, phrase_times, select_word_tier, select_word_tiers
+from anchorprep.sources.alignments.keywords import (
+    KeywordSearch, find_phrase, phrase_times, select_word_tier, select_word_tiers,
+)
 from anchorprep.sources.alignments.model import Alignment, Tier
 from anchorprep.storage import file_stamp
 from anchorprep.synthetic import write_synthetic_alignments
@@ -81,10 +93,27 @@ def _digest_with_file_stamp(items, read=None):
     return digest.hexdigest()
 
 
+def _phrase_times_one_by_one(self, tier):
+    return [(t, phrase) for phrase in self.phrases
+            for t in phrase_times(tier, phrase, edge=self.edge, regex=self.regex)]
+
+
+def _alignment_without_tiers(self, item):
+    """`AlignJob._alignment` without the tiers chosen while reading: `process` chooses them again."""
+    alignment, utterance_relative, _ = _ALIGNMENT_WITH_TIERS(self, item)
+    return alignment, utterance_relative, None
+
+
+_ALIGNMENT_WITH_TIERS = align_module.AlignJob._alignment
+
+
 @contextlib.contextmanager
 def reference_paths():
     """Every fast path of this file off (the code as it was before them)."""
     patches = [
+        (keywords_module.KeywordSearch, "times", _phrase_times_one_by_one),
+        (keywords_module, "_nondecreasing", lambda values: all(map(operator.le, values, values[1:]))),
+        (align_module.AlignJob, "_alignment", _alignment_without_tiers),
         (keywords_module, "_phrase_spans", lambda labels, firsts, words, cache:
             keywords_module._phrase_spans_multi(labels, words, cache)),
         (keywords_module, "_TIER_LAYOUTS", _NoCache()),
@@ -94,6 +123,8 @@ def reference_paths():
         (storage_module, "_plain_local", lambda path: False),
         (runner_module, "_total_stats", _replayed_stats),
         (runner_module, "inputs_stamp", _digest_with_file_stamp),
+        (rows_module, "utterance_extent", rows_module._utterance_extent),
+        (align_module, "utterance_extent", rows_module._utterance_extent),
     ]
     saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
     for module, name, value in patches:
@@ -259,6 +290,151 @@ def test_regex_and_onsets_unchanged_by_the_label_cache() -> None:
     assert keywords_module.speech_run_starts(tier, 0.5) == [1.0, 3.0, 6.0]
 
 
+def _outcome(function, *args):
+    try:
+        return function(*args)
+    except Exception as exc:  # noqa: BLE001 - compared, not hidden
+        return type(exc), str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(VOCAB), max_size=40),
+       st.lists(st.sampled_from(PHRASES + ["!!", "Hey, computer", "hey|comp.*"]), min_size=1, max_size=3),
+       st.booleans(), st.sampled_from(["end", "start", "centre", "center", "middle"]), st.booleans())
+@example(["hey", "computer", "hey", "computer"], ["hey computer", "computer"], False, "end", False)
+@example(["computer", "hey", "sil", "Computer."], ["hey computer", "hey"], False, "start", False)
+def test_keyword_search_equals_phrase_times_one_by_one(labels, phrases, shuffled, edge, regex) -> None:
+    tier = _tier(labels, shuffled)
+    search = KeywordSearch(phrases, edge, regex=regex)
+    expected = _outcome(_phrase_times_one_by_one, search, tier)
+    assert _outcome(search.times, tier) == expected
+    assert _outcome(search.times, tier) == expected  # labels now cached
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0, 1.0 - 1e-10, 1.0 + 1e-10, 2.0]), st.sampled_from(VOCAB)),
+                max_size=12), st.sampled_from(PHRASES), st.sampled_from(["end", "start", "centre"]))
+def test_keyword_search_on_tiers_out_of_order_and_tied(entries, phrase, edge) -> None:
+    from anchorprep.sources.alignments.model import Interval
+    tier = Tier("words", tuple(Interval(start, start + 0.25, label) for start, label in entries))
+    search = KeywordSearch([phrase], edge)
+    assert search.times(tier) == [(t, phrase) for t in phrase_times(tier, phrase, edge=edge)]
+    with reference_paths():
+        assert search.times(tier) == [(t, phrase) for t in phrase_times(tier, phrase, edge=edge)]
+
+
+_LABEL_PIECES = ["hey", "HEY", "they", "he", "y", "-", ",", "'", '"', " ", "\t", "\n", "\x1c", "<", ">", "[unk]",
+                 "[UNK]",
+                 "é", "e\u0301", "_", ".", "!", ":", "$", "+", "sil", "w"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_LABEL_PIECES), max_size=5).map("".join), max_size=6),
+       st.sampled_from(["hey", "they", "he", "y", "<hey>", "[unk]", "e", "hey-hey", "é", "h'e"]))
+@example(["they", "whey"], "hey")
+@example(["x", "-hey!"], "hey")
+@example(["'Hey'\x1cthey"], "hey")
+@example(["[UNK]"], "[unk]")
+@example([" ,hey"], "hey")
+def test_substring_filter_never_hides_a_first_word(labels, word) -> None:
+    """Every label whose first word is `word` holds one of `_first_word_offsets` (so none means
+    no such label), and on one-word lines `_lines_starting_with` finds exactly those labels."""
+    text = keywords_module._ascii_text(labels)
+    if not text:
+        return
+    unknown = keywords_module._UNKNOWN_FOLDED | {"[unk]", "<hey>"}
+    cache = keywords_module._PartsCache(keywords_module._SILENCE_FOLDED, unknown)
+    starting = [i for i, label in enumerate(labels) if cache.first[label] == word]
+    offsets = keywords_module._first_word_offsets(word, text)
+    label_starts = [sum(len(label) + 1 for label in labels[:i]) for i in range(len(labels))]
+    for i in starting:
+        assert any(label_starts[i] <= at < label_starts[i] + len(labels[i]) for at in offsets), (labels, i)
+    if not offsets:
+        assert not starting
+    if keywords_module._one_word_lines(text, len(labels)):
+        assert all(len(label.split()) <= 1 for label in labels)
+        assert keywords_module._lines_starting_with(word, offsets, text, labels, cache.first) == starting
+
+
+_NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 3), st.sampled_from([0.0, -0.0]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.lists(_NUMBERS, max_size=8),
+                 st.lists(st.floats(allow_nan=False), max_size=8).map(sorted),
+                 st.lists(st.floats(allow_nan=False), min_size=1, max_size=8).map(lambda v: sorted(v) + [math.nan]),
+                 st.lists(st.integers(-5, 5), max_size=8).map(sorted)))
+@example([math.nan])
+@example([1.0, math.nan, 2.0])
+@example([math.inf, math.inf])
+@example([-math.inf, 0.0, math.inf])
+@example([1e308, 1e308, 1e308])
+@example([0.0, -0.0, 0.0])
+def test_nondecreasing_equals_the_pairwise_test(values) -> None:
+    assert keywords_module._nondecreasing(values) == all(map(operator.le, values, values[1:]))
+
+
+def _edge_case_manifest(root: Path) -> Path:
+    """TextGrids and manifest cells at the edges of keyword search and labelling."""
+    def grid(name: str, tiers: list[tuple], xmax: str = "10") -> str:
+        path = root / name
+        path.write_text(badinputs.long_tg(tiers, xmax=xmax), encoding="utf-8")
+        return str(path)
+
+    at_end = [("0", "8.5", ""), ("8.5", "9.2", "hey"), ("9.2", "10", "computer")]
+    two = [("0", "1", "hey"), ("1", "2", "computer"), ("2", "3", "Hey,"), ("3", "3.5", "sil"),
+           ("3.5", "4", "computer.")]
+    tied = [("0", "1", ""), ("1", "2", "hey"), ("2", "2", "sil"), ("1.9999999999", "3", "computer"), ("3", "10", "")]
+    multi = [("0", "1", ""), ("1", "2.5", "hey computer"), ("2.5", "3", "hey"), ("3", "10", "computer")]
+    speakers = [badinputs.words_tier(name="ann - words"), badinputs.words_tier(at_end, name="bob - words")]
+    items = [
+        ("end", grid("end.TextGrid", [badinputs.words_tier(at_end)]), "10.0"),
+        ("end_cut", grid("end_cut.TextGrid", [badinputs.words_tier(at_end)]), "9.999"),
+        ("end_no_duration", grid("end_nd.TextGrid", [badinputs.words_tier(at_end)]), ""),
+        ("end_blank_duration", grid("end_bd.TextGrid", [badinputs.words_tier(at_end)]), "  "),
+        ("two", grid("two.TextGrid", [badinputs.words_tier(two)]), "10"),
+        ("tied", grid("tied.TextGrid", [badinputs.words_tier(tied)]), "10"),
+        ("multi", grid("multi.TextGrid", [badinputs.words_tier(multi)]), "10"),
+        ("speakers", grid("speakers.TextGrid", speakers), "10"),
+        ("none", grid("none.TextGrid", [badinputs.words_tier([("0", "10", "hello")])]), "10"),
+        ("empty", grid("empty.TextGrid", [badinputs.words_tier([])]), "10"),
+        ("bad_duration", grid("bad.TextGrid", [badinputs.words_tier()]), "ten"),
+        ("zero_duration", grid("zero.TextGrid", [badinputs.words_tier()]), "0"),
+        ("huge_duration", grid("huge.TextGrid", [badinputs.words_tier()]), "1e400"),
+        ("tiny_duration", grid("tiny.TextGrid", [badinputs.words_tier()]), "0.01"),
+        ("phones_only", grid("phones.TextGrid", [badinputs.words_tier(name="phones")]), "10"),
+    ]
+    rows = [{"utt_id": utt, "alignment_path": path, "duration_s": duration,
+             "speaker": "bob" if "speakers" in utt else ""} for utt, path, duration in items]
+    return badinputs.write_manifest(root / "manifest.csv", rows, ("utt_id", "alignment_path", "duration_s", "speaker"))
+
+
+@pytest.mark.parametrize("options", [
+    dict(keyword="hey computer"),
+    dict(keyword=["hey computer", "computer", "hey"], require_keyword=True, edge="centre"),
+    dict(keyword=["computer", "hey computer"], speaker="all", edge="start", require_keyword=True),
+    dict(keyword=["hey computer"], speaker="column"),
+    dict(keyword=["hey computer"], speaker="bob", tier=None),
+    dict(keyword=["hey computer"], tier="ann - words"),
+    dict(keyword=["!!"]),
+], ids=["plain", "require", "speaker-all", "column", "bob", "tier", "no-words"])
+def test_align_same_bytes_on_keyword_and_label_edge_cases(tmp_path: Path, options: dict) -> None:
+    manifest = _edge_case_manifest(tmp_path)
+
+    def run(out: Path):
+        try:
+            anchorprep.align(manifest, out, shard_size=4, **options)
+        except UsageError as exc:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "usage-error.txt").write_text(str(exc))
+
+    fast, reference = both_ways(run, tmp_path)
+    assert sorted(fast) == sorted(reference)
+    assert all(fast[name] == reference[name] for name in fast)
+    if options["keyword"] != ["!!"]:
+        assert any(name.endswith(".parquet") for name in fast) and fast["errors.jsonl"]
+
+
 def _alignment(*tiers: tuple[str, str]) -> Alignment:
     return Alignment(tuple(Tier(name, (), kind) for name, kind in tiers), 0.0, 1.0, path="x.TextGrid")
 
@@ -343,6 +519,151 @@ def test_rows_of_a_shard_share_no_writable_state() -> None:
 
 # --------------------------------------------------------------------------------------------
 # Shard tables, stamps and counters
+
+
+def _reference_row(labelling: rows_module.Labelling, item: dict, extent: rows_module.Extent, events: list,
+                   targets=None, used=None) -> tuple[dict, Counter]:
+    """`Labelling.build_row` as it was: numpy frames, per-event comprehensions, general labels."""
+    grid = labelling.grid
+    num_frames = rows_module.check_item_frames(grid, extent.grid_samples)
+    if num_frames == 0:
+        raise rows_module.InputError("utterance is shorter than one frame")
+    window = labelling.window if targets is None else None
+    stats = Counter(utterances=1)
+    if not events:
+        times, frames, labels, sources = np.zeros(0), np.zeros(0, dtype=np.int32), [], []
+        stats["negatives"] = 1
+        distance, window_targets = label_frames(np.zeros(0, dtype=np.int64), (), num_frames, window)
+    else:
+        events = sorted(events, key=lambda e: (e.time_s, e.source, e.label))
+        ids = labelling.label_ids
+        times = np.array([e.time_s for e in events], dtype=np.float64)
+        all_frames, after, before = grid.time_to_frame(times, num_frames, labelling.anchor_rule)
+        stats.update(anchors=len(events), anchors_clipped_after_end=after, anchors_clipped_before_start=before)
+        stats.update(f"anchors_from_{e.source}" for e in events)
+        is_used = np.array([used is None or e in set(used) for e in events], dtype=bool)
+        classes = [ids[e.label] for e, keep in zip(events, is_used) if keep]
+        stats["positives" if is_used.any() else "negatives"] = 1
+        distance, window_targets = label_frames(all_frames[is_used], classes, num_frames, window)
+        frames = all_frames.astype(np.int32)
+        labels, sources = [e.label for e in events], [e.source for e in events]
+    if targets is not None and len(targets) != num_frames:
+        raise rows_module.InputError("per-frame targets have the wrong length")
+    return {
+        "utt_id": str(item["utt_id"]), "audio_path": item.get("audio_path") or None, "start_s": extent.start_s,
+        "duration_s": extent.duration_s, "sample_rate": extent.sample_rate, "num_frames": num_frames,
+        "anchor_times_s": times, "anchor_frames": frames, "anchor_labels": labels, "anchor_sources": sources,
+        "distance": distance, "target": np.asarray(window_targets if targets is None else targets, dtype=np.int16),
+    }, stats
+
+
+_LABELS = ("hey computer", "hey", "speech_onset")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.floats(-0.5, 3.5), st.sampled_from(_LABELS),
+                          st.sampled_from(["alignment", "alignment:ann", "vad"])), max_size=5),
+       st.floats(0.03, 3.0), st.sampled_from(["causal", "nearest"]), st.sampled_from([1, 4]),
+       st.sampled_from(["all", "some", "none"]), st.booleans(), st.integers(-5, 5), st.integers(0, 40),
+       st.integers(0, 4))
+@example([(1.0, "hey", "vad")], 2.0, "causal", 1, "all", False, 0, 30, 0)
+@example([(1.0, "hey", "vad"), (1.0, "hey", "alignment")], 2.0, "nearest", 4, "some", True, -3, 3, 2)
+def test_build_row_equals_the_reference_row(events, duration, rule, subsampling, which, own_targets,
+                                            lo, width, guard) -> None:
+    labelling = rows_module.Labelling(FrameGrid(subsampling=subsampling),
+                                      TargetWindow(lo, lo + width, guard), _LABELS, rule)
+    item = {"utt_id": "u", "duration_s": str(duration)}
+    extent = rows_module.utterance_extent(item, labelling.grid)
+    events = [rows_module.AnchorEvent(*e) for e in events]
+    used = None if which == "all" else events[::2] if which == "some" else []
+    num_frames = labelling.grid.num_frames(extent.grid_samples)
+    targets = np.arange(num_frames, dtype=np.int64) % 3 if own_targets else None
+
+    def outcome(function):
+        try:
+            return function(labelling, item, extent, list(events), targets, used)
+        except rows_module.InputError:
+            return "InputError"
+
+    fast, reference = outcome(rows_module.Labelling.build_row), outcome(_reference_row)
+    if reference == "InputError":
+        assert fast == reference
+        return
+    (row, stats), (want, want_stats) = fast, reference
+    assert stats == want_stats and type(stats) is Counter
+    assert row.keys() == want.keys()
+    for name, value in want.items():
+        if isinstance(value, np.ndarray):
+            assert row[name].dtype == value.dtype and np.array_equal(row[name], value), name
+        else:
+            assert row[name] == value and type(row[name]) is type(value), name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.floats(-2.0, 12.0), st.sampled_from([0.0, 1.09, 0.0250625, -1e-12, 1e12])), max_size=20),
+       st.integers(1, 1200), st.sampled_from(["causal", "nearest"]), st.sampled_from([1, 3]))
+def test_time_to_frame_list_equals_time_to_frame(times, num_frames, rule, subsampling) -> None:
+    grid = FrameGrid(subsampling=subsampling)
+    frames, after, before = grid.time_to_frame(np.array(times, dtype=np.float64), num_frames, rule)
+    listed = grid.time_to_frame_list(list(times), num_frames, rule)
+    assert listed == (frames.tolist(), after, before)
+    assert all(type(frame) is int for frame in listed[0])
+
+
+_CELLS = st.one_of(st.none(),
+                   st.sampled_from(["", " ", "\t", "10", " 2.5 ", "1e400", "nan", "-inf", "ten", "1,5", "0x10"]),
+                   st.floats(allow_nan=True), st.integers(-3, 3), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(_CELLS, st.sampled_from([None, 0.0, 7.5]))
+def test_item_float_equals_the_reference(raw, default) -> None:
+    def reference(item, key, default):
+        raw = item.get(key)
+        if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+            return default
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise rows_module.InputError(f"column {key} is not a number: {raw!r}") from None
+        if not math.isfinite(value):
+            raise rows_module.InputError(f"column {key} is not finite: {raw!r}")
+        return value
+
+    item = {"duration_s": raw}
+    assert _outcome(rows_module.item_float, item, "duration_s", default) == \
+        _outcome(reference, item, "duration_s", default)
+
+
+_EXTENT_CELLS = st.one_of(st.none(), st.sampled_from(["", " ", "0", "-0", "0.0", "2.5", " 2.5", "10", "10.0", "1e-9", "-1",
+                                                       "nan", "inf", "ten", "90000", "20"]),
+                          st.sampled_from([0.0, -0.0, 2.5, 10, True, math.nan, math.inf, -1.0]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_EXTENT_CELLS, _EXTENT_CELLS, st.sampled_from([None, 10.0, 0.0, -0.0, 2.5, 10, math.nan]),
+                          st.booleans()), min_size=1, max_size=12))
+def test_kept_extents_equal_computed_ones(cells) -> None:
+    """`utterance_extent` (extents kept per cells) against `_utterance_extent` on every call,
+    repeated cells and two grids included: the same extent (start_s's sign too) or error."""
+    grids = [FrameGrid(), FrameGrid(sample_rate=8000, subsampling=3)]
+
+    def outcome(function, item, grid, fallback):
+        try:
+            extent = function(item, grid, fallback)
+        except Exception as exc:  # noqa: BLE001 - compared, not hidden
+            return type(exc), str(exc)
+        return extent, math.copysign(1.0, extent.start_s), type(extent.duration_s)
+
+    for start, duration, fallback, second_grid in cells * 2:
+        item = {"utt_id": "u"}
+        if start is not None:
+            item["start_s"] = start
+        if duration is not None:
+            item["duration_s"] = duration
+        grid = grids[second_grid]
+        assert outcome(rows_module.utterance_extent, item, grid, fallback) == \
+            outcome(rows_module._utterance_extent, item, grid, fallback)
 
 
 def _random_rows(rng: np.random.Generator, n: int) -> list[dict]:

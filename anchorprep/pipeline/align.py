@@ -14,18 +14,24 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from operator import itemgetter
 
 from anchorprep.anchors import SPEECH_ONSET
 from anchorprep.errors import InputError, UsageError
-from anchorprep.pipeline.rows import AnchorEvent, Labelling, utterance_extent
+from anchorprep.pipeline.rows import AnchorEvent, Extent, Labelling, utterance_extent
 from anchorprep.pipeline.runner import ItemFailure, stage_failure
 from anchorprep.sources.alignments.formats import utterance_alignment
-from anchorprep.sources.alignments.keywords import phrase_times, select_word_tiers, speech_run_starts
+from anchorprep.sources.alignments.keywords import (
+    ALL_SPEAKERS, KeywordSearch, select_word_tier, select_word_tiers, speech_run_starts,
+)
+from anchorprep.sources.alignments.model import Alignment, Tier
 
 EDGES = ("end", "start", "centre")
 LEVELS = ("words", "phones")
 SPEAKER_FROM_COLUMN = "column"  # `speaker="column"`: each item's `speaker` manifest column
 SOURCE = "alignment"
+_SECOND = itemgetter(1)
 
 
 @dataclass(frozen=True)
@@ -70,19 +76,42 @@ class AlignJob:
         options["keywords"] = list(options["keywords"])
         return {**self.labelling.settings(), "source": "alignment", "align": options}
 
-    def _alignment(self, item: dict):
-        """The item's alignment, and whether its times are utterance-relative already; the tiers
-        `_events` reads are validated here (a TextGrid's other tiers only for structure), so
-        their damage fails the item at stage read_alignment."""
+    @cached_property
+    def _search(self) -> KeywordSearch:
+        """The keyword search, prepared once per job."""
+        return KeywordSearch(self.options.keywords, self.options.edge, regex=self.options.regex)
+
+    def _alignment(self, item: dict) -> tuple[Alignment, bool, list[tuple[str | None, Tier]] | None]:
+        """The item's alignment, whether its times are utterance-relative already, and the tiers
+        `_events` reads (None when they were not chosen while reading: `_tiers` chooses them,
+        or fails, at stage find_keyword). Those tiers are validated here (a TextGrid's other
+        tiers only for structure), so their damage fails the item at stage read_alignment."""
         path = item.get("alignment_path") or ""
         if not path:
             raise InputError("no alignment_path for this item")
         options = self.options
         key = item.get("alignment_key") or item.get("recording_id") or item["utt_id"]
-        return utterance_alignment(path, key, options.alignment_format, encoding=options.encoding,
-                                   level=options.level, segments=options.segments, lhotse_unit=options.lhotse_unit,
-                                   reads=lambda alignment: [chosen.tier for chosen in select_word_tiers(
-                                       alignment, tier=options.tier, speaker=self._speaker(item), level=options.level)])
+        chosen: list = []
+
+        def reads(alignment: Alignment) -> list[Tier]:
+            tiers = self._tiers(item, alignment)
+            chosen[:] = (alignment, tiers)
+            return list(map(_SECOND, tiers))
+
+        alignment, utterance_relative = utterance_alignment(
+            path, key, options.alignment_format, encoding=options.encoding, level=options.level,
+            segments=options.segments, lhotse_unit=options.lhotse_unit, reads=reads)
+        return alignment, utterance_relative, chosen[1] if chosen and chosen[0] is alignment else None
+
+    def _tiers(self, item: dict, alignment: Alignment) -> list[tuple[str | None, Tier]]:
+        """`select_word_tiers` as (speaker, tier) pairs; one tier with speaker None unless every
+        speaker's is asked for (without building a `SpeakerTier` per item)."""
+        options = self.options
+        speaker = self._speaker(item)
+        if speaker == ALL_SPEAKERS and options.tier is None:
+            return [(chosen.speaker, chosen.tier) for chosen in select_word_tiers(alignment, speaker=speaker,
+                                                                                  level=options.level)]
+        return [(None, select_word_tier(alignment, tier=options.tier, speaker=speaker, level=options.level))]
 
     def _speaker(self, item: dict) -> str | None:
         """The speaker option for this item: the run's, or with "column" the item's `speaker` cell."""
@@ -98,11 +127,14 @@ class AlignJob:
         # reported, without its per-item cost).
         current, alignment_path = "read_alignment", item.get("alignment_path")
         try:
-            alignment, utterance_relative = self._alignment(item)
+            alignment, utterance_relative, tiers = self._alignment(item)
             current = "read_audio"
             extent = utterance_extent(item, self.labelling.grid, fallback_duration_s=alignment.xmax)
             current = "find_keyword"
-            tiers, events = self._events(item, alignment, 0.0 if utterance_relative else extent.start_s, extent)
+            if tiers is None:
+                tiers = self._tiers(item, alignment)
+            offset = 0.0 if utterance_relative else extent.start_s
+            events = self._events(tiers, offset, extent)
             if self.options.require_keyword and not events:
                 self._no_keyword(tiers, alignment_path)
             current = "label"
@@ -112,29 +144,28 @@ class AlignJob:
             if failure is exc:
                 raise
             raise failure from exc
-        offset = 0.0 if utterance_relative else extent.start_s
-        overrun = (alignment.xmax - offset) - extent.duration_s
-        if item.get("audio_path") and overrun > self.labelling.grid.frame_shift_ms / 1000.0:
-            stats.update(alignment_overruns_audio=1)
+        if item.get("audio_path"):
+            overrun = (alignment.xmax - offset) - extent.duration_s
+            if overrun > self.labelling.grid.frame_shift_ms / 1000.0:
+                stats.update(alignment_overruns_audio=1)
         return row, stats
 
-    def _events(self, item: dict, alignment, offset: float, extent) -> tuple[list, list[AnchorEvent]]:
-        """The chosen tiers and the anchor events on them that fall inside the utterance."""
+    def _events(self, tiers: list[tuple[str | None, Tier]], offset: float, extent: Extent) -> list[AnchorEvent]:
+        """The anchor events on the chosen tiers that fall inside the utterance."""
         options = self.options
-        tiers = select_word_tiers(alignment, tier=options.tier, speaker=self._speaker(item), level=options.level)
         events = []
-        for chosen in tiers:
-            source = SOURCE if chosen.speaker is None else f"{SOURCE}:{chosen.speaker}"
+        for speaker, tier in tiers:
+            source = SOURCE if speaker is None else f"{SOURCE}:{speaker}"
             if options.speech_onsets:
-                found = [(t, SPEECH_ONSET) for t in speech_run_starts(chosen.tier, options.min_pause_s)]
+                found = [(t, SPEECH_ONSET) for t in speech_run_starts(tier, options.min_pause_s)]
             else:
-                found = [(time, keyword) for keyword in options.keywords
-                         for time in phrase_times(chosen.tier, keyword, edge=options.edge, regex=options.regex)]
-            events += [AnchorEvent(t - offset, label, source) for t, label in found if extent.contains(t - offset)]
-        return tiers, events
+                found = self._search.times(tier)
+            if found:
+                events += [AnchorEvent(t - offset, label, source) for t, label in found if extent.contains(t - offset)]
+        return events
 
-    def _no_keyword(self, tiers: list, path: str | None) -> None:
+    def _no_keyword(self, tiers: list[tuple[str | None, Tier]], path: str | None) -> None:
         options = self.options
         wanted = "speech" if options.speech_onsets else f"any of the keywords {list(options.keywords)}"
-        names = ", ".join(repr(chosen.tier.name) for chosen in tiers)
+        names = ", ".join(repr(tier.name) for _, tier in tiers)
         raise ItemFailure("find_keyword", f"no {wanted} on tier{'s' if len(tiers) > 1 else ''} {names}", path)

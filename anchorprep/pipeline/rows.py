@@ -56,11 +56,13 @@ class Extent:
 def item_float(item: dict, key: str, default: float | None = None) -> float | None:
     """A float from a manifest cell ("" means absent); InputError on anything unparsable."""
     raw = item.get(key)
-    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+    if raw is None:
         return default
     try:
         value = float(raw)
     except (TypeError, ValueError):
+        if isinstance(raw, str) and raw.strip() == "":  # (float() refuses every blank string)
+            return default
         raise InputError(f"column {key} is not a number: {raw!r}") from None
     if not math.isfinite(value):
         raise InputError(f"column {key} is not finite: {raw!r}")
@@ -72,7 +74,32 @@ def utterance_extent(item: dict, grid: FrameGrid, fallback_duration_s: float | N
 
     ``start_s``/``duration_s`` cut a segment out of a longer recording; without audio the
     duration comes from ``duration_s`` or ``fallback_duration_s`` (e.g. the alignment's xmax).
+
+    Without audio the extent is a function of the two cells (text or absent, as manifests give
+    them) and the fallback: the last few thousand distinct ones are kept (`_EXTENTS`; a corpus
+    repeats its durations), the item's failures are not.
     """
+    if item.get("audio_path"):
+        return _utterance_extent(item, grid, fallback_duration_s)
+    start, duration = item.get("start_s"), item.get("duration_s")
+    if type(start) not in _CELL_TYPES or type(duration) not in _CELL_TYPES:
+        return _utterance_extent(item, grid, fallback_duration_s)
+    key = (start, duration, fallback_duration_s)
+    known = _EXTENTS.get(key)
+    if known is not None and known[0] is grid:
+        return known[1]
+    extent = _utterance_extent(item, grid, fallback_duration_s)
+    if len(_EXTENTS) >= 8192:
+        _EXTENTS.clear()
+    _EXTENTS[key] = (grid, extent)
+    return extent
+
+
+_CELL_TYPES = (str, type(None))
+_EXTENTS: dict[tuple, tuple[FrameGrid, Extent]] = {}  # (start_s, duration_s, fallback) -> (grid, extent)
+
+
+def _utterance_extent(item: dict, grid: FrameGrid, fallback_duration_s: float | None) -> Extent:
     start = item_float(item, "start_s", 0.0)
     duration = item_float(item, "duration_s")
     if start < 0:
@@ -102,8 +129,10 @@ def utterance_extent(item: dict, grid: FrameGrid, fallback_duration_s: float | N
         duration = fallback_duration_s - start
         if duration <= 0:
             raise InputError(f"start_s {start} lies past the end of the alignment ({fallback_duration_s} s)")
-    check_item_frames(grid, grid.num_samples(duration))
-    return Extent(start, duration, grid.sample_rate, grid.num_samples(duration))
+    samples = grid.num_samples(duration)
+    if samples > MAX_ITEM_FRAMES:  # (never more frames than samples)
+        check_item_frames(grid, samples)
+    return Extent(start, duration, grid.sample_rate, samples)
 
 
 @dataclass(frozen=True)
@@ -146,46 +175,53 @@ class Labelling:
         ``used`` (default: all events), so a multi-source row can keep anchors its distance
         ignores. ``targets`` replaces the window targets (e.g. per-frame VAD decisions).
         """
-        num_frames = check_item_frames(self.grid, extent.grid_samples)
+        grid = self.grid
+        num_frames = grid.num_frames(extent.grid_samples)
+        if num_frames > MAX_ITEM_FRAMES:
+            check_item_frames(grid, extent.grid_samples)  # raises
         if num_frames == 0:
             raise InputError(
-                f"utterance is shorter than one frame ({extent.grid_samples} samples at {self.grid.sample_rate} Hz "
-                f"< {self.grid.length * self.grid.subsampling} needed)"
+                f"utterance is shorter than one frame ({extent.grid_samples} samples at {grid.sample_rate} Hz "
+                f"< {grid.length * grid.subsampling} needed)"
             )
         window = self.window if targets is None else None
-        stats = _counter(utterances=1)
         if not events:
             times, frames, labels, sources = _NO_TIMES, _NO_FRAMES32, [], []
-            stats["negatives"] = 1
+            stats = _counter(utterances=1, negatives=1)
             distance, window_targets = row_labels(_NO_FRAMES, (), num_frames, window)
         else:
-            if len(events) > 1:
+            if len(events) == 1:
+                event = events[0]
+                time_list, labels, sources = [event.time_s], [event.label], [event.source]
+            else:
                 events = sorted(events, key=_event_order)
+                time_list = [e.time_s for e in events]
+                labels, sources = [e.label for e in events], [e.source for e in events]
             ids = self._label_ids
-            time_list = [e.time_s for e in events]
             times = np.array(time_list, dtype=np.float64)
-            all_frames, after, before = self.grid.time_to_frame(time_list, num_frames, self.anchor_rule)
-            dict.update(stats, anchors=len(events), anchors_clipped_after_end=after,
-                        anchors_clipped_before_start=before)
-            for e in events:
-                key = _SOURCE_KEYS.get(e.source) or _source_key(e.source)
+            frame_list, after, before = grid.time_to_frame_list(time_list, num_frames, self.anchor_rule)
+            frames = np.array(frame_list, dtype=np.int32)
+            stats = _counter(utterances=1, anchors=len(events), anchors_clipped_after_end=after,
+                             anchors_clipped_before_start=before)
+            for source in sources:
+                key = _SOURCE_KEYS.get(source) or _source_key(source)
                 stats[key] = stats.get(key, 0) + 1
             if used is None:  # every event counts (align, vad)
-                any_used, used_frames = True, all_frames
-                classes = [ids[e.label] for e in events]
+                any_used, used_frames = True, frame_list
+                classes = [ids[label] for label in labels]
             else:
                 used_set = set(used)
                 is_used = np.array([e in used_set for e in events], dtype=bool)
-                any_used, used_frames = bool(is_used.any()), all_frames[is_used]
+                any_used, used_frames = bool(is_used.any()), np.array(frame_list, dtype=np.int64)[is_used]
                 classes = [ids[e.label] for e, keep in zip(events, is_used) if keep]
             stats["positives" if any_used else "negatives"] = 1
             distance, window_targets = row_labels(used_frames, classes, num_frames, window)
-            frames = all_frames.astype(np.int32)
-            labels, sources = [e.label for e in events], [e.source for e in events]
         if targets is None:
-            targets = window_targets
+            targets = window_targets  # int16 already
         elif len(targets) != num_frames:
             raise InputError(f"per-frame targets have {len(targets)} frames, the grid has {num_frames}")
+        else:
+            targets = np.asarray(targets, dtype=np.int16)
         row = {
             "utt_id": str(item["utt_id"]),
             "audio_path": item.get("audio_path") or None,
@@ -198,7 +234,7 @@ class Labelling:
             "anchor_labels": labels,
             "anchor_sources": sources,
             "distance": distance,
-            "target": np.asarray(targets, dtype=np.int16),
+            "target": targets,
         }
         return row, stats
 
