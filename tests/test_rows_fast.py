@@ -123,8 +123,6 @@ def reference_paths():
         (storage_module, "_plain_local", lambda path: False),
         (runner_module, "_total_stats", _replayed_stats),
         (runner_module, "inputs_stamp", _digest_with_file_stamp),
-        (rows_module, "utterance_extent", rows_module._utterance_extent),
-        (align_module, "utterance_extent", rows_module._utterance_extent),
     ]
     saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
     for module, name, value in patches:
@@ -633,37 +631,6 @@ def test_item_float_equals_the_reference(raw, default) -> None:
     item = {"duration_s": raw}
     assert _outcome(rows_module.item_float, item, "duration_s", default) == \
         _outcome(reference, item, "duration_s", default)
-
-
-_EXTENT_CELLS = st.one_of(st.none(), st.sampled_from(["", " ", "0", "-0", "0.0", "2.5", " 2.5", "10", "10.0", "1e-9", "-1",
-                                                       "nan", "inf", "ten", "90000", "20"]),
-                          st.sampled_from([0.0, -0.0, 2.5, 10, True, math.nan, math.inf, -1.0]))
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.lists(st.tuples(_EXTENT_CELLS, _EXTENT_CELLS, st.sampled_from([None, 10.0, 0.0, -0.0, 2.5, 10, math.nan]),
-                          st.booleans()), min_size=1, max_size=12))
-def test_kept_extents_equal_computed_ones(cells) -> None:
-    """`utterance_extent` (extents kept per cells) against `_utterance_extent` on every call,
-    repeated cells and two grids included: the same extent (start_s's sign too) or error."""
-    grids = [FrameGrid(), FrameGrid(sample_rate=8000, subsampling=3)]
-
-    def outcome(function, item, grid, fallback):
-        try:
-            extent = function(item, grid, fallback)
-        except Exception as exc:  # noqa: BLE001 - compared, not hidden
-            return type(exc), str(exc)
-        return extent, math.copysign(1.0, extent.start_s), type(extent.duration_s)
-
-    for start, duration, fallback, second_grid in cells * 2:
-        item = {"utt_id": "u"}
-        if start is not None:
-            item["start_s"] = start
-        if duration is not None:
-            item["duration_s"] = duration
-        grid = grids[second_grid]
-        assert outcome(rows_module.utterance_extent, item, grid, fallback) == \
-            outcome(rows_module._utterance_extent, item, grid, fallback)
 
 
 def _random_rows(rng: np.random.Generator, n: int) -> list[dict]:

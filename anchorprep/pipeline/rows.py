@@ -74,32 +74,7 @@ def utterance_extent(item: dict, grid: FrameGrid, fallback_duration_s: float | N
 
     ``start_s``/``duration_s`` cut a segment out of a longer recording; without audio the
     duration comes from ``duration_s`` or ``fallback_duration_s`` (e.g. the alignment's xmax).
-
-    Without audio the extent is a function of the two cells (text or absent, as manifests give
-    them) and the fallback: the last few thousand distinct ones are kept (`_EXTENTS`; a corpus
-    repeats its durations), the item's failures are not.
     """
-    if item.get("audio_path"):
-        return _utterance_extent(item, grid, fallback_duration_s)
-    start, duration = item.get("start_s"), item.get("duration_s")
-    if type(start) not in _CELL_TYPES or type(duration) not in _CELL_TYPES:
-        return _utterance_extent(item, grid, fallback_duration_s)
-    key = (start, duration, fallback_duration_s)
-    known = _EXTENTS.get(key)
-    if known is not None and known[0] is grid:
-        return known[1]
-    extent = _utterance_extent(item, grid, fallback_duration_s)
-    if len(_EXTENTS) >= 8192:
-        _EXTENTS.clear()
-    _EXTENTS[key] = (grid, extent)
-    return extent
-
-
-_CELL_TYPES = (str, type(None))
-_EXTENTS: dict[tuple, tuple[FrameGrid, Extent]] = {}  # (start_s, duration_s, fallback) -> (grid, extent)
-
-
-def _utterance_extent(item: dict, grid: FrameGrid, fallback_duration_s: float | None) -> Extent:
     start = item_float(item, "start_s", 0.0)
     duration = item_float(item, "duration_s")
     if start < 0:
