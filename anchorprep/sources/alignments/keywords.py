@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections import deque
 from dataclasses import dataclass
 from itertools import chain, islice, repeat
 from operator import attrgetter, le
@@ -288,20 +289,20 @@ class _PartsCache(dict):
 
     def starting_labels(self, word: str, labels: list[str]) -> set[str]:
         """The labels among `labels` whose first word is `word` (`any_starts_with`'s set)."""
-        if not self.known.issuperset(labels):
-            for _ in map(self.first.__getitem__, labels):
-                pass
-        starting = self.starting.get(word)
+        starting = self._starting(word, labels)
         return starting.intersection(labels) if starting is not None else _NO_LABELS
 
     def any_starts_with(self, word: str, labels: list[str]) -> bool:
         """Whether any of `labels` starts with `word` (C-level set passes, after the first sight
         of each label)."""
-        if not self.known.issuperset(labels):
-            for _ in map(self.first.__getitem__, labels):
-                pass
-        starting = self.starting.get(word)
+        starting = self._starting(word, labels)
         return starting is not None and not starting.isdisjoint(labels)
+
+    def _starting(self, word: str, labels: list[str]) -> set[str] | None:
+        """Every label seen so far whose first word is `word`, after `labels` are seen."""
+        if not self.known.issuperset(labels):
+            deque(map(self.first.__getitem__, labels), 0)
+        return self.starting.get(word)
 
 
 _NO_LABELS: frozenset[str] = frozenset()
@@ -655,28 +656,11 @@ def _phrase_spans(labels: Sequence[str], firsts: list[str], words: list[str],
     if cache.multi and not cache.multi.isdisjoint(labels):
         return _phrase_spans_multi(labels, words, cache)
     # Every label is one word or none: a match is the first word's label followed by the next
-    # n - 1 word-holding labels, which spell the rest of the phrase.
-    first, rest = words[0], words[1:]
-    size = len(firsts)
-    spans: list[tuple[int, int, list[int]]] = []
-    i = 0
-    while True:
-        try:
-            i = firsts.index(first, i)
-        except ValueError:
-            return spans
-        matched, k = [i], i + 1
-        for word in rest:
-            while k < size and not firsts[k]:
-                k += 1
-            if k == size or firsts[k] != word:
-                break
-            matched.append(k)
-            k += 1
-        else:
-            spans.append((i, matched[-1], matched))
-            i = matched[-1]
-        i += 1
+    # n - 1 word-holding labels, which spell the rest of the phrase (`_one_word_spans`).
+    first = words[0]
+    positions = [i for i, label_first in enumerate(firsts) if label_first == first]
+    return [(a, b, [k for k in range(a, b + 1) if firsts[k]])
+            for a, b in _one_word_spans(labels, positions, words, cache.first)]
 
 
 def _phrase_spans_multi(labels: Sequence[str], words: list[str],
