@@ -46,13 +46,6 @@ def _kaldi_samples(sample_rate: int, ms: float) -> int:
     return int(np.float32(sample_rate) * np.float32(0.001) * np.float32(ms))
 
 
-def _check_frame_args(num_frames: int, rule: str) -> None:
-    if num_frames <= 0:
-        raise ValueError("time_to_frame needs at least one frame")
-    if rule not in ANCHOR_RULES:
-        raise UsageError(f"`anchor_rule` must be one of {', '.join(ANCHOR_RULES)}, got {rule!r}")
-
-
 @dataclass(frozen=True)
 class FrameGrid:
     """Sample rate and framing shared by the features and the labels."""
@@ -158,24 +151,26 @@ class FrameGrid:
         to 0).
         ``num_frames`` must be positive.
         """
-        _check_frame_args(num_frames, rule)
-        if type(times_s) is list and len(times_s) <= _SCALAR_EVENTS:
-            scalar = self._time_to_frame_scalar(times_s, num_frames, rule)
-            if scalar is not None:
-                frames, after, before = scalar
-                return np.array(frames, dtype=np.int64), after, before
-        return self._time_to_frame_numpy(times_s, num_frames, rule)
+        frames, after, before = self._frames(times_s, num_frames, rule)
+        return (np.array(frames, dtype=np.int64) if type(frames) is list else frames), after, before
 
     def time_to_frame_list(self, times_s: list[float], num_frames: int,
                            rule: str = "causal") -> tuple[list[int], int, int]:
         """`time_to_frame` with the frames as a list of ints (no array for an item's few events)."""
-        _check_frame_args(num_frames, rule)
+        frames, after, before = self._frames(times_s, num_frames, rule)
+        return (frames if type(frames) is list else frames.tolist()), after, before
+
+    def _frames(self, times_s, num_frames: int, rule: str) -> tuple[list[int] | np.ndarray, int, int]:
+        """`time_to_frame`'s result, the frames a list for a few plain floats (`_time_to_frame_scalar`)."""
+        if num_frames <= 0:
+            raise ValueError("time_to_frame needs at least one frame")
+        if rule not in ANCHOR_RULES:
+            raise UsageError(f"`anchor_rule` must be one of {', '.join(ANCHOR_RULES)}, got {rule!r}")
         if type(times_s) is list and len(times_s) <= _SCALAR_EVENTS:
             scalar = self._time_to_frame_scalar(times_s, num_frames, rule)
             if scalar is not None:
                 return scalar
-        frames, after, before = self._time_to_frame_numpy(times_s, num_frames, rule)
-        return frames.tolist(), after, before
+        return self._time_to_frame_numpy(times_s, num_frames, rule)
 
     def _time_to_frame_numpy(self, times_s, num_frames: int, rule: str) -> tuple[np.ndarray, int, int]:
         pos = np.asarray(times_s, dtype=np.float64) * self.sample_rate
